@@ -1,0 +1,49 @@
+# make run   - install into .venv and run every role on the embedded defaults (Redis, SQLite)
+# make test  - install what the tests need (redis-server, PostgreSQL via apt when missing) and run them
+# make bench - end-to-end figures (see ops/bench)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: run test bench lint system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.run
+
+run: $(VENV)/.run
+	$(BIN)/switchboard run
+
+# Servers the integration tests start themselves: redis-server and PostgreSQL's initdb/pg_ctl.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(APT) update -q && $(APT) install -y -q $$missing; \
+	fi
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+
+test: system-deps $(VENV)/.test lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.run
+	$(BIN)/python -m ops.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) data bench

@@ -1,0 +1,1 @@
+"""One module or subpackage per channel: ingress, verification and ``parse``."""

@@ -1,0 +1,83 @@
+"""Inbound SMTP (aiosmtpd): accept mail for registered addresses, XADD it, then say 250."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from core import keys
+from core.bus import Bus
+from core.envelope import Envelope
+from ticket_service.store.admin import Account
+from ticket_service.store.directory import AccountDirectory
+
+log = structlog.get_logger()
+CHANNEL = "email"
+STREAM = keys.ingest_stream(CHANNEL)
+
+
+class InboundHandler:
+    """aiosmtpd handler hooks; RCPT is checked early so unknown mail is refused in-session."""
+
+    def __init__(self, bus: Bus, accounts: AccountDirectory) -> None:
+        self.bus = bus
+        self.accounts = accounts
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options):
+        try:
+            account = await self.accounts.by_address(CHANNEL, address.strip().lower())
+        except SQLAlchemyError:
+            log.error("smtp.account_lookup_failed", exc_info=True)
+            return "451 4.3.0 Temporary lookup failure, try again later"
+        if account is None:
+            log.info("smtp.rejected", reason="unknown_recipient", rcpt=address)
+            return f"550 5.1.1 <{address}>: no support mailbox here by that address"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        session.__dict__.setdefault("sb_accounts", []).append(account)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        accounts: list[Account] = session.__dict__.pop("sb_accounts", [])
+        raw = envelope.original_content or b""
+        # One envelope per tenant: a mail to two of a tenant's mailboxes is one message (it
+        # would dedup anyway), but two tenants each get their own copy.
+        first: dict[int, Account] = {}
+        for account in accounts:
+            first.setdefault(account.tenant_id, account)
+        meta = {
+            "mail_from": envelope.mail_from or "",
+            "rcpt_to": ",".join(envelope.rcpt_tos),
+            "remote_addr": str((session.peer or ("",))[0]),
+            "helo": session.host_name or "",
+        }
+        items = [
+            (STREAM, Envelope(tenant=a.tenant_slug, channel=CHANNEL, account=str(a.id), payload=raw,
+                              content_type="message/rfc822", meta=meta))
+            for a in first.values()
+        ]
+        try:
+            await self.bus.publish_many(items)
+        except (RedisError, OSError):
+            log.error("smtp.enqueue_failed", exc_info=True)
+            return "451 4.3.0 Queue unavailable, try again later"
+        ids = " ".join(env.id for _, env in items)
+        log.info("smtp.accepted", envelope_id=ids, size=len(raw))
+        return f"250 2.0.0 Queued as {ids}"
+
+
+async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, max_size: int,
+                hostname: str) -> asyncio.Server:
+    """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552."""
+    handler = InboundHandler(bus, accounts)
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, hostname=hostname,
+                     ident="Switchboard ESMTP"),
+        host=host, port=port,
+    )

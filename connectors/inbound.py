@@ -1,0 +1,49 @@
+"""``Inbound``: what a connector's ``parse`` makes of an envelope, for the normalizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(slots=True)
+class Sender:
+    """Who sent it, as an identity the store can resolve to a customer."""
+
+    kind: str  # email | phone | wechat | weibo | sdk | ...
+    value: str  # normalized: lower-case address, E.164 number, openid ...
+    name: str = ""
+    scope: str = ""  # identities only unique within a scope (e.g. WeChat openid per account)
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One customer message, channel-neutral. Threading hints are channel-specific keys."""
+
+    dedup_key: str
+    sender: Sender
+    subject: str = ""
+    text: str = ""
+    html: str = ""  # already sanitized
+    attachments: list[Attachment] = field(default_factory=list)
+    sent_at: int | None = None  # ms, as the sender's clock says
+    # Threading: keys to look up (most specific first), the key this message registers as
+    # the conversation's root, and the message's own key (replies may point at it).
+    thread_refs: list[str] = field(default_factory=list)
+    thread_root: str = ""
+    own_key: str = ""
+    ticket_number: int | None = None  # a ticket reference the sender quoted (subject, form)
+    auto_reason: str = ""  # non-empty: auto-reply/bulk, never opens or reopens a ticket
+    headers: dict[str, object] = field(default_factory=dict)

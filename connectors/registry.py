@@ -1,0 +1,13 @@
+"""The channels this build knows: name -> ``parse(envelope) -> list[Inbound]``."""
+
+from collections.abc import Callable
+
+from connectors import email
+from connectors.inbound import Inbound
+from core.envelope import Envelope
+
+Parser = Callable[[Envelope], list[Inbound]]
+
+PARSERS: dict[str, Parser] = {
+    "email": email.parse,
+}

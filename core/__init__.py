@@ -1,0 +1,1 @@
+"""What every stage shares: envelope, stream bus, settings, logging, Redis, ids, blobs."""

@@ -1,0 +1,44 @@
+"""Content-addressed blob store on a local folder (attachments, large payloads)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_KEY = re.compile(r"^sha256/[0-9a-f]{2}/[0-9a-f]{64}$")
+
+
+class BlobStore:
+    """Blobs are named by their sha256, so writing the same bytes twice is harmless."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.root / key
+
+    def put_unsafe_blocking(self, data: bytes) -> str:
+        """Store bytes and return their key; blocks on disk I/O (call via ``put``)."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"sha256/{digest[:2]}/{digest}"
+        path = self._path(key)
+        if path.exists():
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return key
+
+    async def put(self, data: bytes) -> str:
+        return await asyncio.to_thread(self.put_unsafe_blocking, data)
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._path(key).read_bytes)

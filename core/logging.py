@@ -1,0 +1,70 @@
+"""structlog setup: JSON lines (console renderer on a TTY) with personal data redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Phone-like runs: optional +, 7-15 digits with common separators, not inside a word.
+_PHONE = re.compile(r"(?<![\w.-])\+?\d[\d ().-]{5,18}\d(?![\w.-])")
+_SECRET_KEYS = re.compile(r"(pass|secret|token|api_?key|authorization|credential|cookie)", re.I)
+# Values that look like numbers but are our own identifiers, never personal data.
+_SAFE_KEYS = {
+    "entry_id", "envelope_id", "trace_id", "ticket_id", "message_id", "timestamp",
+    "received_at", "port", "count", "pid", "stream", "consumer", "number",
+}
+
+
+def redact_text(text: str) -> str:
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _PHONE.sub(lambda m: "***" + m.group(0)[-2:], text)
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: ("[redacted]" if _SECRET_KEYS.search(str(k)) else _redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Mask emails, phone numbers and any field named like a secret."""
+    for key, value in list(event.items()):
+        if key in _SAFE_KEYS or key == "event":
+            continue
+        if _SECRET_KEYS.search(key):
+            event[key] = "[redacted]"
+        else:
+            event[key] = _redact(value)
+    return event
+
+
+def configure(level: str = "info", fmt: str = "auto", role: str = "") -> None:
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    if role:
+        structlog.contextvars.bind_contextvars(role=role)
+    # Libraries that use stdlib logging (aiosmtpd, alembic) go to stderr at warning and up.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

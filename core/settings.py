@@ -1,0 +1,122 @@
+"""Settings from ``SWITCHBOARD_*`` environment variables and an optional TOML file.
+
+Precedence: environment over file over defaults. Unknown keys in either place are an
+error, so a misspelt setting never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PREFIX = "SWITCHBOARD_"
+# Read under their conventional names, without the prefix.
+BARE_ENV = {"REDIS_URL": "redis_url", "DATABASE_URL": "database_url"}
+# Names under the prefix that are not settings themselves.
+META_ENV = {"SWITCHBOARD_CONFIG"}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    smtp_port: int = 2525
+    metrics_port: int = 0
+    redis_url: str = ""
+    database_url: str = ""
+    secret_key: str = ""
+    # Email
+    max_message_size: int = 25 * 1024 * 1024
+    smtp_hostname: str = "switchboard.local"
+    # Wire
+    blob_threshold: int = 256 * 1024
+    # Consumer loop
+    batch_size: int = 64
+    block_ms: int = 1000
+    visibility_timeout_ms: int = 60_000
+    reclaim_interval_ms: int = 5_000
+    max_deliveries: int = 5
+    heartbeat_interval_ms: int = 5_000
+    # Tickets
+    reopen_window_s: int = 7 * 24 * 3600
+    session_window_s: int = 24 * 3600
+    account_cache_s: float = 30.0
+    # Logs
+    log_level: str = "info"
+    log_format: str = "auto"  # auto | json | console
+    demo: bool = True
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, else SQLite (WAL) under the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'switchboard.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind}") from None
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable the settings read (used by the compose-file test)."""
+    return {PREFIX + n.upper() for n in _FIELDS} | set(BARE_ENV) | META_ENV
+
+
+def load(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> Settings:
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = path or env.get("SWITCHBOARD_CONFIG")
+    if path:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+        for key, raw in doc.items():
+            if key not in _FIELDS:
+                raise SettingsError(f"unknown setting {key!r} in {path}")
+            values[key] = _coerce(key, raw)
+    for name, raw in env.items():
+        if name in BARE_ENV:
+            values[BARE_ENV[name]] = raw
+        elif name.startswith(PREFIX) and name not in META_ENV:
+            key = name[len(PREFIX):].lower()
+            if key not in _FIELDS:
+                raise SettingsError(f"unknown setting {name}")
+            values[key] = _coerce(key, raw)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""The aiohttp application that mounts the push connectors' routes."""

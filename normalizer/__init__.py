@@ -1,0 +1,1 @@
+"""Channel-agnostic worker: parse, dedup, identify, thread, store, emit ticket events."""

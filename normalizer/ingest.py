@@ -1,0 +1,106 @@
+"""One inbound message into the store, in one transaction: dedup, customer, thread, write."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from connectors.inbound import Inbound
+from core.envelope import Envelope
+from core.ids import now_ms
+from normalizer.threading import Context, ThreadMatch, find_thread
+from ticket_service.store import tickets as store
+from ticket_service.store.admin import Account
+from ticket_service.store.db import Database
+
+log = structlog.get_logger()
+_ATTEMPTS = 5
+_KEY_MAX = 255
+
+
+def store_key(key: str) -> str:
+    """Keys longer than the column are kept as their hash (Message-IDs may be 998 bytes)."""
+    return key if len(key) <= _KEY_MAX else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened: created | appended | reopened | followup | auto | duplicate | redelivered."""
+
+    kind: str
+    ticket_id: int | None
+    message_id: int
+    number: int | None = None
+    customer_id: int | None = None
+    priority: int = 0
+    rule: str = ""
+
+
+async def ingest(
+    db: Database, account: Account, env: Envelope, inbound: Inbound, attachments: list[dict],
+    reopen_window_ms: int,
+) -> Outcome:
+    """Store the message exactly once; a unique-key race with another worker is retried."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            async with db.write() as conn:
+                return await _ingest(conn, account, env, inbound, attachments, reopen_window_ms)
+        except IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise
+            log.info("ingest.race_retry", attempt=attempt)
+    raise AssertionError("unreachable")
+
+
+async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms) -> Outcome:
+    tenant = account.tenant_id
+    dedup_key = store_key(inbound.dedup_key)
+    seen = await store.find_message(conn, tenant, env.channel, dedup_key)
+    if seen:
+        kind = "redelivered" if seen.envelope_id == env.id else "duplicate"
+        return Outcome(kind, seen.ticket_id, seen.id)
+    now = now_ms()
+    sender = inbound.sender
+    customer = await store.resolve_customer(conn, tenant, sender.kind, sender.scope, sender.value, sender.name, now)
+    keys = [store_key(k) for k in dict.fromkeys([*inbound.thread_refs, inbound.thread_root, inbound.own_key]) if k]
+    match = await find_thread(conn, Context(tenant, account.id, customer.id, inbound, keys))
+    outcome = await _place(conn, account, env, inbound, customer, match, keys, now, reopen_window_ms)
+    outcome.message_id = await store.add_message(
+        conn, tenant_id=tenant, ticket_id=outcome.ticket_id, channel=env.channel, account_id=account.id,
+        dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,
+        sender=sender.value[:320], sender_name=sender.name[:200], subject=inbound.subject[:1000],
+        text=inbound.text, html=inbound.html, headers=inbound.headers, auto_reason=inbound.auto_reason[:64],
+        created_at=env.received_at, sent_at=inbound.sent_at,
+    )
+    await store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
+    outcome.customer_id = customer.id
+    outcome.rule = match.rule
+    return outcome
+
+
+async def _place(conn, account, env, inbound, customer, match: ThreadMatch, keys, now, reopen_window_ms) -> Outcome:
+    """Pick or make the ticket and bind the conversation keys to it."""
+    tenant, ticket = account.tenant_id, match.ticket
+    if inbound.auto_reason:
+        # RFC 3834 §2: automatic responses must not start or revive a conversation.
+        return Outcome("auto", ticket.id if ticket else None, 0, ticket.number if ticket else None)
+    if ticket is not None and ticket.status not in store.CLOSED:
+        await store.touch_ticket(conn, ticket.id, now)
+        await store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
+        return Outcome("appended", ticket.id, 0, ticket.number, priority=ticket.priority)
+    if ticket is not None and now - (ticket.closed_at or 0) <= reopen_window_ms:
+        await store.touch_ticket(conn, ticket.id, now, reopen=True)
+        await store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
+        return Outcome("reopened", ticket.id, 0, ticket.number, priority=ticket.priority)
+    ticket_id, number = await store.create_ticket(
+        conn, tenant_id=tenant, subject=(inbound.subject or "(no subject)")[:1000], status="new",
+        channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,
+        parent_id=ticket.id if ticket is not None else None, now=now,
+    )
+    # A follow-up after the reopen window takes the conversation over from the old ticket.
+    await store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
+    kind = "followup" if ticket is not None else "created"
+    return Outcome(kind, ticket_id, 0, number, priority=customer.vip_tier)

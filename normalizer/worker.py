@@ -1,0 +1,87 @@
+"""The normalizer stage: every ``ingest.<channel>`` stream -> tickets and ``ticket.events``."""
+
+from __future__ import annotations
+
+import structlog
+
+from connectors.inbound import Inbound
+from connectors.registry import PARSERS
+from core import keys
+from core.blobs import BlobStore
+from core.bus import Bus
+from core.envelope import Envelope
+from core.errors import PermanentError
+from core.settings import Settings
+from core.worker import Worker
+from normalizer.ingest import Outcome, ingest
+from ticket_service import events
+from ticket_service.store.db import Database
+from ticket_service.store.directory import AccountDirectory
+
+log = structlog.get_logger()
+
+_EVENT_FOR = {
+    "created": events.TICKET_CREATED,
+    "followup": events.TICKET_CREATED,
+    "reopened": events.TICKET_REOPENED,
+    "appended": events.MESSAGE_ADDED,
+    # Redelivery after a crash between commit and publish: publish again (router is idempotent).
+    "redelivered": events.MESSAGE_ADDED,
+}
+
+
+class UnknownAccount(PermanentError):
+    pass
+
+
+class Normalizer(Worker):
+    role = "normalizer"
+    group = keys.GROUP_NORMALIZER
+
+    def __init__(self, bus: Bus, settings: Settings, db: Database, blobs: BlobStore, consumer: str | None = None):
+        super().__init__(bus, settings, [keys.ingest_stream(c) for c in PARSERS], consumer)
+        self.db = db
+        self.blobs = blobs
+        self.accounts = AccountDirectory(db, settings.account_cache_s)
+
+    async def handle(self, envelope: Envelope) -> None:
+        try:
+            account = await self.accounts.by_id(int(envelope.account))
+        except ValueError:
+            account = None
+        if account is None or account.channel != envelope.channel:
+            raise UnknownAccount(f"no {envelope.channel} account {envelope.account!r}")
+        parse = PARSERS.get(envelope.channel)
+        if parse is None:
+            raise PermanentError(f"no parser for channel {envelope.channel!r}")
+        published = []
+        for inbound in parse(envelope):
+            outcome = await ingest(
+                self.db, account, envelope, inbound, await self._attachments(inbound),
+                self.settings.reopen_window_s * 1000,
+            )
+            log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
+                     rule=outcome.rule)
+            if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
+                published.append((keys.TICKET_EVENTS, self._event(envelope, account.tenant_id, outcome)))
+        if published:
+            await self.bus.publish_many(published)
+
+    async def _attachments(self, inbound: Inbound) -> list[dict]:
+        rows = []
+        for a in inbound.attachments:
+            key = await self.blobs.put(a.data)  # content-addressed: a retry writes nothing new
+            rows.append(dict(
+                filename=a.filename[:255], content_type=a.content_type[:255], size=a.size,
+                sha256=key.rsplit("/", 1)[1], blob_key=key, content_id=a.content_id, inline=a.inline,
+            ))
+        return rows
+
+    @staticmethod
+    def _event(env: Envelope, tenant_id: int, outcome: Outcome) -> Envelope:
+        return events.event_envelope(
+            _EVENT_FOR[outcome.kind], env.tenant, env.account, env.trace_id,
+            tenant_id=tenant_id, ticket_id=outcome.ticket_id, number=outcome.number,
+            message_id=outcome.message_id, customer_id=outcome.customer_id, priority=outcome.priority,
+            channel=env.channel, received_at=env.received_at,
+        )

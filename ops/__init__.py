@@ -1,0 +1,1 @@
+"""The switchboard CLI, role runners and admin commands."""

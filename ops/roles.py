@@ -1,0 +1,99 @@
+"""Each role as a coroutine that runs until ``stop`` is set; ``run_all`` is every role at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import structlog
+from aiohttp import web
+
+from connectors.email import smtp
+from gateway.app import setup_gateway
+from normalizer.worker import Normalizer
+from ops.demo import ensure_demo
+from ops.runtime import Runtime
+from ticket_service.api import setup_api
+from ticket_service.store.directory import AccountDirectory
+
+log = structlog.get_logger()
+
+
+async def _until(stop: asyncio.Event, *workers) -> None:
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for w in workers:
+        w.stop()
+    await asyncio.gather(*tasks)  # a crashed worker's exception surfaces here
+    waiter.cancel()
+
+
+async def normalizer(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
+    worker = Normalizer(rt.bus, rt.settings, rt.db, rt.blobs)
+    if drain:
+        await worker.run(drain=True)
+    else:
+        await _until(stop, worker)
+
+
+async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
+    s = rt.settings
+    server = await smtp.serve(
+        rt.bus, AccountDirectory(rt.db, s.account_cache_s), s.host, s.smtp_port,
+        max_size=s.max_message_size, hostname=s.smtp_hostname,
+    )
+    log.info("smtp.listening", host=s.host, port=s.smtp_port)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
+    app = web.Application(client_max_size=rt.settings.max_message_size)
+    setup_gateway(app, rt.bus)
+    if api:
+        setup_api(app, rt.db, rt.blobs)
+    return app
+
+
+async def http_server(rt: Runtime, stop: asyncio.Event, api: bool = True, gateway: bool = True) -> None:
+    runner = web.AppRunner(http_app(rt, api, gateway), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, rt.settings.host, rt.settings.http_port)
+    await site.start()
+    log.info("http.listening", host=rt.settings.host, port=rt.settings.http_port, api=api, gateway=gateway)
+    await stop.wait()
+    await runner.cleanup()
+
+
+async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
+    """Every role in this one process (single machine, embedded defaults)."""
+    s = rt.settings
+    demo = await ensure_demo(rt) if s.demo else None
+    roles = [
+        asyncio.create_task(smtp_server(rt, stop)),
+        asyncio.create_task(http_server(rt, stop)),
+        asyncio.create_task(normalizer(rt, stop)),
+    ]
+    await asyncio.sleep(0.2)
+    _banner(rt, demo)
+    await asyncio.gather(*roles)
+
+
+def _banner(rt: Runtime, demo: dict | None) -> None:
+    s = rt.settings
+    lines = [
+        "Switchboard is running",
+        f"  SMTP  {s.host}:{s.smtp_port}",
+        f"  HTTP  http://{s.host}:{s.http_port}  (API under /api/v1)",
+        f"  data  {s.data_dir.resolve()}",
+    ]
+    if demo:
+        lines += [
+            f"  demo tenant {demo['tenant']}: mail {demo['email']}",
+            f"  API key     {demo['api_key']}  (also in {s.data_dir / 'demo.json'})",
+        ]
+    print("\n".join(lines), file=sys.stdout, flush=True)
+    log.info("switchboard.ready", demo=json.dumps(bool(demo)))

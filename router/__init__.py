@@ -1,0 +1,1 @@
+"""Assignment of tickets to agents: pure policy plus the worker that applies it atomically."""

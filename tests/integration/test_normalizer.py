@@ -1,0 +1,136 @@
+"""The normalizer from entries on ingest.email to tickets, on SQLite and PostgreSQL."""
+
+from sqlalchemy import select, update
+from support import make_mail
+
+from core.ids import now_ms
+from ticket_service.store.tables import attachments, customers, tickets
+
+
+async def test_new_mail_opens_a_ticket_for_the_sender(system):
+    raw, msgid = make_mail(subject="订单 1042 还没有发货", body="您好，请帮忙查一下。")
+    env = await system.publish(raw)
+    await system.drain()
+    [ticket] = await system.tickets()
+    [message] = await system.messages()
+    assert (ticket.number, ticket.status, ticket.subject, ticket.channel) == (1, "new", "订单 1042 还没有发货", "email")
+    assert (message.ticket_id, message.sender, message.sender_name) == (ticket.id, "zhang.wei@example.cn", "Zhang Wei")
+    assert message.dedup_key == msgid.strip("<>") and "请帮忙查一下" in message.text
+    [event] = await system.events()
+    assert event["type"] == "ticket.created" and event["ticket_id"] == ticket.id
+    assert event["received_at"] == env.received_at and event["message_id"] == message.id
+
+
+async def test_reply_with_references_appends_and_duplicate_is_dropped(system):
+    first, root = make_mail()
+    reply, _ = make_mail(subject="Re: Where is my order?", body="Any news?", refs=[root])
+    await system.publish(first)
+    await system.publish(reply)
+    await system.publish(first)  # the same mail delivered twice (two MX paths)
+    await system.drain()
+    assert len(await system.tickets()) == 1
+    msgs = await system.messages()
+    assert len(msgs) == 2 and msgs[0].ticket_id == msgs[1].ticket_id
+    assert [e["type"] for e in await system.events()] == ["ticket.created", "message.added"]
+
+
+async def test_reply_arriving_before_its_original_still_threads(system):
+    first, root = make_mail()
+    reply, _ = make_mail(subject="Re: Where is my order?", refs=[root])
+    await system.publish(reply)
+    await system.publish(first)
+    await system.drain()
+    assert len(await system.tickets()) == 1 and len(await system.messages()) == 2
+
+
+async def test_subject_ticket_number_threads_only_for_its_customer(system):
+    await system.publish(make_mail()[0])
+    await system.drain()
+    own, _ = make_mail(subject="[#1] one more thing", body="from the customer")
+    stranger, _ = make_mail(subject="[#1] hijack", sender="eve@evil.test")
+    await system.publish(own)
+    await system.publish(stranger)
+    await system.drain()
+    ticket_rows = await system.tickets()
+    msgs = await system.messages()
+    assert len(ticket_rows) == 2
+    assert msgs[1].ticket_id == ticket_rows[0].id  # the customer's follow-up joined ticket 1
+    assert msgs[2].ticket_id == ticket_rows[1].id  # the stranger got a ticket of their own
+
+
+async def test_auto_replies_are_stored_but_never_open_or_reopen(system):
+    first, root = make_mail()
+    await system.publish(first)
+    await system.drain()
+    async with system.db.write() as conn:
+        await conn.execute(update(tickets).values(status="solved", closed_at=now_ms()))
+    ooo, _ = make_mail(subject="Out of office", refs=[root], headers={"Auto-Submitted": "auto-replied"})
+    bulk, _ = make_mail(subject="Newsletter", sender="news@shop.test", headers={"Precedence": "bulk"})
+    await system.publish(ooo)
+    await system.publish(bulk)
+    await system.drain()
+    [ticket] = await system.tickets()
+    assert ticket.status == "solved"
+    msgs = await system.messages()
+    assert (msgs[1].ticket_id, msgs[1].auto_reason.startswith("auto-submitted")) == (ticket.id, True)
+    assert (msgs[2].ticket_id, msgs[2].auto_reason.startswith("precedence")) == (None, True)
+    assert [e["type"] for e in await system.events()] == ["ticket.created"]
+
+
+async def test_follow_up_reopens_within_window_and_opens_linked_ticket_after(system):
+    first, root = make_mail()
+    await system.publish(first)
+    await system.drain()
+    async with system.db.write() as conn:
+        await conn.execute(update(tickets).values(status="closed", closed_at=now_ms()))
+    await system.publish(make_mail(subject="Re: order", refs=[root])[0])
+    await system.drain()
+    [ticket] = await system.tickets()
+    assert (ticket.status, ticket.closed_at) == ("open", None)
+    long_ago = now_ms() - system.settings.reopen_window_s * 1000 - 60_000
+    async with system.db.write() as conn:
+        await conn.execute(update(tickets).values(status="closed", closed_at=long_ago))
+    await system.publish(make_mail(subject="Re: order again", refs=[root])[0])
+    await system.publish(make_mail(subject="Re: order again 2", refs=[root])[0])
+    await system.drain()
+    old, new = await system.tickets()
+    assert (new.parent_id, new.status, old.status) == (old.id, "new", "closed")
+    msgs = await system.messages()
+    assert [m.ticket_id for m in msgs] == [old.id, old.id, new.id, new.id]
+    assert [e["type"] for e in await system.events()][-3:] == ["ticket.reopened", "ticket.created", "message.added"]
+
+
+async def test_attachments_go_to_the_blob_store(system):
+    pdf = b"%PDF-1.4 invoice " * 100
+    raw, _ = make_mail(attachments=[("发票.pdf", "application/pdf", pdf)])
+    await system.publish(raw)
+    await system.drain()
+    async with system.db.read() as conn:
+        [att] = (await conn.execute(select(attachments))).all()
+    assert (att.filename, att.content_type, att.size) == ("发票.pdf", "application/pdf", len(pdf))
+    assert await system.bus.blobs.get(att.blob_key) == pdf
+
+
+async def test_bad_entries_go_to_dead_letters_between_good_ones(system):
+    # Poison pill: garbage and an unknown account between two good mails.
+    await system.publish(make_mail(subject="good one")[0])
+    await system.publish(b"\x00\x01\x02 not a mail at all \xff")
+    await system.publish(make_mail(subject="wrong account")[0], account=9999)
+    await system.publish(make_mail(subject="good two")[0])
+    worker = await system.drain()
+    assert [t.subject for t in await system.tickets()] == ["good one", "good two"]
+    dead = await system.bus.redis.xrange("dead.ingest.email")
+    errors = sorted(d[b"error"].decode() for _, d in dead)
+    assert len(dead) == 2 and worker.counters["dead"] == 2
+    assert errors[0].startswith("UnknownAccount: no email account '9999'")
+    assert errors[1].startswith("UnparseableMail")
+
+
+async def test_vip_customer_ticket_gets_priority(system):
+    await system.publish(make_mail()[0])
+    await system.drain()
+    async with system.db.write() as conn:
+        await conn.execute(update(customers).values(vip_tier=3))
+    await system.publish(make_mail(subject="another question")[0])
+    await system.drain()
+    assert [t.priority for t in await system.tickets()] == [0, 3]

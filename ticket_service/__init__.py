@@ -1,0 +1,1 @@
+"""The SQL store of tickets and the REST API over it."""

@@ -1,0 +1,28 @@
+"""The REST API's routes under ``/api/v1``, addable to any aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from core.blobs import BlobStore
+from ticket_service.api import tickets
+from ticket_service.api.auth import TENANT_KEYS, TenantKeys
+from ticket_service.store.db import Database
+
+
+def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: float = 30.0) -> None:
+    """Add the API routes and their state to ``app``; auth is per route, so other routes stay open."""
+    app[tickets.DB] = db
+    app[tickets.BLOBS] = blobs
+    app[TENANT_KEYS] = TenantKeys(db, ttl=key_ttl)
+    prefix = tickets.PREFIX
+    app.router.add_get(f"{prefix}/tickets", tickets.list_tickets)
+    app.router.add_get(f"{prefix}/tickets/{{id}}", tickets.get_ticket)
+    app.router.add_get(f"{prefix}/attachments/{{id}}", tickets.get_attachment)
+
+
+def create_app(db: Database, blobs: BlobStore) -> web.Application:
+    """A standalone application serving only the API."""
+    app = web.Application()
+    setup_api(app, db, blobs)
+    return app

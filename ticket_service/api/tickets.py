@@ -1,0 +1,211 @@
+"""Read API over tickets, messages and attachments; every query is filtered by tenant."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from aiohttp import web
+from multidict import MultiMapping
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Row
+
+from core.blobs import BlobStore
+from ticket_service.api.auth import authenticated
+from ticket_service.api.errors import ApiError, invalid_parameter, not_found, parse_id, parse_int
+from ticket_service.store.db import Database
+from ticket_service.store.tables import agents, attachments, customers, messages, tickets
+
+DB = web.AppKey("api_db", Database)
+BLOBS = web.AppKey("api_blobs", BlobStore)
+
+PREFIX = "/api/v1"
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+_LIST_PARAMS = frozenset({"status", "channel", "assignee", "customer", "limit", "cursor"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MESSAGE_COLS = (
+    messages.c.id, messages.c.direction, messages.c.channel, messages.c.sender, messages.c.sender_name,
+    messages.c.subject, messages.c.text, messages.c.html, messages.c.auto_reason, messages.c.created_at,
+)
+_ATTACHMENT_COLS = (
+    attachments.c.id, attachments.c.message_id, attachments.c.filename, attachments.c.content_type,
+    attachments.c.size, attachments.c.sha256, attachments.c.inline,
+)
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO 8601 UTC with milliseconds: ``2026-11-20T09:30:00.123Z``."""
+    if ms is None:
+        return None
+    t = _EPOCH + timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    """The last id a page ended on; 400 for anything ``encode_cursor`` did not make."""
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        return parse_int(raw, "cursor")
+    except (binascii.Error, UnicodeDecodeError, ValueError, ApiError):
+        raise invalid_parameter("cursor", "is not a cursor this API returned") from None
+
+
+def _ticket_select(tenant_id: int) -> Select:
+    return (
+        select(
+            tickets.c.id, tickets.c.number, tickets.c.subject, tickets.c.status, tickets.c.channel,
+            tickets.c.priority, tickets.c.tags, tickets.c.created_at, tickets.c.updated_at,
+            customers.c.id.label("customer_id"), customers.c.name.label("customer_name"),
+            customers.c.vip_tier, agents.c.id.label("assignee_id"), agents.c.name.label("assignee_name"),
+        )
+        .select_from(
+            tickets.join(customers, customers.c.id == tickets.c.customer_id)
+            .outerjoin(agents, agents.c.id == tickets.c.assignee_id)
+        )
+        .where(tickets.c.tenant_id == tenant_id)
+    )
+
+
+def _listed(query: MultiMapping[str], name: str) -> list[str]:
+    """Values of a filter given as ``a,b`` or repeated (``?status=a&status=b``)."""
+    return [v for raw in query.getall(name, []) for v in raw.split(",") if v]
+
+
+def _filtered(stmt: Select, query: MultiMapping[str]) -> Select:
+    for name, column in (("status", tickets.c.status), ("channel", tickets.c.channel)):
+        if values := _listed(query, name):
+            stmt = stmt.where(column.in_(values))
+    assignee = query.get("assignee")
+    if assignee == "none":
+        stmt = stmt.where(tickets.c.assignee_id.is_(None))
+    elif assignee is not None:
+        stmt = stmt.where(tickets.c.assignee_id == parse_id(assignee, "assignee"))
+    if "customer" in query:
+        stmt = stmt.where(tickets.c.customer_id == parse_id(query["customer"], "customer"))
+    if "cursor" in query:
+        stmt = stmt.where(tickets.c.id < decode_cursor(query["cursor"]))
+    return stmt
+
+
+def ticket_json(row: Row) -> dict:
+    assignee = {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id is not None else None
+    return {
+        "id": row.id, "number": row.number, "subject": row.subject, "status": row.status,
+        "channel": row.channel, "priority": row.priority,
+        "customer": {"id": row.customer_id, "name": row.customer_name, "vip_tier": row.vip_tier},
+        "assignee": assignee, "tags": list(row.tags or []),
+        "created_at": iso_ms(row.created_at), "updated_at": iso_ms(row.updated_at),
+    }
+
+
+def attachment_json(row: Row) -> dict:
+    return {
+        "id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
+        "sha256": row.sha256, "inline": bool(row.inline), "url": f"{PREFIX}/attachments/{row.id}",
+    }
+
+
+def message_json(row: Row, files: list[Row]) -> dict:
+    body = {name: getattr(row, name) for name in (
+        "id", "direction", "channel", "sender", "sender_name", "subject", "text", "html", "auto_reason",
+    )}
+    return body | {"attachments": [attachment_json(f) for f in files], "created_at": iso_ms(row.created_at)}
+
+
+@authenticated
+async def list_tickets(request: web.Request, tenant_id: int) -> web.Response:
+    """GET /api/v1/tickets: newest first, filtered, keyset-paginated by id."""
+    query = request.query
+    unknown = sorted(set(query) - _LIST_PARAMS)
+    if unknown:
+        raise invalid_parameter(unknown[0], "is not a known parameter")
+    limit = parse_int(query.get("limit", str(DEFAULT_LIMIT)), "limit", 1, MAX_LIMIT)
+    stmt = _filtered(_ticket_select(tenant_id), query).order_by(tickets.c.id.desc()).limit(limit + 1)
+    async with request.app[DB].read() as conn:
+        rows = (await conn.execute(stmt)).all()
+    page = rows[:limit]
+    following = encode_cursor(page[-1].id) if len(rows) > limit else None
+    return web.json_response({"items": [ticket_json(r) for r in page], "next": following})
+
+
+@authenticated
+async def get_ticket(request: web.Request, tenant_id: int) -> web.Response:
+    """GET /api/v1/tickets/{id}: the ticket with its messages, oldest first."""
+    ticket_id = parse_id(request.match_info["id"])
+    async with request.app[DB].read() as conn:
+        row = (await conn.execute(_ticket_select(tenant_id).where(tickets.c.id == ticket_id))).first()
+        if row is None:
+            raise not_found("ticket", ticket_id)
+        msgs = (await conn.execute(
+            select(*_MESSAGE_COLS)
+            .where(messages.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id)
+            .order_by(messages.c.created_at, messages.c.id)
+        )).all()
+        files = (await conn.execute(
+            select(*_ATTACHMENT_COLS)
+            .join(messages, messages.c.id == attachments.c.message_id)
+            .where(attachments.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id)
+            .order_by(attachments.c.id)
+        )).all()
+    by_message: dict[int, list[Row]] = defaultdict(list)
+    for f in files:
+        by_message[f.message_id].append(f)
+    body = ticket_json(row) | {"messages": [message_json(m, by_message[m.id]) for m in msgs]}
+    return web.json_response(body)
+
+
+# Types a browser would run or render as a document in our origin (stored XSS).
+_ACTIVE_TYPES = frozenset({
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/javascript", "application/javascript",
+    "text/ecmascript", "application/ecmascript", "text/xml", "application/xml", "text/xsl",
+})
+_MIME = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+OCTET_STREAM = "application/octet-stream"
+
+
+def safe_content_type(stored: str) -> str:
+    """The stored type without parameters, or octet-stream for active or malformed types."""
+    ctype = stored.split(";", 1)[0].strip().lower()
+    if (not _MIME.fullmatch(ctype) or ctype in _ACTIVE_TYPES or ctype.endswith("+xml")
+            or "script" in ctype or "html" in ctype or ctype.startswith("multipart/")):
+        return OCTET_STREAM
+    return ctype
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII ``filename`` fallback and the real name in ``filename*`` (RFC 6266)."""
+    name = re.sub(r"[/\\\x00-\x1f\x7f]", "_", filename).strip() or "attachment"
+    # "café" -> "cafe", "报价" -> "__": accents dropped, other non-ASCII replaced below.
+    ascii_name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    fallback = re.sub(r"[^A-Za-z0-9 !#$&'()+,\-.;=@\[\]^_`{}~]", "_", ascii_name).strip() or "attachment"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@authenticated
+async def get_attachment(request: web.Request, tenant_id: int) -> web.Response:
+    """GET /api/v1/attachments/{id}: the bytes, always as a download, never rendered."""
+    attachment_id = parse_id(request.match_info["id"])
+    async with request.app[DB].read() as conn:
+        row = (await conn.execute(
+            select(attachments.c.filename, attachments.c.content_type, attachments.c.blob_key)
+            .where(attachments.c.tenant_id == tenant_id, attachments.c.id == attachment_id)
+        )).first()
+    if row is None:
+        raise not_found("attachment", attachment_id)
+    data = await request.app[BLOBS].get(row.blob_key)
+    headers = {
+        "Content-Disposition": content_disposition(row.filename),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-cache",
+    }
+    return web.Response(body=data, content_type=safe_content_type(row.content_type), headers=headers)

@@ -1,0 +1,115 @@
+"""Tenants, channel accounts, API keys and agents: the records admins create."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.ids import now_ms
+from ticket_service.store.tables import agents, api_keys, channel_accounts, tenants
+
+KEY_PREFIX = "sb_"
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    tenant_id: int
+    tenant_slug: str
+    channel: str
+    address: str
+    settings: dict
+
+
+def hash_key(key: str) -> str:
+    # API keys are 256-bit random strings, so a plain SHA-256 is a safe verifier for them.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_tenant(conn: AsyncConnection, slug: str, name: str = "") -> int:
+    result = await conn.execute(
+        insert(tenants).values(slug=slug, name=name or slug, settings={}, created_at=now_ms())
+    )
+    return result.inserted_primary_key[0]
+
+
+async def tenant_id(conn: AsyncConnection, slug: str) -> int:
+    found = (await conn.execute(select(tenants.c.id).where(tenants.c.slug == slug))).scalar()
+    if found is None:
+        raise NotFound(f"no tenant {slug!r}")
+    return found
+
+
+async def add_account(
+    conn: AsyncConnection, tenant: int, channel: str, address: str, settings: dict | None = None
+) -> int:
+    if channel == "email":
+        address = address.strip().lower()
+    result = await conn.execute(
+        insert(channel_accounts).values(
+            tenant_id=tenant, channel=channel, address=address, name=address,
+            settings=settings or {}, active=True, created_at=now_ms(),
+        )
+    )
+    return result.inserted_primary_key[0]
+
+
+def _account_query():
+    return select(
+        channel_accounts.c.id, channel_accounts.c.tenant_id, tenants.c.slug,
+        channel_accounts.c.channel, channel_accounts.c.address, channel_accounts.c.settings,
+    ).join(tenants, tenants.c.id == channel_accounts.c.tenant_id).where(channel_accounts.c.active)
+
+
+async def find_account(conn: AsyncConnection, channel: str, address: str) -> Account | None:
+    row = (
+        await conn.execute(
+            _account_query().where(channel_accounts.c.channel == channel, channel_accounts.c.address == address)
+        )
+    ).first()
+    return Account(*row) if row else None
+
+
+async def get_account(conn: AsyncConnection, account_id: int) -> Account | None:
+    row = (await conn.execute(_account_query().where(channel_accounts.c.id == account_id))).first()
+    return Account(*row) if row else None
+
+
+async def create_api_key(conn: AsyncConnection, tenant: int, name: str = "default") -> str:
+    """Create a key and return it; only its hash is stored, so this is the one chance to see it."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    await conn.execute(
+        insert(api_keys).values(
+            tenant_id=tenant, name=name, prefix=key[:8], key_hash=hash_key(key), created_at=now_ms()
+        )
+    )
+    return key
+
+
+async def tenant_for_key(conn: AsyncConnection, key: str) -> int | None:
+    return (
+        await conn.execute(
+            select(api_keys.c.tenant_id).where(api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))
+        )
+    ).scalar()
+
+
+async def create_agent(
+    conn: AsyncConnection, tenant: int, name: str, email: str, *, status: str = "offline",
+    tier: int = 0, skills: dict | None = None, capacity: dict | None = None,
+) -> int:
+    result = await conn.execute(
+        insert(agents).values(
+            tenant_id=tenant, name=name, email=email.lower(), status=status, tier=tier,
+            skills=skills or {}, capacity=capacity or {}, created_at=now_ms(),
+        )
+    )
+    return result.inserted_primary_key[0]

@@ -1,0 +1,173 @@
+"""The schema. Every table carries ``tenant_id``; times are epoch milliseconds."""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _tenant() -> Column:
+    return Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False)
+
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("next_ticket_number", Integer, nullable=False, server_default="0"),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
+channel_accounts = Table(
+    "channel_accounts", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("channel", String(32), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("secret_enc", Text),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("channel", "address", name="uq_channel_accounts_channel_address"),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("vip_tier", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+identities = Table(
+    "identities", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("scope", String(64), nullable=False, server_default=""),
+    Column("value", String(320), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "kind", "scope", "value", name="uq_identities_tenant_kind_scope_value"),
+)
+
+agents = Table(
+    "agents", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("status", String(16), nullable=False, server_default="offline"),
+    Column("tier", Integer, nullable=False, server_default="0"),
+    Column("skills", JSON, nullable=False, default=dict),
+    Column("capacity", JSON, nullable=False, default=dict),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "email", name="uq_agents_tenant_email"),
+)
+
+tickets = Table(
+    "tickets", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("number", Integer, nullable=False),
+    Column("subject", String(1000), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("account_id", Integer, ForeignKey("channel_accounts.id"), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("assignee_id", Integer, ForeignKey("agents.id")),
+    Column("parent_id", Integer, ForeignKey("tickets.id")),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger),
+    UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
+    Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
+    Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
+)
+
+# Conversation keys (email Message-IDs, chat session keys) -> the ticket that holds them.
+# The unique key is what makes threading race-free across normalizer processes.
+ticket_threads = Table(
+    "ticket_threads", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("account_id", Integer, ForeignKey("channel_accounts.id"), nullable=False),
+    Column("thread_key", String(255), nullable=False),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "account_id", "thread_key", name="uq_ticket_threads_key"),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id")),
+    Column("channel", String(32), nullable=False),
+    Column("account_id", Integer, ForeignKey("channel_accounts.id"), nullable=False),
+    Column("dedup_key", String(255), nullable=False),
+    Column("envelope_id", String(26), nullable=False),
+    Column("direction", String(8), nullable=False, server_default="in"),
+    Column("customer_id", Integer, ForeignKey("customers.id")),
+    Column("sender", String(320), nullable=False, server_default=""),
+    Column("sender_name", String(200), nullable=False, server_default=""),
+    Column("subject", String(1000), nullable=False, server_default=""),
+    Column("text", Text, nullable=False, server_default=""),
+    Column("html", Text, nullable=False, server_default=""),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("auto_reason", String(64), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+    UniqueConstraint("tenant_id", "channel", "dedup_key", name="uq_messages_dedup"),
+    Index("ix_messages_ticket_id", "ticket_id", "id"),
+)
+
+attachments = Table(
+    "attachments", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("message_id", Integer, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("blob_key", String(100), nullable=False),
+    Column("content_id", String(255)),
+    Column("inline", Boolean, nullable=False, server_default="0"),
+)
