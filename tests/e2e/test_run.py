@@ -17,8 +17,9 @@ from support import free_port, role_env, wait_for
 def running(tmp_path):
     http, smtp_port = free_port(), free_port()
     env = role_env(tmp_path / "data", None, None, http_port=http, smtp_port=smtp_port)
-    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Files, not pipes: a full pipe would block the process under test.
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "run"], env=env, stdout=out, stderr=err)
     demo_file = tmp_path / "data" / "demo.json"
     try:
         wait_for(lambda: demo_file.exists() and _healthy(http), timeout=60, what="switchboard run")
@@ -73,4 +74,4 @@ def test_mail_in_ticket_out_on_embedded_defaults(running, tmp_path):
     assert (tmp_path / "data" / "redis").is_dir()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
-    assert "Switchboard is running" in proc.stdout.read()
+    assert "Switchboard is running" in (tmp_path / "stdout").read_text()

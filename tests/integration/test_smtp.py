@@ -38,8 +38,10 @@ async def server(sqlite_url, redis_url, tmp_path):
 
 
 def _send(port, rcpts, raw, sender="zhang.wei@example.cn"):
+    # On the wire every line ends in CRLF, as a real mail client sends it.
+    wire = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
-        return c.sendmail(sender, rcpts, raw)
+        return c.sendmail(sender, rcpts, wire)
 
 
 async def _entries(client):
