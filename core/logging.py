@@ -20,9 +20,18 @@ _SAFE_KEYS = {
 }
 
 
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    # A dotted quad is a network address (ops need it), not a phone number.
+    return found if _IPV4.fullmatch(found) else "***" + found[-2:]
+
+
 def redact_text(text: str) -> str:
     text = _EMAIL.sub(r"\1***@\2", text)
-    return _PHONE.sub(lambda m: "***" + m.group(0)[-2:], text)
+    return _PHONE.sub(_mask_phone, text)
 
 
 def _redact(value: Any) -> Any:

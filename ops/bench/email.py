@@ -57,7 +57,7 @@ def mail_mix(n: int, seed: int = 7) -> tuple[list[bytes], int]:
         else:
             msg.set_content("Invoice attached.")
             msg.add_attachment(rng.randbytes(20_000), maintype="application", subtype="pdf", filename=f"inv{i}.pdf")
-        mails.append(msg.as_bytes())
+        mails.append(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))  # as sent on the wire
     return mails, len(set(mails))
 
 

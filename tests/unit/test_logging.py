@@ -32,3 +32,8 @@ def test_context_is_bound_per_message(capsys):
 
 def test_redact_text_leaves_ticket_numbers_alone():
     assert redact_text("ticket [#1234] for bob@x.org") == "ticket [#1234] for b***@x.org"
+
+
+def test_ip_addresses_are_not_taken_for_phone_numbers():
+    assert redact_text("listening on 127.0.0.1:2525, peer 10.20.30.40") == "listening on 127.0.0.1:2525, peer 10.20.30.40"
+    assert redact_text("tel 010.6552.9988") == "tel ***88"
