@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core import keys
+from core import keys, metrics
 from core.bus import Bus, _text
 from core.envelope import FIELD, Envelope
 from core.errors import EnvelopeError, PermanentError
@@ -76,10 +76,28 @@ class Worker:
         await self.setup()
         await self.ensure_groups()
         log.info("worker.started", consumer=self.consumer, streams=self.streams)
+        # Beats run beside the loop, so a long batch does not let the key expire.
+        beating = asyncio.create_task(self._beat_forever())
+        try:
+            await self._loop(drain)
+        finally:
+            beating.cancel()
+        await self._beat(force=True)
+        log.info("worker.stopped", consumer=self.consumer, **self.counters)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            try:
+                await self._beat(force=True)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("worker.heartbeat_failed", error=str(exc))
+            await asyncio.sleep(self.settings.heartbeat_interval_ms / 1000)
+
+    async def _loop(self, drain: bool) -> None:
         while not self._stop.is_set():
             self.last_tick = time.monotonic()
+            metrics.WORKER_LAST_TICK.labels(self.role).set_to_current_time()
             try:
-                await self._beat()
                 busy = await self._reclaim(force=drain)
                 batch = await self._read(block_ms=100 if drain else self.settings.block_ms)
                 for stream, entries in batch:
@@ -95,8 +113,6 @@ class Worker:
                 await self.ensure_groups()
             if self._backoff:
                 await self._sleep(self._backoff)
-        await self._beat(force=True)
-        log.info("worker.stopped", consumer=self.consumer, **self.counters)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -140,6 +156,7 @@ class Worker:
             )
             times = {_text(p["message_id"]): p["times_delivered"] for p in pending}
             self.counters["reclaimed"] += len(entries)
+            metrics.RECLAIMED.labels(self.role, stream).inc(len(entries))
             await self._process_batch(stream, [(i, f, times.get(_text(i), 1)) for i, f in entries])
         return found
 
@@ -183,6 +200,7 @@ class Worker:
                 await self._dead(stream, entry_id, raw, _text(last or b"max deliveries exceeded"), deliveries)
                 return True
             self.counters["inflight"] += 1
+            started = time.perf_counter()
             try:
                 await self.bus.materialize(env)
                 await self.handle(env)
@@ -191,6 +209,7 @@ class Worker:
                 return True
             except Exception as exc:
                 self.counters["failed"] += 1
+                metrics.HANDLED.labels(self.role, stream, "retry").inc()
                 log.error("worker.handle_failed", entry_id=entry_id, deliveries=deliveries, exc_info=True)
                 await self.redis.hset(
                     keys.last_error_key(stream, self.group), entry_id, f"{type(exc).__name__}: {exc}"[:4000]
@@ -198,13 +217,17 @@ class Worker:
                 return False
             finally:
                 self.counters["inflight"] -= 1
+                metrics.HANDLE_SECONDS.labels(self.role).observe(time.perf_counter() - started)
         self.counters["ok"] += 1
+        metrics.HANDLED.labels(self.role, stream, "ok").inc()
         if deliveries > 1:
             self.counters["retried"] += 1
         return True
 
     async def _dead(self, stream: str, entry_id: str, raw: bytes, error: str, deliveries: int) -> None:
         self.counters["dead"] += 1
+        metrics.HANDLED.labels(self.role, stream, "dead").inc()
+        metrics.DEAD_LETTERED.labels(self.role, stream).inc()
         log.warning("worker.dead_letter", entry_id=entry_id, stream=stream, error=error)
         await self.bus.dead_letter(stream, self.group, entry_id, raw, error, deliveries)
 
@@ -216,8 +239,9 @@ class Worker:
         self._last_beat = now
         key = keys.heartbeat_key(self.role, self.consumer)
         fields = {k: str(v) for k, v in self.counters.items()}
-        fields.update(at=str(now_ms()), pid=str(os.getpid()), streams=",".join(self.streams))
+        fields.update(at=str(now_ms()), pid=str(os.getpid()), streams=",".join(self.streams),
+                      loop_age_ms=str(int((time.monotonic() - self.last_tick) * 1000) if self.last_tick else -1))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping=fields)
-            pipe.expire(key, max(int(interval * 3), 1))
+            pipe.pexpire(key, max(int(interval * 3000), 500))
             await pipe.execute()

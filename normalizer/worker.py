@@ -6,11 +6,12 @@ import structlog
 
 from connectors.inbound import Inbound
 from connectors.registry import PARSERS
-from core import keys
+from core import keys, metrics
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.envelope import Envelope
 from core.errors import PermanentError
+from core.ids import now_ms
 from core.settings import Settings
 from core.worker import Worker
 from normalizer.ingest import Outcome, ingest
@@ -62,6 +63,8 @@ class Normalizer(Worker):
             )
             log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
                      rule=outcome.rule)
+            if outcome.kind in ("created", "followup", "reopened", "appended"):
+                metrics.INGRESS_TO_TICKET.observe(max(now_ms() - envelope.received_at, 0) / 1000)
             if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
                 published.append((keys.TICKET_EVENTS, self._event(envelope, account.tenant_id, outcome)))
         if published:

@@ -10,16 +10,18 @@ from collections.abc import Awaitable, Callable
 
 from core import logging as sblogging
 from core.settings import Settings, SettingsError, load
-from ops import roles
+from ops import opscli, roles
 from ops.runtime import Runtime
+from router import cli as routercli
 from ticket_service.store import admin
 
 RoleMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
 ROLES: dict[str, tuple[str, RoleMain]] = {
     "run": ("every role in one process (single machine)", roles.run_all),
-    "smtp": ("inbound SMTP server", roles.smtp_server),
-    "normalizer": ("normalizer worker", roles.normalizer),
+    "smtp": ("inbound SMTP server", roles.with_ops_port(roles.smtp_server)),
+    "normalizer": ("normalizer worker", roles.with_ops_port(roles.normalizer)),
+    "router": ("router worker (assigns tickets; `router explain TICKET`)", roles.with_ops_port(roles.router)),
     "api": ("REST API server", lambda rt, stop: roles.http_server(rt, stop, api=True, gateway=False)),
     "gateway": ("push-channel HTTP gateway", lambda rt, stop: roles.http_server(rt, stop, api=False, gateway=True)),
 }
@@ -61,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
         role = sub.add_parser(name, help=help_text)
         if name == "normalizer":
             role.add_argument("--drain", action="store_true", help="exit once the streams are empty")
+        if name == "router":
+            routercli.add_role_commands(role)
+    opscli.add_parser(sub, list(ROLES))
+    routercli.add_parsers(sub)
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     create = tenant.add_parser("create", help="create a tenant")
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     sblogging.configure(settings.log_level, settings.log_format, role=args.command)
+    if args.command == "ops":
+        return opscli.main(settings, args)
+    if routercli.handles(args):
+        return routercli.main(settings, args)
     if args.command in ROLES:
         asyncio.run(_serve(settings, args.command, getattr(args, "drain", False)))
         return 0

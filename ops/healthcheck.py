@@ -1,42 +1,48 @@
-"""Container health check: exit 0 when this container's role answers, 1 otherwise.
+"""``switchboard ops check ROLE``: exit 0 when this container's role is ready, 1 otherwise.
 
-HTTP roles are asked for ``/healthz``; the SMTP role for its greeting; worker roles have
-no port, so their heartbeat key in Redis must be fresh.
+HTTP roles are asked for ``/readyz`` on their port; smtp, normalizer and router for
+``/readyz`` on the metrics port when one is set. Without one, the SMTP role must answer
+NOOP and a worker role's heartbeat key in Redis must be fresh (it has a TTL).
 """
 
 from __future__ import annotations
 
 import smtplib
-import sys
+import urllib.error
 import urllib.request
 
 import redis
 
 from core import keys
-from core.settings import load
+from core.redis import EmbeddedRedis
+from core.settings import Settings
+
+HTTP_ROLES = ("api", "gateway", "run")
 
 
-def check(role: str) -> bool:
-    s = load()
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+def _ready(host: str, port: int) -> bool:
     try:
-        if role in ("api", "gateway", "run"):
-            with urllib.request.urlopen(f"http://{host}:{s.http_port}/healthz", timeout=3) as r:
-                return r.status == 200
-        if role == "smtp":
-            with smtplib.SMTP(host, s.smtp_port, timeout=3) as client:
-                return client.noop()[0] == 250
-        client = redis.Redis.from_url(s.redis_url, socket_timeout=3)
-        return any(True for _ in client.scan_iter(match=keys.heartbeat_key(role, "*"), count=100))
-    except (OSError, redis.RedisError, smtplib.SMTPException):
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=3) as r:
+            return r.status == 200
+    except urllib.error.HTTPError:
         return False
 
 
-def main() -> int:
-    # The role is the container's command: `switchboard <role>` is PID 1.
-    role = sys.argv[1] if len(sys.argv) > 1 else open("/proc/1/cmdline", "rb").read().split(b"\0")[1].decode()
-    return 0 if check(role) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def check(role: str, s: Settings) -> bool:
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host
+    try:
+        if role in HTTP_ROLES:
+            return _ready(host, s.http_port)
+        if s.metrics_port:
+            return _ready(host, s.metrics_port)
+        if role == "smtp":
+            with smtplib.SMTP(host, s.smtp_port, timeout=3) as client:
+                return client.noop()[0] == 250
+        url = s.redis_url or EmbeddedRedis(s.data_dir).url
+        client = redis.Redis.from_url(url, socket_timeout=3)
+        try:
+            return any(True for _ in client.scan_iter(match=keys.heartbeat_key(role, "*"), count=100))
+        finally:
+            client.close()
+    except (OSError, redis.RedisError, smtplib.SMTPException):
+        return False

@@ -13,7 +13,9 @@ from connectors.email import smtp
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
 from ops.demo import ensure_demo
+from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
+from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.store.directory import AccountDirectory
 
@@ -30,8 +32,33 @@ async def _until(stop: asyncio.Event, *workers) -> None:
     waiter.cancel()
 
 
+async def _ops_port(rt: Runtime, stop: asyncio.Event) -> None:
+    """/healthz, /readyz, /metrics for a role without an HTTP port, when a metrics port is set."""
+    if not rt.settings.metrics_port:
+        return
+    runner = await serve_ops(rt.health, rt.settings.host, rt.settings.metrics_port)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def with_ops_port(role):
+    async def main(rt: Runtime, stop: asyncio.Event) -> None:
+        await asyncio.gather(role(rt, stop), _ops_port(rt, stop))
+    return main
+
+
 async def normalizer(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
     worker = Normalizer(rt.bus, rt.settings, rt.db, rt.blobs)
+    rt.health.workers.append(worker)
+    if drain:
+        await worker.run(drain=True)
+    else:
+        await _until(stop, worker)
+
+
+async def router(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
+    worker = Router(rt.bus, rt.settings, rt.db)
+    rt.health.workers.append(worker)
     if drain:
         await worker.run(drain=True)
     else:
@@ -52,9 +79,11 @@ async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
 
 def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
     app = web.Application(client_max_size=rt.settings.max_message_size)
-    setup_gateway(app, rt.bus)
+    setup_ops(app, rt.health)
+    if gateway:
+        setup_gateway(app, rt.bus)
     if api:
-        setup_api(app, rt.db, rt.blobs)
+        setup_api(app, rt.db, rt.blobs, bus=rt.bus)
     return app
 
 
@@ -76,6 +105,7 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
         asyncio.create_task(smtp_server(rt, stop)),
         asyncio.create_task(http_server(rt, stop)),
         asyncio.create_task(normalizer(rt, stop)),
+        asyncio.create_task(router(rt, stop)),
     ]
     await asyncio.sleep(0.2)
     _banner(rt, demo)

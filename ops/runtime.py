@@ -6,6 +6,7 @@ from core.blobs import BlobStore
 from core.bus import Bus
 from core.redis import EmbeddedRedis, connect, redis_url
 from core.settings import Settings
+from ops.health import Health
 from ticket_service.store.db import Database, migrate
 
 
@@ -23,6 +24,7 @@ class Runtime:
         await migrate(self.db)
         self.blobs = BlobStore(s.blob_dir)
         self.bus = Bus(self.redis, self.blobs, s.blob_threshold)
+        self.health = Health(self.redis, self.db, stall_s=max(15.0, 3 * s.block_ms / 1000))
         return self
 
     async def close(self) -> None:

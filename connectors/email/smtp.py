@@ -10,7 +10,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import keys
+from core import keys, metrics
 from core.bus import Bus
 from core.envelope import Envelope
 from ticket_service.store.admin import Account
@@ -33,9 +33,11 @@ class InboundHandler:
             account = await self.accounts.by_address(CHANNEL, address.strip().lower())
         except SQLAlchemyError:
             log.error("smtp.account_lookup_failed", exc_info=True)
+            _count("rejected", "lookup_failed")
             return "451 4.3.0 Temporary lookup failure, try again later"
         if account is None:
             log.info("smtp.rejected", reason="unknown_recipient", rcpt=address)
+            _count("rejected", "unknown_recipient")
             return f"550 5.1.1 <{address}>: no support mailbox here by that address"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -65,10 +67,27 @@ class InboundHandler:
             await self.bus.publish_many(items)
         except (RedisError, OSError):
             log.error("smtp.enqueue_failed", exc_info=True)
+            _count("rejected", "queue_unavailable")
             return "451 4.3.0 Queue unavailable, try again later"
         ids = " ".join(env.id for _, env in items)
         log.info("smtp.accepted", envelope_id=ids, size=len(raw))
+        _count("accepted", "")
         return f"250 2.0.0 Queued as {ids}"
+
+
+def _count(outcome: str, reason: str) -> None:
+    metrics.INGRESS.labels(CHANNEL, outcome, reason).inc()
+
+
+class CountingSMTP(SMTP):
+    """aiosmtpd answers oversized and over-long mail itself; count those refusals too."""
+
+    async def push(self, status: str) -> None:
+        if status.startswith("552"):
+            _count("rejected", "too_large")
+        elif status.startswith("500 Line too long"):
+            _count("rejected", "line_too_long")
+        await super().push(status)
 
 
 async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, max_size: int,
@@ -77,7 +96,7 @@ async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, m
     handler = InboundHandler(bus, accounts)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, hostname=hostname,
+        lambda: CountingSMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, hostname=hostname,
                      ident="Switchboard ESMTP"),
         host=host, port=port,
     )
