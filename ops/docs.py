@@ -1,0 +1,146 @@
+"""The settings reference in docs/operations.md, generated from :class:`core.settings.Settings`.
+
+``python -m ops.docs`` prints the table; ``python -m ops.docs --write`` puts it between the
+``settings:begin``/``settings:end`` markers of docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.settings import BARE_ENV, PREFIX, Settings
+
+OPERATIONS_MD = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+BEGIN = "<!-- settings:begin -->"
+END = "<!-- settings:end -->"
+
+# One line per setting; a unit test fails when a field of Settings has none.
+HELP: dict[str, str] = {
+    "data_dir": "Data folder: blobs (attachments, large payloads), and the embedded Redis and "
+    "SQLite database when `REDIS_URL` / `DATABASE_URL` are unset.",
+    "host": "Address the SMTP, HTTP and metrics listeners bind to (`0.0.0.0` in containers).",
+    "http_port": "HTTP port of `api`, `gateway` and `run` (REST API, push routes, health, metrics).",
+    "smtp_port": "Port the `smtp` role (and `run`) accepts mail on.",
+    "metrics_port": "Port for `/metrics`, `/healthz` and `/readyz` on roles without an HTTP "
+    "port (`smtp`, `normalizer`, `router`); `0` serves none.",
+    "redis_url": "Redis server, e.g. `redis://redis:6379/0`. Empty: an embedded Redis under "
+    "the data folder, living as long as the process that started it.",
+    "database_url": "Database, e.g. `postgresql://user:pass@host/db`. Empty: SQLite (WAL) "
+    "at `<data_dir>/switchboard.db`.",
+    "secret_key": "Secret for HMAC-signed tokens (such as email reply tokens); no role reads "
+    "it yet.",
+    "max_message_size": "Largest accepted message in bytes (25 MiB): announced in SMTP "
+    "`EHLO SIZE` and refused with 552 above it; also the HTTP body limit.",
+    "smtp_hostname": "Name the SMTP server gives in its greeting and `EHLO` reply.",
+    "blob_threshold": "Payloads larger than this many bytes go to the blob store; the stream "
+    "entry carries the reference (claim check).",
+    "batch_size": "Entries a worker reads per `XREADGROUP` and reclaims per `XAUTOCLAIM`.",
+    "block_ms": "How long a worker's `XREADGROUP` waits for new entries.",
+    "visibility_timeout_ms": "An entry pending this long on one consumer is taken over by "
+    "another (`XAUTOCLAIM`); longer than the slowest expected handle.",
+    "reclaim_interval_ms": "How often each worker looks for entries to take over.",
+    "max_deliveries": "Deliveries after which a failing entry goes to `dead.<stream>`.",
+    "heartbeat_interval_ms": "How often a worker writes its heartbeat key (TTL three "
+    "intervals); `switchboard ops check` reads it.",
+    "reopen_window_s": "A follow-up within this many seconds of a ticket closing reopens it; "
+    "later ones open a new linked ticket.",
+    "session_window_s": "Chat channels (WeChat, Weibo): a message within this many seconds of "
+    "the last one joins the same ticket (no chat connector ships yet).",
+    "account_cache_s": "Seconds a channel account lookup (recipient address → tenant) is cached "
+    "per process.",
+    "router_aging_s": "Queue order: each VIP tier a ticket's customer has counts as this many "
+    "seconds of waiting (each point of rule priority as a tenth of it).",
+    "router_reconcile_ms": "How often one router replica (the others skip that round) escalates "
+    "overdue tickets, corrects agent load, pulls queued tickets for agents with room and "
+    "refreshes the queue-depth gauge.",
+    "router_queue_scan": "Waiting tickets, per channel class, an agent with free capacity looks "
+    "at when pulling from the queue.",
+    "log_level": "`debug`, `info`, `warning` or `error`.",
+    "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
+    "demo": "`switchboard run` creates a demo tenant, mailbox and API key on first start.",
+}
+
+
+class MissingHelp(LookupError):
+    pass
+
+
+def env_names(name: str) -> list[str]:
+    """Environment variables that set a field, the conventional bare name first."""
+    bare = [env for env, field in BARE_ENV.items() if field == name]
+    return [*bare, PREFIX + name.upper()]
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, Path) and not value.is_absolute():
+        text = f"./{value.as_posix()}"
+    elif value == "":
+        text = '""'
+    else:
+        text = str(value)
+    return f"`{text}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render() -> str:
+    """The settings reference as a Markdown table, one row per field of Settings."""
+    fields = dataclasses.fields(Settings)
+    missing = [f.name for f in fields if f.name not in HELP]
+    if missing:
+        raise MissingHelp(f"no help text in ops/docs.py for: {', '.join(missing)}")
+    rows = [
+        "| environment variable | TOML key | type | default | description |",
+        "|---|---|---|---|---|",
+    ]
+    for f in fields:
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        envs = ", ".join(f"`{e}`" for e in env_names(f.name))
+        rows.append(
+            f"| {envs} | `{f.name}` | {kind} | {_cell(_default(f.default))} | {_cell(HELP[f.name])} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def splice(document: str, table: str) -> str:
+    """``document`` with the text between the markers replaced by ``table``."""
+    head, sep, rest = document.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise ValueError(f"{BEGIN} … {END} markers not found")
+    return f"{head}{BEGIN}\n{table}{END}{tail}"
+
+
+def section(document: str) -> str:
+    """The text between the markers, as ``splice`` writes it."""
+    rest = document.partition(BEGIN)[2]
+    return rest.partition(END)[0].removeprefix("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ops.docs", description=__doc__.splitlines()[0])
+    p.add_argument("--write", action="store_true", help=f"rewrite the settings section of {OPERATIONS_MD}")
+    args = p.parse_args(argv)
+    try:
+        table = render()
+    except MissingHelp as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if not args.write:
+        sys.stdout.write(table)
+        return 0
+    OPERATIONS_MD.write_text(splice(OPERATIONS_MD.read_text(encoding="utf-8"), table), encoding="utf-8")
+    print(f"wrote the settings reference to {OPERATIONS_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
