@@ -98,12 +98,27 @@ async def stream_stats(redis) -> list[dict]:
                 "group": _text(g["name"]),
                 "consumers": g["consumers"],
                 "pending": g["pending"],
-                # Redis >= 7 reports lag; None when it cannot tell (after deletions).
-                "lag": g.get("lag"),
+                "lag": await _lag(redis, stream, g),
                 "last_delivered": _text(g["last-delivered-id"]),
             } for g in groups],
         })
     return out
+
+
+_LAG_SCAN_CAP = 10_000
+
+
+async def _lag(redis, stream: str, group: dict) -> int | None:
+    """Entries not yet delivered to the group.
+
+    Redis >= 7 reports it (None when it cannot tell, after deletions); older servers (the
+    embedded 6.2) get a count of what follows the last delivered id, up to a cap.
+    """
+    if "lag" in group:
+        return group["lag"]
+    last = _text(group["last-delivered-id"])
+    after = await redis.xrange(stream, min=f"({last}", max="+", count=_LAG_SCAN_CAP)
+    return len(after)
 
 
 class StreamGauges:

@@ -122,7 +122,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
             return {"dropped": dropped}, f"dropped {dropped} dead letter(s)"
         if command == "replay":
             count = await ops.replay(redis, args.stream, args.start, args.end,
-                                     None if args.json else _progress)
+                                     _progress if sys.stderr.isatty() and not args.json else None)
             return {"stream": args.stream, "replayed": count}, f"replayed {count} entries of {args.stream}"
         if command == "consumers":
             idle = args.idle_ms if args.idle_ms is not None else settings.visibility_timeout_ms
