@@ -1,6 +1,7 @@
 # make run   - install into .venv and run every role on the embedded defaults (Redis, SQLite)
 # make test  - install what the tests need (redis-server, PostgreSQL via apt when missing) and run them
 # make bench - end-to-end figures (see ops/bench)
+# make fuzz  - generated hostile input for every parser (FUZZ_EXAMPLES per property)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: run test bench lint system-deps clean
+.PHONY: run test bench fuzz lint system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ lint: $(VENV)/.test
 
 test: system-deps $(VENV)/.test lint
 	$(BIN)/pytest
+
+# Generated inputs per parser property (make test runs a few hundred of each).
+FUZZ_EXAMPLES ?= 100000
+fuzz: $(VENV)/.test
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q --hypothesis-show-statistics
 
 bench: $(VENV)/.run
 	$(BIN)/python -m ops.bench $(BENCH_ARGS)

@@ -20,8 +20,13 @@ _REPORTS = {"delivery-status": "bounce", "disposition-notification": "read-recei
 
 
 def _token(value: object) -> str:
-    """First token of a structured header, without parameters or comments."""
-    return str(value).split(";", 1)[0].split("(", 1)[0].strip().lower()
+    """First token of a structured header, without parameters or comments.
+
+    Raw 8-bit bytes (surrogate-escaped by the parser) become U+FFFD: a reason is stored
+    and published, so it must be valid text; and it is cut to a sane length.
+    """
+    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.split(";", 1)[0].split("(", 1)[0].strip().lower()[:40]
 
 
 def report(msg: Message, sender: str, return_path: str | None) -> str:
@@ -29,7 +34,7 @@ def report(msg: Message, sender: str, return_path: str | None) -> str:
     if msg.get_content_type() != "multipart/report":
         return ""
     kind = msg.get_param("report-type")
-    kind = kind.strip().lower() if isinstance(kind, str) else ""
+    kind = _token(kind) if isinstance(kind, str) else ""
     return _REPORTS.get(kind, f"report:{kind}" if kind else "report")
 
 
