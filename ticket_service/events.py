@@ -17,6 +17,7 @@ MESSAGE_ADDED = "message.added"
 TICKET_REOPENED = "ticket.reopened"
 TICKET_CLOSED = "ticket.closed"
 AGENT_CHANGED = "agent.changed"
+TICKET_UPDATED = "ticket.updated"  # assignee cleared or changed by hand
 
 
 def event_envelope(kind: str, tenant: str, account: str, trace_id: str, **fields: Any) -> Envelope:

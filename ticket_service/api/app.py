@@ -5,13 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.blobs import BlobStore
-from ticket_service.api import tickets
+from core.bus import Bus
+from ticket_service.api import routing, tickets
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.store.db import Database
 
 
-def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: float = 30.0) -> None:
-    """Add the API routes and their state to ``app``; auth is per route, so other routes stay open."""
+def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: float = 30.0,
+              bus: Bus | None = None) -> None:
+    """Add the API routes and their state to ``app``; auth is per route, so other routes stay open.
+
+    With a ``bus``, changes to agents and tickets are announced on ``ticket.events`` for the router.
+    """
     app[tickets.DB] = db
     app[tickets.BLOBS] = blobs
     app[TENANT_KEYS] = TenantKeys(db, ttl=key_ttl)
@@ -19,6 +24,7 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: flo
     app.router.add_get(f"{prefix}/tickets", tickets.list_tickets)
     app.router.add_get(f"{prefix}/tickets/{{id}}", tickets.get_ticket)
     app.router.add_get(f"{prefix}/attachments/{{id}}", tickets.get_attachment)
+    routing.setup_routes(app, bus)
 
 
 def create_app(db: Database, blobs: BlobStore) -> web.Application:

@@ -71,6 +71,7 @@ customers = Table(
     Column("name", String(200), nullable=False, server_default=""),
     Column("vip_tier", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+    Column("last_agent_id", Integer),  # the agent last assigned to this customer (sticky routing)
 )
 
 identities = Table(
@@ -96,6 +97,16 @@ agents = Table(
     Column("skills", JSON, nullable=False, default=dict),
     Column("capacity", JSON, nullable=False, default=dict),
     Column("created_at", BigInteger, nullable=False),
+    # Capacity and load per channel class as plain columns, so a claim is one compare-and-set
+    # (`load_email < cap_email`) on any database.
+    Column("cap_email", Integer, nullable=False, server_default="0"),
+    Column("cap_chat", Integer, nullable=False, server_default="0"),
+    Column("cap_voice", Integer, nullable=False, server_default="0"),
+    Column("load_email", Integer, nullable=False, server_default="0"),
+    Column("load_chat", Integer, nullable=False, server_default="0"),
+    Column("load_voice", Integer, nullable=False, server_default="0"),
+    Column("last_assigned_at", BigInteger, nullable=False, server_default="0"),
+    Column("status_at", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("tenant_id", "email", name="uq_agents_tenant_email"),
 )
 
@@ -116,6 +127,8 @@ tickets = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("closed_at", BigInteger),
+    Column("language", String(8)),  # of the first message, set by the router
+    Column("assigned_at", BigInteger),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
     Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
@@ -170,4 +183,56 @@ attachments = Table(
     Column("blob_key", String(100), nullable=False),
     Column("content_id", String(255)),
     Column("inline", Boolean, nullable=False, server_default="0"),
+)
+
+# Routing rules: an ordered table per tenant; the first rule that matches a ticket applies.
+routing_rules = Table(
+    "routing_rules", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("match", JSON, nullable=False, default=dict),  # channels, accounts, tags, languages, ...
+    Column("required", JSON, nullable=False, default=dict),  # skill -> minimum level
+    Column("preferred", JSON, nullable=False, default=dict),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("min_tier", Integer, nullable=False, server_default="0"),
+    Column("escalate_after_s", Integer),
+    Column("widen", JSON, nullable=False, default=dict),  # required/min_tier once escalated
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_routing_rules_tenant_position", "tenant_id", "position"),
+)
+
+# Tickets waiting for an agent. ``rank`` is the enqueue time minus the ticket's boost, so a
+# plain ascending index gives the order "VIP first, then oldest" with linear aging.
+routing_queue = Table(
+    "routing_queue", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, unique=True),
+    Column("channel_class", String(8), nullable=False),
+    Column("vip_tier", Integer, nullable=False, server_default="0"),
+    Column("rank", BigInteger, nullable=False),
+    Column("queued_at", BigInteger, nullable=False),
+    Column("rule_id", Integer),
+    Column("requirements", JSON, nullable=False, default=dict),
+    Column("stage", Integer, nullable=False, server_default="0"),  # escalation stage reached
+    Column("next_stage_at", BigInteger),  # when the next escalation stage is due, if any
+    Index("ix_routing_queue_tenant_class_rank", "tenant_id", "channel_class", "rank"),
+    Index("ix_routing_queue_next_stage_at", "next_stage_at"),
+)
+
+# Every routing decision with its reasons: what `GET /tickets/{id}/routing` explains.
+routing_decisions = Table(
+    "routing_decisions", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("agent_id", Integer),
+    Column("rule_id", Integer),
+    Column("detail", JSON, nullable=False, default=dict),
+    Column("elapsed_us", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_routing_decisions_ticket", "ticket_id", "id"),
 )

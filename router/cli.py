@@ -1,0 +1,196 @@
+"""``switchboard agent …``, ``switchboard rule …`` and ``switchboard router explain TICKET``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from sqlalchemy import update
+
+from core.ids import now_ms
+from core.settings import Settings
+from router.policy import STATUSES
+from ticket_service.api.errors import ApiError
+from ticket_service.api.routing import agent_json, routing_trail, rule_fields, rule_json
+from ticket_service.store import admin
+from ticket_service.store import routing as store
+from ticket_service.store import tickets as ticket_store
+from ticket_service.store.db import Database, migrate
+from ticket_service.store.tables import customers, tickets
+
+
+def _levels(text: str) -> dict[str, int]:
+    """``refunds=3,chinese=5`` -> {"refunds": 3, "chinese": 5}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, level = part.partition("=")
+        try:
+            out[name.strip()] = int(level or 1)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not name=level") from None
+    return out
+
+
+def _list(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def add_role_commands(role: argparse.ArgumentParser) -> None:
+    sub = role.add_subparsers(dest="action", metavar="ACTION")
+    explain = sub.add_parser("explain", help="why a ticket went where it went")
+    explain.add_argument("ticket", type=int, help="ticket id, or its number with --tenant")
+    explain.add_argument("--tenant", help="tenant slug; TICKET is then the ticket number")
+    explain.add_argument("--json", action="store_true", help="the same JSON as the API")
+
+
+def add_parsers(sub) -> None:
+    agent = sub.add_parser("agent", help="agents").add_subparsers(dest="action", required=True)
+    add = agent.add_parser("add", help="add an agent")
+    add.add_argument("name")
+    add.add_argument("email")
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--skills", type=_levels, default={}, help="e.g. refunds=3,chinese=5")
+    add.add_argument("--tier", type=int, default=0)
+    add.add_argument("--capacity", type=_levels, default={"email": 5, "chat": 3, "voice": 1},
+                     help="per channel class, e.g. email=5,chat=3,voice=1")
+    add.add_argument("--status", choices=STATUSES, default="offline")
+    agent.add_parser("list", help="list agents").add_argument("--tenant", required=True)
+    status = agent.add_parser("status", help="set an agent's status (the API also tells the router)")
+    status.add_argument("agent", type=int)
+    status.add_argument("status", choices=STATUSES)
+    status.add_argument("--tenant", required=True)
+
+    customer = sub.add_parser("customer", help="customers").add_subparsers(dest="action", required=True)
+    vip = customer.add_parser("vip", help="set the VIP tier of the customer behind an email address")
+    vip.add_argument("email")
+    vip.add_argument("tier", type=int)
+    vip.add_argument("--tenant", required=True)
+
+    rule = sub.add_parser("rule", help="routing rules").add_subparsers(dest="action", required=True)
+    radd = rule.add_parser("add", help="add a routing rule (first match wins)")
+    radd.add_argument("name")
+    radd.add_argument("--tenant", required=True)
+    radd.add_argument("--position", type=int, help="1 = first; default last")
+    for name in ("channels", "accounts", "tags", "languages", "keywords"):
+        radd.add_argument(f"--{name}", type=_list, default=[], help="comma separated")
+    radd.add_argument("--min-customer-tier", type=int, default=0)
+    radd.add_argument("--require", type=_levels, default={}, help="required skills, e.g. chinese=3")
+    radd.add_argument("--prefer", type=_levels, default={}, help="preferred skills")
+    radd.add_argument("--priority", type=int, default=0)
+    radd.add_argument("--min-tier", type=int, default=0)
+    radd.add_argument("--escalate-after", type=int, help="seconds waiting before the target widens")
+    radd.add_argument("--widen-require", type=_levels, help="required skills once escalated")
+    radd.add_argument("--widen-min-tier", type=int, help="minimum agent tier once escalated")
+    rule.add_parser("list", help="the rule table in order").add_argument("--tenant", required=True)
+    rdel = rule.add_parser("delete", help="delete a rule")
+    rdel.add_argument("rule", type=int)
+    rdel.add_argument("--tenant", required=True)
+
+
+def handles(args: argparse.Namespace) -> bool:
+    return args.command in ("agent", "rule", "customer") or (args.command == "router" and bool(getattr(args, "action", None)))
+
+
+def _rule_body(args: argparse.Namespace) -> dict:
+    match = {n: getattr(args, n) for n in ("channels", "tags", "languages", "keywords") if getattr(args, n)}
+    if args.accounts:
+        match["accounts"] = [int(a) for a in args.accounts]
+    if args.min_customer_tier:
+        match["min_customer_tier"] = args.min_customer_tier
+    widen = {}
+    if args.widen_require is not None:
+        widen["required"] = args.widen_require
+    if args.widen_min_tier is not None:
+        widen["min_tier"] = args.widen_min_tier
+    body = {"name": args.name, "match": match, "required": args.require, "preferred": args.prefer,
+            "priority": args.priority, "min_tier": args.min_tier, "widen": widen,
+            "escalate_after_s": args.escalate_after, "position": args.position}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+async def _run(db: Database, args: argparse.Namespace) -> object:
+    async with db.write() as conn:
+        tenant = await admin.tenant_id(conn, args.tenant) if getattr(args, "tenant", None) else None
+        if args.command == "router":
+            ticket_id = args.ticket
+            if tenant is not None:
+                ticket_id = (await conn.execute(tickets.select().with_only_columns(tickets.c.id).where(
+                    tickets.c.tenant_id == tenant, tickets.c.number == args.ticket))).scalar()
+            row = await store.ticket_for_routing(conn, ticket_id or 0)
+            if row is None:
+                raise admin.NotFound(f"no ticket {args.ticket}")
+            return await routing_trail(conn, row.tenant_id, row.id)
+        if (args.command, args.action) == ("agent", "add"):
+            agent_id = await admin.create_agent(conn, tenant, args.name, args.email, status=args.status,
+                                                tier=args.tier, skills=args.skills, capacity=args.capacity)
+            return agent_json(await store.get_agent(conn, tenant, agent_id))
+        if (args.command, args.action) == ("agent", "list"):
+            return [agent_json(r) for r in await store.list_agents(conn, tenant)]
+        if (args.command, args.action) == ("agent", "status"):
+            if await store.set_agent_status(conn, tenant, args.agent, args.status, now_ms()) is None:
+                raise admin.NotFound(f"no agent {args.agent}")
+            return agent_json(await store.get_agent(conn, tenant, args.agent))
+        if (args.command, args.action) == ("customer", "vip"):
+            customer = await ticket_store.resolve_customer(conn, tenant, "email", "", args.email.lower(), "", now_ms())
+            await conn.execute(update(customers).where(customers.c.id == customer.id).values(vip_tier=args.tier))
+            return {"customer_id": customer.id, "email": args.email.lower(), "vip_tier": args.tier}
+        if (args.command, args.action) == ("rule", "add"):
+            rule_id = await store.add_rule(conn, tenant, now_ms(), **rule_fields(_rule_body(args)))
+            return next(rule_json(r) for r in await store.list_rules(conn, tenant) if r.id == rule_id)
+        if (args.command, args.action) == ("rule", "list"):
+            return [rule_json(r) for r in await store.list_rules(conn, tenant)]
+        if (args.command, args.action) == ("rule", "delete"):
+            if not await store.delete_rule(conn, tenant, args.rule):
+                raise admin.NotFound(f"no rule {args.rule}")
+            return {"deleted": args.rule}
+    raise AssertionError(args.command)
+
+
+def explain_text(trail: dict) -> str:
+    """A routing trail for people: one block per decision."""
+    lines = [f"ticket {trail['ticket_id']} (#{trail['number']}) {trail['status']}, language "
+             f"{trail['language'] or '?'}, customer VIP tier {trail['customer_vip_tier']}, assignee "
+             f"{trail['assignee_id'] or '-'}" + (", waiting" if trail["waiting"] else "")]
+    for d in trail["decisions"]:
+        head = f"{d['at']}  {d['outcome']}"
+        if d.get("agent_id"):
+            head += f" -> agent {d['agent_id']}"
+        lines.append(head + f"  (via {d.get('via', '-')}, {d['elapsed_us']} µs)")
+        for r in d.get("rules", []):
+            lines.append(f"  rule {r['rule']!r}: " + ("hit" if r["hit"] else "; ".join(r["misses"])))
+        if req := d.get("requirements"):
+            lines.append(f"  needs skills {req['required'] or '-'}, prefers {req['preferred'] or '-'}, "
+                         f"tier >= {req['min_tier']}, stage {req['stage']}")
+        for c in d.get("candidates", []):
+            lines.append(f"  candidate {c['agent']} ({c['agent_id']}): {c['score']}")
+        for x in d.get("excluded", []):
+            lines.append(f"  excluded  {x['agent']} ({x['agent_id']}): {'; '.join(x['reasons'])}")
+        if d.get("claim", {}).get("lost_race"):
+            lines.append(f"  lost races on agents {d['claim']['lost_race']}")
+    return "\n".join(lines)
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> object:
+        db = Database(settings.effective_database_url)
+        try:
+            await migrate(db)
+            return await _run(db, args)
+        finally:
+            await db.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except (admin.NotFound, ValueError) as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    except ApiError as exc:
+        print(f"switchboard: {exc.message}", file=sys.stderr)
+        return 2
+    if args.command == "router" and not args.json:
+        print(explain_text(result))
+    else:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0

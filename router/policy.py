@@ -1,0 +1,293 @@
+"""Routing policy: pure functions over a snapshot of agents, rules and one ticket.
+
+Nothing here touches the database or the clock; the worker passes ``now`` in. Every
+function that rejects or ranks says why, so a decision can be explained afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+CLASSES = ("email", "chat", "voice")
+ONLINE = "online"
+STATUSES = ("online", "away", "offline")
+ESCALATED_TAG = "escalated"
+_BY_CHANNEL = {"email": "email", "voice": "voice"}  # every other channel is a chat
+
+
+def channel_class(channel: str) -> str:
+    """``email``, ``voice``, or ``chat`` for WeChat, Weibo, SDK and web forms."""
+    return _BY_CHANNEL.get(channel, "chat")
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: int
+    name: str
+    status: str
+    tier: int
+    skills: Mapping[str, int]
+    capacity: Mapping[str, int]
+    load: Mapping[str, int]
+    last_assigned_at: int = 0
+
+    def free(self, cls: str) -> int:
+        return self.capacity.get(cls, 0) - self.load.get(cls, 0)
+
+    def load_ratio(self, cls: str) -> float:
+        cap = self.capacity.get(cls, 0)
+        return self.load.get(cls, 0) / cap if cap > 0 else math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: int
+    channel: str
+    account_id: int
+    customer_tier: int = 0
+    priority: int = 0
+    tags: Sequence[str] = ()
+    language: str = ""
+    text: str = ""  # subject and body of the first message, for keyword rules
+    previous_agent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of a tenant's ordered rule table; empty match fields match anything."""
+
+    id: int
+    name: str
+    match: Mapping[str, Any] = field(default_factory=dict)
+    required: Mapping[str, int] = field(default_factory=dict)
+    preferred: Mapping[str, int] = field(default_factory=dict)
+    priority: int = 0
+    min_tier: int = 0
+    escalate_after_s: int | None = None
+    widen: Mapping[str, Any] = field(default_factory=dict)  # {"required": {...}, "min_tier": n}
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What an agent needs to take a ticket, and how that widens while it waits."""
+
+    required: Mapping[str, int] = field(default_factory=dict)
+    preferred: Mapping[str, int] = field(default_factory=dict)
+    min_tier: int = 0
+    priority: int = 0
+    rule_id: int | None = None
+    rule: str = ""
+    escalate_after_s: int | None = None
+    widen: Mapping[str, Any] = field(default_factory=dict)
+    stage: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "required": dict(self.required), "preferred": dict(self.preferred), "min_tier": self.min_tier,
+            "priority": self.priority, "rule_id": self.rule_id, "rule": self.rule,
+            "escalate_after_s": self.escalate_after_s, "widen": dict(self.widen), "stage": self.stage,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Requirements:
+        return cls(**{k: data[k] for k in cls.__slots__ if k in data})
+
+
+# --- language -------------------------------------------------------------------------
+
+def _script(ch: str) -> str:
+    code = ord(ch)
+    if 0x3040 <= code <= 0x30FF:
+        return "kana"
+    if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
+        return "hangul"
+    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF:
+        return "han"
+    if ch.isalpha() and code < 0x250:
+        return "latin"
+    return ""
+
+
+def detect_language(text: str) -> str:
+    """``zh``/``ja``/``ko`` for CJK text, ``latin`` for Latin-script text, ``""`` when unsure."""
+    counts = {"han": 0, "kana": 0, "hangul": 0, "latin": 0}
+    for ch in text[:4000]:
+        script = _script(ch)
+        if script:
+            counts[script] += 1
+    # One CJK character carries about a word; Latin letters count per ~4 to a word.
+    cjk = counts["han"] + counts["kana"] + counts["hangul"]
+    if cjk == 0 and counts["latin"] == 0:
+        return ""
+    if cjk * 4 < counts["latin"]:
+        return "latin"
+    if counts["kana"]:
+        return "ja"
+    if counts["hangul"] > counts["han"]:
+        return "ko"
+    return "zh"
+
+
+# --- rules ----------------------------------------------------------------------------
+
+def rule_misses(rule: Rule, ticket: Ticket) -> list[str]:
+    """Why ``rule`` does not match ``ticket``; empty when it matches."""
+    m, why = rule.match, []
+    if m.get("channels") and ticket.channel not in m["channels"]:
+        why.append(f"channel {ticket.channel} not in {list(m['channels'])}")
+    if m.get("accounts") and ticket.account_id not in m["accounts"]:
+        why.append(f"account {ticket.account_id} not in {list(m['accounts'])}")
+    if m.get("tags") and not set(m["tags"]) <= set(ticket.tags):
+        why.append(f"tags {sorted(set(m['tags']) - set(ticket.tags))} missing")
+    if m.get("languages") and ticket.language not in m["languages"]:
+        why.append(f"language {ticket.language or '?'} not in {list(m['languages'])}")
+    if ticket.customer_tier < int(m.get("min_customer_tier", 0)):
+        why.append(f"customer tier {ticket.customer_tier} < {m['min_customer_tier']}")
+    if m.get("keywords"):
+        text = ticket.text.casefold()
+        if not any(k.casefold() in text for k in m["keywords"]):
+            why.append(f"none of the keywords {list(m['keywords'])}")
+    return why
+
+
+def match_rule(rules: Iterable[Rule], ticket: Ticket) -> tuple[Rule | None, list[dict]]:
+    """The first matching rule in table order, and the trace of every rule looked at."""
+    trace = []
+    for rule in rules:
+        misses = rule_misses(rule, ticket)
+        trace.append({"rule_id": rule.id, "rule": rule.name, "hit": not misses, "misses": misses})
+        if not misses:
+            return rule, trace
+    return None, trace
+
+
+def requirements(rule: Rule | None) -> Requirements:
+    """What the matched rule asks for; without a rule any online agent with capacity will do."""
+    if rule is None:
+        return Requirements()
+    return Requirements(
+        required=dict(rule.required), preferred=dict(rule.preferred), min_tier=rule.min_tier,
+        priority=rule.priority, rule_id=rule.id, rule=rule.name,
+        escalate_after_s=rule.escalate_after_s, widen=dict(rule.widen),
+    )
+
+
+# --- escalation -----------------------------------------------------------------------
+
+def max_stage(req: Requirements) -> int:
+    """Stage 1 drops preferred skills; stage 2 applies the rule's ``widen`` when it has one."""
+    if not req.escalate_after_s:
+        return 0
+    return 2 if req.widen else 1
+
+
+def escalation_stage(req: Requirements, waited_ms: int) -> int:
+    if not req.escalate_after_s:
+        return 0
+    return min(int(waited_ms // (req.escalate_after_s * 1000)), max_stage(req))
+
+
+def next_stage_at(req: Requirements, queued_at: int, stage: int) -> int | None:
+    """When the stage after ``stage`` is due, or None when there is none."""
+    if stage >= max_stage(req):
+        return None
+    return queued_at + (stage + 1) * req.escalate_after_s * 1000
+
+
+def widened(req: Requirements, stage: int) -> Requirements:
+    """The requirements at escalation ``stage``."""
+    if stage <= 0:
+        return req
+    out = replace(req, preferred={}, stage=stage)
+    if stage >= 2 and req.widen:
+        out = replace(
+            out, required=dict(req.widen.get("required", req.required)),
+            min_tier=int(req.widen.get("min_tier", req.min_tier)),
+        )
+    return out
+
+
+# --- eligibility and order ------------------------------------------------------------
+
+def exclusions(agent: Agent, cls: str, req: Requirements) -> list[str]:
+    """Why ``agent`` cannot take a ticket of class ``cls`` under ``req``; empty when eligible."""
+    why = []
+    if agent.status != ONLINE:
+        why.append(f"status {agent.status}")
+    for skill, level in req.required.items():
+        have = agent.skills.get(skill, 0)
+        if have < level:
+            why.append(f"skill {skill} {have} < {level}")
+    if agent.tier < req.min_tier:
+        why.append(f"tier {agent.tier} < {req.min_tier}")
+    if agent.free(cls) <= 0:
+        why.append(f"{cls} load {agent.load.get(cls, 0)}/{agent.capacity.get(cls, 0)}")
+    return why
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    sticky: bool
+    preferred: int  # preferred skills met
+    load_ratio: float
+    idle_ms: int
+
+    def key(self) -> tuple:
+        # Higher is better for each part; sorted() ascending, hence the negations.
+        return (not self.sticky, -self.preferred, self.load_ratio, -self.idle_ms)
+
+    def to_json(self) -> dict:
+        return {"sticky": self.sticky, "preferred": self.preferred,
+                "load_ratio": round(self.load_ratio, 4), "idle_s": self.idle_ms // 1000}
+
+
+def score(agent: Agent, cls: str, req: Requirements, previous_agent: int | None, now: int) -> Score:
+    met = sum(1 for skill, level in req.preferred.items() if agent.skills.get(skill, 0) >= level)
+    return Score(agent.id == previous_agent, met, agent.load_ratio(cls), max(now - agent.last_assigned_at, 0))
+
+
+@dataclass(slots=True)
+class Decision:
+    """Eligible agents best first with their scores, and every excluded agent with reasons."""
+
+    ranked: list[tuple[Agent, Score]]
+    excluded: list[tuple[Agent, list[str]]]
+
+    def explain(self, limit: int = 50) -> dict:
+        return {
+            "candidates": [{"agent_id": a.id, "agent": a.name, "score": s.to_json()}
+                           for a, s in self.ranked[:limit]],
+            "candidates_total": len(self.ranked),
+            "excluded": [{"agent_id": a.id, "agent": a.name, "reasons": r} for a, r in self.excluded[:limit]],
+            "excluded_total": len(self.excluded),
+        }
+
+
+def decide(ticket: Ticket, agents: Iterable[Agent], req: Requirements, now: int) -> Decision:
+    """Rank the eligible agents for ``ticket``: sticky, preferred skills, load ratio, longest idle."""
+    cls = channel_class(ticket.channel)
+    ranked, excluded = [], []
+    for agent in agents:
+        why = exclusions(agent, cls, req)
+        if why:
+            excluded.append((agent, why))
+        else:
+            ranked.append((agent, score(agent, cls, req, ticket.previous_agent, now)))
+    ranked.sort(key=lambda pair: (pair[1].key(), pair[0].id))
+    return Decision(ranked, excluded)
+
+
+# --- the waiting queue ----------------------------------------------------------------
+
+def queue_rank(queued_at: int, vip_tier: int, priority: int, aging_ms: int) -> int:
+    """Sort key of a waiting ticket, lowest first.
+
+    Each VIP tier counts as ``aging_ms`` of waiting and each point of rule priority as a
+    tenth of it. Because the boost is a fixed offset from the enqueue time, the order never
+    changes while tickets wait (so an index serves it), and any ticket that has waited
+    longer than a newer one's boost is served first: nothing starves.
+    """
+    return queued_at - vip_tier * aging_ms - priority * aging_ms // 10

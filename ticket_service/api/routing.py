@@ -1,0 +1,259 @@
+"""Agents, routing rules, a ticket's routing trail, and changes that free capacity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from core.bus import Bus
+from core.ids import now_ms
+from core.keys import TICKET_EVENTS
+from ticket_service import events
+from ticket_service.api.auth import authenticated
+from ticket_service.api.errors import ApiError, not_found, parse_id
+from ticket_service.api.tickets import DB, PREFIX, iso_ms
+from ticket_service.store import admin
+from ticket_service.store import routing as store
+from ticket_service.store.tables import tickets
+
+BUS = web.AppKey("api_bus", Bus)
+STATUSES = ("online", "away", "offline")
+TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
+_RULE_FIELDS = {"name", "position", "match", "required", "preferred", "priority", "min_tier",
+                "escalate_after_s", "widen"}
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, "invalid_body", message)
+
+
+async def _body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _bad("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _bad("body must be a JSON object")
+    return body
+
+
+def _levels(value: Any, name: str) -> dict[str, int]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in value.items()
+    ):
+        raise _bad(f"{name} must map names to non-negative integers")
+    return value
+
+
+async def _publish(request: web.Request, kind: str, tenant_id: int, **fields: Any) -> None:
+    """Tell the routers; without a bus the router's periodic pass catches up."""
+    bus = request.app.get(BUS)
+    if bus is not None:
+        await bus.publish(TICKET_EVENTS, events.event_envelope(kind, str(tenant_id), "", "", tenant_id=tenant_id,
+                                                               **fields))
+
+
+def agent_json(row) -> dict:
+    return {
+        "id": row.id, "name": row.name, "email": row.email, "status": row.status, "tier": row.tier,
+        "skills": dict(row.skills or {}),
+        "capacity": {c: getattr(row, f"cap_{c}") for c in store.CLASSES},
+        "load": {c: getattr(row, f"load_{c}") for c in store.CLASSES},
+        "last_assigned_at": iso_ms(row.last_assigned_at or None),
+    }
+
+
+def rule_json(row) -> dict:
+    return {name: getattr(row, name) for name in (
+        "id", "position", "name", "match", "required", "preferred", "priority", "min_tier",
+        "escalate_after_s", "widen",
+    )}
+
+
+@authenticated
+async def list_agents(request: web.Request, tenant_id: int) -> web.Response:
+    async with request.app[DB].read() as conn:
+        rows = await store.list_agents(conn, tenant_id)
+    return web.json_response({"items": [agent_json(r) for r in rows]})
+
+
+@authenticated
+async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
+    """POST /agents: {name, email, tier, skills: {skill: level}, capacity: {email, chat, voice}, status}."""
+    body = await _body(request)
+    name, email = body.get("name"), body.get("email")
+    if not isinstance(name, str) or not name or not isinstance(email, str) or "@" not in email:
+        raise _bad("name and email are required")
+    status = body.get("status", "offline")
+    if status not in STATUSES:
+        raise _bad(f"status must be one of {', '.join(STATUSES)}")
+    tier = body.get("tier", 0)
+    if not isinstance(tier, int) or isinstance(tier, bool) or tier < 0:
+        raise _bad("tier must be a non-negative integer")
+    capacity = _levels(body.get("capacity", {}), "capacity")
+    if set(capacity) - set(store.CLASSES):
+        raise _bad(f"capacity classes are {', '.join(store.CLASSES)}")
+    try:
+        async with request.app[DB].write() as conn:
+            agent_id = await admin.create_agent(conn, tenant_id, name, email, status=status, tier=tier,
+                                                skills=_levels(body.get("skills", {}), "skills"), capacity=capacity)
+            row = await store.get_agent(conn, tenant_id, agent_id)
+    except IntegrityError:
+        raise ApiError(409, "conflict", f"an agent with email {email} exists") from None
+    if status == "online":
+        await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
+    return web.json_response(agent_json(row), status=201)
+
+
+@authenticated
+async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response:
+    """PUT /agents/{id}/status {"status": "online" | "away" | "offline"}."""
+    agent_id = parse_id(request.match_info["id"])
+    status = (await _body(request)).get("status")
+    if status not in STATUSES:
+        raise _bad(f"status must be one of {', '.join(STATUSES)}")
+    async with request.app[DB].write() as conn:
+        before = await store.set_agent_status(conn, tenant_id, agent_id, status, now_ms())
+        if before is None:
+            raise not_found("agent", agent_id)
+        row = await store.get_agent(conn, tenant_id, agent_id)
+    if before.status != status:
+        await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
+    return web.json_response(agent_json(row))
+
+
+@authenticated
+async def list_rules(request: web.Request, tenant_id: int) -> web.Response:
+    async with request.app[DB].read() as conn:
+        rows = await store.list_rules(conn, tenant_id)
+    return web.json_response({"items": [rule_json(r) for r in rows]})
+
+
+def rule_fields(body: dict) -> dict:
+    """Validated rule columns from a request body (shared with the CLI)."""
+    unknown = set(body) - _RULE_FIELDS
+    if unknown:
+        raise _bad(f"unknown rule field {sorted(unknown)[0]!r}")
+    if not isinstance(body.get("name"), str) or not body["name"]:
+        raise _bad("name is required")
+    out = {"name": body["name"], "match": body.get("match", {}),
+           "required": _levels(body.get("required", {}), "required"),
+           "preferred": _levels(body.get("preferred", {}), "preferred"), "widen": body.get("widen", {})}
+    if not isinstance(out["match"], dict) or not isinstance(out["widen"], dict):
+        raise _bad("match and widen must be objects")
+    for name in ("priority", "min_tier", "escalate_after_s", "position"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise _bad(f"{name} must be a non-negative integer")
+        if value is not None:
+            out[name] = value
+    return out
+
+
+@authenticated
+async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
+    """POST /routing/rules: insert at ``position`` (1 = first) or append."""
+    fields = rule_fields(await _body(request))
+    async with request.app[DB].write() as conn:
+        rule_id = await store.add_rule(conn, tenant_id, now_ms(), **fields)
+        rows = await store.list_rules(conn, tenant_id)
+    return web.json_response(rule_json(next(r for r in rows if r.id == rule_id)), status=201)
+
+
+@authenticated
+async def delete_rule(request: web.Request, tenant_id: int) -> web.Response:
+    rule_id = parse_id(request.match_info["id"])
+    async with request.app[DB].write() as conn:
+        if not await store.delete_rule(conn, tenant_id, rule_id):
+            raise not_found("rule", rule_id)
+    return web.Response(status=204)
+
+
+async def routing_trail(conn, tenant_id: int, ticket_id: int) -> dict | None:
+    """Who holds the ticket, whether it waits, and every decision with its reasons."""
+    row = await store.ticket_for_routing(conn, ticket_id)
+    if row is None or row.tenant_id != tenant_id:
+        return None
+    waiting = await store.queued(conn, ticket_id)
+    return {
+        "ticket_id": row.id, "number": row.number, "status": row.status, "language": row.language,
+        "assignee_id": row.assignee_id if row.assigned_at or row.status in store.CLOSED else None,
+        "customer_vip_tier": row.vip_tier,
+        "waiting": None if waiting is None else {
+            "since": iso_ms(waiting.queued_at), "stage": waiting.stage, "channel_class": waiting.channel_class,
+        },
+        "decisions": [{
+            "at": iso_ms(d.created_at), "outcome": d.outcome, "agent_id": d.agent_id, "rule_id": d.rule_id,
+            "elapsed_us": d.elapsed_us, **d.detail,
+        } for d in await store.decisions(conn, tenant_id, ticket_id)],
+    }
+
+
+@authenticated
+async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
+    """GET /tickets/{id}/routing: the routing decisions of one ticket, oldest first."""
+    ticket_id = parse_id(request.match_info["id"])
+    async with request.app[DB].read() as conn:
+        trail = await routing_trail(conn, tenant_id, ticket_id)
+    if trail is None:
+        raise not_found("ticket", ticket_id)
+    return web.json_response(trail)
+
+
+@authenticated
+async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
+    """PATCH /tickets/{id} {"status"?, "assignee"?: agent id | null}: solve, close, reassign."""
+    ticket_id = parse_id(request.match_info["id"])
+    body = await _body(request)
+    status = body.get("status")
+    if status is not None and status not in TICKET_STATUSES:
+        raise _bad(f"status must be one of {', '.join(TICKET_STATUSES)}")
+    if "assignee" in body and body["assignee"] is not None and not isinstance(body["assignee"], int):
+        raise _bad("assignee must be an agent id or null")
+    now, freed = now_ms(), None
+    async with request.app[DB].write() as conn:
+        row = await store.ticket_for_routing(conn, ticket_id)
+        if row is None or row.tenant_id != tenant_id:
+            raise not_found("ticket", ticket_id)
+        if "assignee" in body:
+            freed = await store.unassign(conn, ticket_id, now)
+            target = body["assignee"]
+            if target is not None:
+                agent = await store.get_agent(conn, tenant_id, target)
+                cls = {"email": "email", "voice": "voice"}.get(row.channel, "chat")
+                if agent is None:
+                    raise not_found("agent", target)
+                if (await store.take_ticket(conn, ticket_id, target, now) is None
+                        or not await store.take_capacity(conn, target, cls, now)):
+                    raise ApiError(409, "no_capacity", f"agent {target} is not online with free {cls} capacity")
+                await store.remember_agent(conn, row.customer_id, target)
+                await store.dequeue(conn, ticket_id)
+                await store.record(conn, tenant_id, ticket_id, "assigned", now, agent_id=target,
+                                   detail={"via": "manual"})
+        if status in store.CLOSED:
+            freed = await store.close_ticket(conn, ticket_id, status, now) or freed
+            await store.dequeue(conn, ticket_id)
+        elif status is not None:
+            await conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(status=status, updated_at=now))
+        trail = await routing_trail(conn, tenant_id, ticket_id)
+    if status in store.CLOSED:
+        await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
+    elif "assignee" in body:
+        await _publish(request, events.TICKET_UPDATED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
+    return web.json_response(trail)
+
+
+def setup_routes(app: web.Application, bus: Bus | None) -> None:
+    if bus is not None:
+        app[BUS] = bus
+    app.router.add_get(f"{PREFIX}/agents", list_agents)
+    app.router.add_post(f"{PREFIX}/agents", create_agent)
+    app.router.add_put(f"{PREFIX}/agents/{{id}}/status", set_agent_status)
+    app.router.add_get(f"{PREFIX}/routing/rules", list_rules)
+    app.router.add_post(f"{PREFIX}/routing/rules", create_rule)
+    app.router.add_delete(f"{PREFIX}/routing/rules/{{id}}", delete_rule)
+    app.router.add_get(f"{PREFIX}/tickets/{{id}}/routing", get_routing)
+    app.router.add_patch(f"{PREFIX}/tickets/{{id}}", update_ticket)
