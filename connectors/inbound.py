@@ -12,10 +12,12 @@ class Attachment:
     data: bytes
     content_id: str | None = None
     inline: bool = False
+    blob_key: str = ""  # already in the blob store (an SDK upload); ``data`` is then empty
+    known_size: int = 0
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return len(self.data) or self.known_size
 
 
 @dataclass(slots=True)
@@ -45,5 +47,10 @@ class Inbound:
     thread_root: str = ""
     own_key: str = ""
     ticket_number: int | None = None  # a ticket reference the sender quoted (subject, form)
+    # Chat channels: the sender's session with this account; joins the ticket last active
+    # within the session window, and always moves to the ticket the message lands on.
+    session_key: str = ""
     auto_reason: str = ""  # non-empty: auto-reply/bulk, never opens or reopens a ticket
     headers: dict[str, object] = field(default_factory=dict)
+    # More identities of the same person (email, E.164 phone, unionid): they link channels.
+    also: list[Sender] = field(default_factory=list)

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from connectors import email
+from connectors import email, forms, sdk, wechat, weibo
 from connectors.inbound import Inbound
 from core.envelope import Envelope
 
@@ -10,4 +10,8 @@ Parser = Callable[[Envelope], list[Inbound]]
 
 PARSERS: dict[str, Parser] = {
     "email": email.parse,
+    "wechat": wechat.parse,
+    "weibo": weibo.parse,
+    "webform": forms.parse,
+    "sdk": sdk.parse,
 }

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from connectors import forms, sdk, wechat, weibo
+from connectors.push import GATEWAY, Gateway
 from core.bus import Bus
+from gateway import receipts
+from ticket_service.store.directory import AccountDirectory
 
 BUS = web.AppKey("bus", Bus)
 
+# Each push channel's ``setup_routes(app)``; its handlers find the Gateway under GATEWAY.
+CHANNEL_ROUTES = (
+    wechat.setup_routes, weibo.setup_routes, forms.setup_routes, sdk.setup_routes, receipts.setup_routes,
+)
 
-def setup_gateway(app: web.Application, bus: Bus) -> None:
+
+def setup_gateway(app: web.Application, bus: Bus, accounts: AccountDirectory) -> None:
+    """Mount every push channel; ``accounts`` is the cached lookup the routes may use."""
     app[BUS] = bus
+    app[GATEWAY] = Gateway(bus, accounts, bus.blobs)
+    for setup in CHANNEL_ROUTES:
+        setup(app)

@@ -1,0 +1,169 @@
+"""What every HTTP push channel shares: the gateway's context, rejections, bodies, accounts.
+
+A push route verifies cheaply, wraps the raw body in an Envelope, XADDs it and answers;
+``Reject`` is a sender's fault answered with its status and a JSON body naming the problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from core import keys, metrics
+from core.blobs import BlobStore
+from core.bus import Bus
+from core.envelope import Envelope
+from ticket_service.store.admin import Account
+from ticket_service.store.db import Database
+from ticket_service.store.directory import AccountDirectory
+
+log = structlog.get_logger()
+
+DEFAULT_MAX_BODY = 64 * 1024  # a WeChat/Weibo push or an SDK message is a few KiB at most
+
+
+@dataclass(slots=True)
+class Gateway:
+    """The state push routes need: the bus, cached account lookups, blobs and settings."""
+
+    bus: Bus
+    accounts: AccountDirectory
+    blobs: BlobStore
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.bus.redis
+
+    @property
+    def db(self) -> Database:
+        return self.accounts.db
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+class Reject(Exception):
+    """A sender's fault: HTTP status, a stable reason (also the metric label) and a message."""
+
+    def __init__(self, status: int, reason: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.reason, self.message, self.headers = status, reason, message, headers or {}
+
+
+def count(channel: str, outcome: str, reason: str = "") -> None:
+    metrics.INGRESS.labels(channel, outcome, reason).inc()
+
+
+def error_body(reason: str, message: str) -> dict:
+    return {"error": {"code": reason, "message": message}}
+
+
+Handler = Callable[[web.Request, Gateway], Awaitable[web.StreamResponse]]
+
+
+def push_route(channel: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Wrap a handler: ``Reject`` -> its JSON answer; Redis/DB down -> 503; all counted."""
+
+    def wrap(handler: Handler):
+        @functools.wraps(handler)
+        async def route(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request, request.app[GATEWAY])
+            except Reject as exc:
+                log.info("push.rejected", channel=channel, status=exc.status, reason=exc.reason,
+                         path=request.path)
+                count(channel, "rejected", exc.reason)
+                return web.json_response(error_body(exc.reason, exc.message), status=exc.status,
+                                         headers=exc.headers)
+            except (RedisError, SQLAlchemyError, OSError):
+                # Our fault: the sender keeps the message and retries (WeChat, Weibo and the SDK do).
+                log.error("push.unavailable", channel=channel, path=request.path, exc_info=True)
+                count(channel, "rejected", "unavailable")
+                return web.json_response(error_body("unavailable", "try again later"), status=503,
+                                         headers={"Retry-After": "5"})
+
+        return route
+
+    return wrap
+
+
+async def account_for(gw: Gateway, channel: str, address: str) -> Account:
+    account = await gw.accounts.by_address(channel, address)
+    if account is None:
+        raise Reject(404, "unknown_account", f"no {channel} account {address!r}")
+    return account
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing anything over ``limit`` bytes without reading all of it."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Reject(413, "too_large", f"body of {request.content_length} bytes exceeds {limit}")
+    chunks, size = [], 0
+    while chunk := await request.content.read(64 * 1024):  # returns what has arrived, up to n
+        size += len(chunk)
+        if size > limit:
+            raise Reject(413, "too_large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def setting_int(account: Account, name: str, default: int) -> int:
+    value = account.settings.get(name, default)
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else default
+
+
+def envelope(account: Account, channel: str, payload: bytes, content_type: str, request: web.Request,
+             **meta: str) -> Envelope:
+    return Envelope(
+        tenant=account.tenant_slug, channel=channel, account=str(account.id), payload=payload,
+        content_type=content_type, meta={"remote_addr": request.remote or "", **meta},
+    )
+
+
+async def publish(gw: Gateway, stream: str, env: Envelope, channel: str) -> str:
+    """XADD, then count it accepted: the answer may leave only after this returned."""
+    entry = await gw.bus.publish(stream, env)
+    log.info("push.accepted", channel=channel, envelope_id=env.id, tenant=env.tenant, size=len(env.payload))
+    count(channel, "accepted")
+    return entry
+
+
+def clock_s() -> int:
+    return int(time.time())
+
+
+RECEIPT_TTL_S = 30 * 24 * 3600
+
+
+async def issue_receipt(gw: Gateway, env: Envelope, account: Account, dedup_key: str) -> str:
+    """Remember what the receipt (the envelope id) resolves through; written before the XADD.
+
+    ``dedup_key`` must be short enough to be stored as is (under 255 characters).
+    """
+    doc = json.dumps({"tenant_id": account.tenant_id, "channel": env.channel, "dedup_key": dedup_key})
+    await gw.redis.set(keys.receipt_key(env.id), doc, ex=RECEIPT_TTL_S)
+    return env.id
+
+
+async def rate_limit(gw: Gateway, scope: str, limit: int, what: str, window_s: int = 60) -> None:
+    """Fixed-window counter in Redis shared by every gateway replica; 429 over ``limit``."""
+    now = time.time()
+    window = int(now // window_s)
+    key = keys.rate_key(scope, window)
+    async with gw.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, window_s + 1)
+        used, _ = await pipe.execute()
+    if used > limit:
+        retry = max(1, int((window + 1) * window_s - now + 0.999))
+        raise Reject(429, "rate_limited", f"more than {limit} requests per {window_s} s {what}",
+                     {"Retry-After": str(retry)})

@@ -1,0 +1,65 @@
+"""WeChat's push verification: plaintext ``signature`` and safe-mode ``msg_signature`` + AES.
+
+Official account message encryption guide: signature = sha1(sort(token, timestamp, nonce));
+msg_signature = sha1(sort(token, timestamp, nonce, Encrypt)); Encrypt is AES-256-CBC of
+random(16) + len(4) + xml + appid, keyed by base64(EncodingAESKey + "=").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from wechatpy.crypto import PrpCrypto
+from wechatpy.exceptions import InvalidAppIdException
+
+from connectors.push import Reject
+
+MODES = ("plaintext", "compatible", "safe")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """An account's settings: ``token``, ``aes_key`` (EncodingAESKey), ``appid``, ``mode``."""
+
+    token: str
+    mode: str = "plaintext"
+    aes_key: bytes = b""
+    appid: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> Keys:
+        mode = settings.get("mode", "plaintext")
+        aes = settings.get("aes_key", "")
+        key = b""
+        if aes:
+            try:
+                key = base64.b64decode(aes + "=", validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+        return cls(str(settings.get("token", "")), mode if mode in MODES else "safe", key,
+                   str(settings.get("appid", "")))
+
+
+def sign(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def check_signature(keys: Keys, signature: str, timestamp: str, nonce: str, *extra: str) -> None:
+    if not keys.token or not hmac.compare_digest(sign(keys.token, timestamp, nonce, *extra), signature):
+        raise Reject(401, "bad_signature", "signature does not match the account's token")
+
+
+def decrypt(keys: Keys, encrypt: str) -> str:
+    """Decrypt a safe-mode ``Encrypt`` field; the trailing appid must be this account's."""
+    if len(keys.aes_key) != 32:
+        raise Reject(400, "encryption_not_configured", "this account has no valid EncodingAESKey")
+    try:
+        return PrpCrypto(keys.aes_key).decrypt(encrypt, keys.appid)
+    except InvalidAppIdException:
+        raise Reject(401, "wrong_appid", "encrypted message is for another appid") from None
+    except Exception:  # wechatpy surfaces bad padding/base64/length as assorted types
+        raise Reject(400, "undecryptable", "Encrypt is not valid AES ciphertext for this account") from None
