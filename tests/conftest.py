@@ -111,3 +111,19 @@ def sqlite_url(tmp_path) -> str:
 def database_url(request) -> str:
     """Runs a test once on SQLite and once on PostgreSQL."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    """A real Dovecot (dovecot-imapd) with a throwaway config; tests add their own users."""
+    from dovecot import Dovecot
+
+    server = Dovecot().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def imap_user(dovecot) -> str:
+    """A fresh IMAP user (empty INBOX) on the session Dovecot."""
+    return dovecot.add_user(f"u{uuid.uuid4().hex[:10]}@acme.test")

@@ -14,6 +14,7 @@ from mimetypes import MimeTypes
 
 import nh3
 
+from connectors.email import tnef
 from connectors.email.autoreply import auto_reason
 from connectors.email.charsets import decode_bytes, decode_header_value, unescape_8bit
 from connectors.inbound import Attachment, Inbound, Sender
@@ -35,6 +36,7 @@ _WORK_BUDGET = 20_000_000
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^"\s;]{1,200}))', re.I)
 _CLOSE = re.compile(rb"^--([^\r\n]{1,200}?)--[ \t]*\r?$", re.M)  # RFC 2046 §5.1.1
 _MSGID = re.compile(r"<([^<>]*)>")
+_HEADER_MSGID = re.compile(r"^\s*Message-ID:\s*<([^<>\s]{1,998})>", re.I | re.M)
 _TICKET = re.compile(r"\[(?:ticket\s*)?#\s*([0-9]{1,12})\]", re.I)
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([\w.:-]{1,40})", re.I)
 _BLOCK_TAGS = {"p", "div", "br", "li", "tr", "hr", "pre", "table", "ul", "ol", "blockquote",
@@ -95,6 +97,8 @@ def parse(envelope: Envelope) -> list[Inbound]:
     leaves = _leaves(msg)
     hint = _charset_hint(leaves)
     text, html, attachments = _body(leaves, hint)
+    attachments, tnef_text = tnef.expand(attachments)
+    text = text or tnef_text
     own = _own_id(msg.get("Message-ID"))
     dedup_key = own or "hdr:" + sha256(_header_block(raw)).hexdigest()
     irt, refs = _ids(_raw_header(msg, "in-reply-to")), _ids(_raw_header(msg, "references"))
@@ -104,6 +108,10 @@ def parse(envelope: Envelope) -> list[Inbound]:
     subject = _line(decode_header_value(msg.get("Subject", ""), hint))
     return_path = meta["mail_from"] if "mail_from" in meta else msg.get("Return-Path")
     ticket = _TICKET.search(subject)
+    reason = auto_reason(msg, sender.value, return_path)
+    if reason == "bounce":
+        # The bounced original's id leads the refs, so the bounce lands on its ticket.
+        irt = list(dict.fromkeys([*_bounced_ids(leaves, text), *irt]))
     return [Inbound(
         dedup_key=dedup_key, sender=sender, subject=subject, text=text, html=html,
         attachments=attachments, sent_at=_sent_at(msg.get("Date")), own_key=own,
@@ -111,9 +119,25 @@ def parse(envelope: Envelope) -> list[Inbound]:
         thread_refs=[i for i in dict.fromkeys(irt + refs[::-1]) if i != own],
         thread_root=refs[0] if refs else irt[0] if irt else dedup_key,
         ticket_number=int(ticket.group(1)) if ticket else None,
-        auto_reason=auto_reason(msg, sender.value, return_path),
+        auto_reason=reason,
         headers=_header_fields(msg, meta, own, irt, refs, hint),
     )]
+
+
+def _bounced_ids(leaves: list[tuple[Message, int]], text: str) -> list[str]:
+    """Message-IDs of the mail a bounce returns: the attached original or its headers
+    (RFC 3464 §2, RFC 6522), else the copy Exim and qmail quote in the text."""
+    found: list[str] = []
+    for part, _ in leaves:
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/global") and part.is_multipart():
+            inner = part.get_payload()
+            if inner and isinstance(inner[0], Message):
+                found += _ids(inner[0].get("Message-ID"))
+        elif ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/global-headers"):
+            data = (part.get_payload(decode=True) or b"").decode("latin-1")
+            found += _HEADER_MSGID.findall(data)
+    return list(dict.fromkeys(found or _HEADER_MSGID.findall(text)))
 
 
 def read_message(raw: bytes) -> Message:

@@ -153,3 +153,25 @@ async def touch_ticket(conn: AsyncConnection, ticket_id: int, now: int, reopen: 
     if reopen:
         values.update(status="open", closed_at=None)
     await conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+
+
+async def ticket_by_id(conn: AsyncConnection, tenant_id: int, ticket_id: int) -> Row | None:
+    return (
+        await conn.execute(
+            select(*_TICKET_COLS).where(tickets.c.tenant_id == tenant_id, tickets.c.id == ticket_id)
+        )
+    ).first()
+
+
+async def ticket_has_message(conn: AsyncConnection, tenant_id: int, ticket_id: int, dedup_keys: Iterable[str]) -> bool:
+    """Whether one of these ids is a message stored on the ticket (not merely a thread key)."""
+    dedup_keys = list(dedup_keys)
+    if not dedup_keys:
+        return False
+    found = await conn.execute(
+        select(messages.c.id).where(
+            messages.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id,
+            messages.c.dedup_key.in_(dedup_keys),
+        ).limit(1)
+    )
+    return found.first() is not None
