@@ -26,15 +26,20 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run
 	$(BIN)/switchboard run
 
-# Servers the integration tests start themselves: redis-server and PostgreSQL's initdb/pg_ctl.
+# Servers the integration tests start themselves: redis-server, PostgreSQL's initdb/pg_ctl
+# and Dovecot (dovecot-imapd; the fixtures run it with their own config and port).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
+	{ command -v dovecot || ls /usr/sbin/dovecot; } >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(APT) update -q && $(APT) install -y -q $$missing; \
+		if echo "$$missing" | grep -q dovecot; then \
+			$(SUDO) service dovecot stop >/dev/null 2>&1 || true; \
+		fi; \
 	fi
 
 lint: $(VENV)/.test

@@ -40,6 +40,10 @@ class Bus:
             env = dataclasses.replace(env, payload=b"", meta={**env.meta, BLOB_META: key})
         return env.pack()
 
+    async def wire(self, env: Envelope) -> bytes:
+        """The entry value for ``env`` (claim-checked if large), for a caller's own XADD script."""
+        return await self._wire(env)
+
     async def publish(self, stream: str, env: Envelope) -> str:
         """XADD one envelope; returns once Redis has it (the point an ingress may say yes)."""
         return _text(await self.redis.xadd(stream, {FIELD: await self._wire(env)}))

@@ -28,3 +28,46 @@ def heartbeat_key(role: str, consumer: str) -> str:
 
 
 HEARTBEAT_PATTERN = f"{_KEY}heartbeat:*"
+
+
+def router_tick_key() -> str:
+    """Held for one reconcile interval by the router instance doing the periodic pass."""
+    return f"{_KEY}router:tick"
+
+
+# IMAP: one lease, one checkpoint and one retry count per mailbox folder.
+DEAD_IMAP = f"{DEAD_PREFIX}imap"  # messages an IMAP poller could not fetch (with the UID)
+IMAP_INSTANCES = f"{_KEY}imap:instances"  # sorted set: poller instance -> last seen (ms)
+
+
+def imap_lease_key(account_id: int, folder: str) -> str:
+    return f"{_KEY}imap:lease:{account_id}:{folder}"
+
+
+def imap_checkpoint_key(account_id: int, folder: str) -> str:
+    """Hash ``uidvalidity``, ``uid``: the last UID whose envelope is on the stream."""
+    return f"{_KEY}imap:checkpoint:{account_id}:{folder}"
+
+
+def imap_attempts_key(account_id: int, folder: str) -> str:
+    """Hash UID -> failed fetch attempts, so one bad message is quarantined, not retried forever."""
+    return f"{_KEY}imap:attempts:{account_id}:{folder}"
+
+
+# Push gateway: receipts, SDK idempotency and uploads, rate-limit windows.
+def receipt_key(receipt: str) -> str:
+    """JSON {tenant_id, channel, dedup_key}: what a submitter's receipt id resolves through."""
+    return f"{_KEY}receipt:{receipt}"
+
+
+def sdk_message_key(account_id: int, client_id: str) -> str:
+    """The receipt first given for an SDK client message uuid (a retry gets the same one)."""
+    return f"{_KEY}sdk:msg:{account_id}:{client_id}"
+
+
+def sdk_upload_key(account_id: int, upload_id: str) -> str:
+    return f"{_KEY}sdk:upload:{account_id}:{upload_id}"
+
+
+def rate_key(scope: str, window: int) -> str:
+    return f"{_KEY}rate:{scope}:{window}"

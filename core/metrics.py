@@ -55,6 +55,14 @@ ROUTER_DECISIONS = Counter(
     "switchboard_router_decisions_total", "Routing decisions by outcome (assigned, queued, escalated, lost_race).",
     ["outcome"],
 )
+IMAP_LEASE_HELD = Gauge(
+    "switchboard_imap_lease_held", "1 while this poller holds the lease on a mailbox folder (account:folder).",
+    ["mailbox"],
+)
+IMAP_LAST_POLL = Gauge(
+    "switchboard_imap_last_poll_timestamp_seconds", "When a mailbox folder (account:folder) was last searched.",
+    ["mailbox"],
+)
 STREAM_LENGTH = Gauge("switchboard_stream_length", "XLEN of a stream.", ["stream"])
 GROUP_LAG = Gauge("switchboard_group_lag", "Entries of a stream not yet delivered to a group.", ["stream", "group"])
 GROUP_PENDING = Gauge("switchboard_group_pending", "Entries delivered to a group but not acked.", ["stream", "group"])

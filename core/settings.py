@@ -38,6 +38,15 @@ class Settings:
     # Email
     max_message_size: int = 25 * 1024 * 1024
     smtp_hostname: str = "switchboard.local"
+    # IMAP pollers (`switchboard connector imap`)
+    imap_timeout_s: float = 30.0  # every network step; a hung server cannot hang the poller
+    imap_poll_interval_s: float = 60.0  # servers without IDLE
+    imap_idle_s: float = 25 * 60.0  # re-issue IDLE before the 30-minute server limit (RFC 2177)
+    imap_lease_ms: int = 30_000  # a dead poller's mailboxes are taken over after this
+    imap_refresh_s: float = 10.0  # re-read accounts and rebalance mailboxes between pollers
+    imap_backoff_max_s: float = 60.0  # reconnect backoff ceiling
+    imap_max_attempts: int = 3  # failed fetches of one UID before it is quarantined
+    imap_batch: int = 50  # UIDs fetched per round
     # Wire
     blob_threshold: int = 256 * 1024
     # Consumer loop
@@ -51,6 +60,10 @@ class Settings:
     reopen_window_s: int = 7 * 24 * 3600
     session_window_s: int = 24 * 3600
     account_cache_s: float = 30.0
+    # Routing
+    router_aging_s: int = 600  # waiting this long counts as one VIP tier
+    router_reconcile_ms: int = 5_000  # load drift, escalations and queue pulls
+    router_queue_scan: int = 200  # waiting tickets an agent with room looks at
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console

@@ -12,9 +12,11 @@ from connectors.inbound import Inbound
 from core.envelope import Envelope
 from core.ids import now_ms
 from normalizer.threading import Context, ThreadMatch, find_thread
+from ticket_service.store import customers
 from ticket_service.store import tickets as store
 from ticket_service.store.admin import Account
 from ticket_service.store.db import Database
+from ticket_service.store.reply_tokens import is_signed
 
 log = structlog.get_logger()
 _ATTEMPTS = 5
@@ -41,13 +43,14 @@ class Outcome:
 
 async def ingest(
     db: Database, account: Account, env: Envelope, inbound: Inbound, attachments: list[dict],
-    reopen_window_ms: int,
+    reopen_window_ms: int, session_window_ms: int = 24 * 3600 * 1000, reply_secret: str = "",
 ) -> Outcome:
     """Store the message exactly once; a unique-key race with another worker is retried."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             async with db.write() as conn:
-                return await _ingest(conn, account, env, inbound, attachments, reopen_window_ms)
+                return await _ingest(conn, account, env, inbound, attachments, reopen_window_ms,
+                                     session_window_ms, reply_secret)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -55,19 +58,31 @@ async def ingest(
     raise AssertionError("unreachable")
 
 
-async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms) -> Outcome:
+async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms, session_window_ms,
+                  reply_secret="") -> Outcome:
     tenant = account.tenant_id
     dedup_key = store_key(inbound.dedup_key)
     seen = await store.find_message(conn, tenant, env.channel, dedup_key)
     if seen:
         kind = "redelivered" if seen.envelope_id == env.id else "duplicate"
         return Outcome(kind, seen.ticket_id, seen.id)
+    if reply_secret and not inbound.auto_reason and is_signed(reply_secret, tenant, inbound.own_key):
+        inbound.auto_reason = "own-message-id"  # our own outbound mail came back: a mail loop
     now = now_ms()
     sender = inbound.sender
-    customer = await store.resolve_customer(conn, tenant, sender.kind, sender.scope, sender.value, sender.name, now)
+    customer = await customers.resolve(
+        conn, tenant, (sender.kind, sender.scope, sender.value),
+        [(i.kind, i.scope, i.value[:320]) for i in inbound.also if i.value], sender.name, now,
+    )
     keys = [store_key(k) for k in dict.fromkeys([*inbound.thread_refs, inbound.thread_root, inbound.own_key]) if k]
-    match = await find_thread(conn, Context(tenant, account.id, customer.id, inbound, keys))
+    session = store_key(inbound.session_key) if inbound.session_key else ""
+    match = await find_thread(
+        conn, Context(tenant, account.id, customer.id, inbound, keys, session, session_window_ms, now, reply_secret)
+    )
     outcome = await _place(conn, account, env, inbound, customer, match, keys, now, reopen_window_ms)
+    if session and outcome.ticket_id is not None and outcome.kind != "auto":
+        # The session follows the conversation to whichever ticket it now lives on.
+        await store.bind_thread_keys(conn, tenant, account.id, outcome.ticket_id, [session], now, repoint=True)
     outcome.message_id = await store.add_message(
         conn, tenant_id=tenant, ticket_id=outcome.ticket_id, channel=env.channel, account_id=account.id,
         dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.inbound import Inbound
+from ticket_service.store import reply_tokens
 from ticket_service.store import tickets as store
 
 
@@ -22,6 +23,10 @@ class Context:
     customer_id: int
     inbound: Inbound
     keys: list[str]  # the message's conversation keys, already normalized
+    session_key: str = ""  # chat channels: the sender's session key, already normalized
+    session_window_ms: int = 0
+    now: int = 0
+    reply_secret: str = ""  # signs reply tokens; empty: tokens are neither issued nor honoured
 
 
 @dataclass(slots=True)
@@ -34,10 +39,61 @@ class ThreadMatch:
 Rule = Callable[[AsyncConnection, Context], Awaitable[tuple[Row | None, str]]]
 
 
+async def by_session(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
+    """Chat: the ticket this sender's session last landed on, if active within the window."""
+    if not ctx.session_key:
+        return None, "not a chat message"
+    ticket = await store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, [ctx.session_key])
+    if ticket is None:
+        return None, "no session"
+    idle_s = (ctx.now - ticket.updated_at) // 1000
+    if ctx.now - ticket.updated_at > ctx.session_window_ms:
+        return None, f"session of ticket {ticket.number} idle {idle_s}s, past the window"
+    return ticket, f"session on ticket {ticket.number}, idle {idle_s}s"
+
+
+_BODY_SCAN = 64 * 1024  # the marker sits in the quoted reply, near the top or the bottom
+
+
+def token_places(inbound: Inbound) -> list[str]:
+    """Where a reply carries our token: In-Reply-To/References, the To/Cc address, the body."""
+    places = [*inbound.thread_refs]
+    for name in ("to", "cc", "rcpt_to"):
+        value = inbound.headers.get(name) or []
+        places += value if isinstance(value, list) else [str(value)]
+    text = inbound.text
+    places += [text[:_BODY_SCAN], text[-_BODY_SCAN:]] if len(text) > _BODY_SCAN else [text]
+    return places
+
+
+async def by_reply_token(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
+    """Our signed token in In-Reply-To/References, the To/Cc plus-address or the body marker."""
+    if not ctx.reply_secret:
+        return None, "reply tokens off"
+    places = token_places(ctx.inbound)
+    for ticket_id in reply_tokens.verified_ticket_ids(ctx.reply_secret, ctx.tenant_id, places):
+        ticket = await store.ticket_by_id(conn, ctx.tenant_id, ticket_id)
+        if ticket is not None:
+            return ticket, f"signed reply token of ticket {ticket.number}"
+    if any(reply_tokens.TOKEN.search(p.lower()) for p in places):
+        return None, "token forged, stale or of a deleted ticket: ignored"
+    return None, "no reply token"
+
+
 async def by_reference(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
-    """A key of this message (In-Reply-To, References, its own id) is held by a ticket."""
+    """A key of this message (In-Reply-To, References, its own id) is held by a ticket.
+
+    Someone other than the ticket's customer joins it only by answering one of its stored
+    messages: a shared root, such as a newsletter everyone replies to, is not enough.
+    """
     ticket = await store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, ctx.keys)
-    return (ticket, f"key held by ticket {ticket.number}") if ticket else (None, "no known key")
+    if ticket is None:
+        return None, "no known key"
+    if ticket.customer_id != ctx.customer_id and not await store.ticket_has_message(
+        conn, ctx.tenant_id, ticket.id, ctx.keys
+    ):
+        return None, f"ticket {ticket.number} holds only a shared root and belongs to another customer"
+    return ticket, f"key held by ticket {ticket.number}"
 
 
 async def by_ticket_number(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
@@ -54,6 +110,8 @@ async def by_ticket_number(conn: AsyncConnection, ctx: Context) -> tuple[Row | N
 
 
 RULES: tuple[tuple[str, Rule], ...] = (
+    ("session", by_session),
+    ("reply_token", by_reply_token),
     ("reference", by_reference),
     ("ticket_number", by_ticket_number),
 )

@@ -59,7 +59,8 @@ class Normalizer(Worker):
         for inbound in parse(envelope):
             outcome = await ingest(
                 self.db, account, envelope, inbound, await self._attachments(inbound),
-                self.settings.reopen_window_s * 1000,
+                self.settings.reopen_window_s * 1000, self.settings.session_window_s * 1000,
+                reply_secret=self.settings.secret_key,
             )
             log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
                      rule=outcome.rule)
@@ -73,7 +74,8 @@ class Normalizer(Worker):
     async def _attachments(self, inbound: Inbound) -> list[dict]:
         rows = []
         for a in inbound.attachments:
-            key = await self.blobs.put(a.data)  # content-addressed: a retry writes nothing new
+            # Content-addressed: a retry writes nothing new; uploads are in the store already.
+            key = a.blob_key or await self.blobs.put(a.data)
             rows.append(dict(
                 filename=a.filename[:255], content_type=a.content_type[:255], size=a.size,
                 sha256=key.rsplit("/", 1)[1], blob_key=key, content_id=a.content_id, inline=a.inline,

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 
 from core import logging as sblogging
+from core.credentials import CredentialError, seal
 from core.settings import Settings, SettingsError, load
 from ops import opscli, roles
 from ops.runtime import Runtime
 from router import cli as routercli
-from ticket_service.store import admin
+from ticket_service.store import admin, mailboxes
 
 RoleMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
@@ -22,6 +24,8 @@ ROLES: dict[str, tuple[str, RoleMain]] = {
     "smtp": ("inbound SMTP server", roles.with_ops_port(roles.smtp_server)),
     "normalizer": ("normalizer worker", roles.with_ops_port(roles.normalizer)),
     "router": ("router worker (assigns tickets; `router explain TICKET`)", roles.with_ops_port(roles.router)),
+    "connector": ("a channel connector in its own process: `connector imap` fetches IMAP mailboxes",
+                  roles.with_ops_port(roles.imap_poller)),
     "api": ("REST API server", lambda rt, stop: roles.http_server(rt, stop, api=True, gateway=False)),
     "gateway": ("push-channel HTTP gateway", lambda rt, stop: roles.http_server(rt, stop, api=False, gateway=True)),
 }
@@ -47,12 +51,57 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
             if args.command == "tenant":
                 return f"tenant {args.slug} created (id {await admin.create_tenant(conn, args.slug, args.name)})"
             tenant = await admin.tenant_id(conn, args.tenant)
+            if args.command == "account" and args.action == "imap":
+                return await _imap_account(rt.settings, conn, tenant, args)
             if args.command == "account":
-                account = await admin.add_account(conn, tenant, args.channel, args.address)
+                account = await admin.add_account(conn, tenant, args.channel, args.address,
+                                                  _settings(args.setting))
                 return f"{args.channel} account {args.address} added (id {account})"
             if args.command == "apikey":
                 return await admin.create_api_key(conn, tenant, args.name)
     raise AssertionError(args.command)
+
+
+def _add_imap_parser(account) -> None:
+    imap = account.add_parser("imap", help="fetch an email address's mailbox over IMAP (password stored encrypted)")
+    imap.add_argument("address", help="the support address; registered for the tenant if new")
+    imap.add_argument("--tenant", required=True)
+    imap.add_argument("--host", required=True)
+    imap.add_argument("--port", type=int, help="default 993 (ssl) or 143")
+    imap.add_argument("--user", required=True)
+    secret = imap.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--password", help="visible to other local users; prefer --password-stdin")
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    imap.add_argument("--folder", default="INBOX")
+    imap.add_argument("--security", choices=mailboxes.SECURITY, default="ssl")
+    imap.add_argument("--after", default="leave", metavar="leave|seen|move:FOLDER",
+                      help="what to do with a message once it is on the stream")
+    imap.add_argument("--start", choices=mailboxes.START, default="all",
+                      help="all: also take in what the folder holds now; new: only later mail")
+
+
+async def _imap_account(settings: Settings, conn, tenant: int, args: argparse.Namespace) -> str:
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else args.password
+    after, _, move_to = args.after.partition(":")
+    port = args.port or (993 if args.security == "ssl" else 143)
+    imap = mailboxes.imap_settings(args.host, port, args.user, args.folder, args.security, after, move_to,
+                                   args.start)
+    account = await mailboxes.set_imap(conn, tenant, args.address, imap, seal(settings.secret_key, password))
+    return f"email account {args.address} fetches {args.user}@{args.host}:{port}/{args.folder} (id {account})"
+
+
+def _settings(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs -> a settings dict; a VALUE that parses as JSON is taken as JSON."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"switchboard: --setting {pair!r} is not KEY=VALUE")
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value
+    return settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
             role.add_argument("--drain", action="store_true", help="exit once the streams are empty")
         if name == "router":
             routercli.add_role_commands(role)
+        if name == "connector":
+            role.add_argument("kind", choices=["imap"], help="which connector")
     opscli.add_parser(sub, list(ROLES))
     routercli.add_parsers(sub)
     sub.add_parser("migrate", help="bring the database schema up to date")
@@ -74,9 +125,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     account = sub.add_parser("account", help="channel accounts").add_subparsers(dest="action", required=True)
     add = account.add_parser("add", help="register an address a channel receives on")
-    add.add_argument("channel", choices=["email"])
-    add.add_argument("address")
+    add.add_argument("channel", choices=["email", "wechat", "weibo", "webform", "sdk"])
+    add.add_argument("address", help="mailbox, or the {account}/{form}/{app} key of the push URL")
     add.add_argument("--tenant", required=True)
+    add.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                     help="account setting (repeatable); VALUE is JSON when it parses, else text, "
+                     "e.g. token=abc mode=safe 'cors_origins=[\"https://shop.example\"]'")
+    _add_imap_parser(account)
     apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
     key = apikey.add_parser("create", help="create an API key and print it (shown once)")
     key.add_argument("--tenant", required=True)
@@ -101,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         print(asyncio.run(_admin(settings, args)))
-    except admin.NotFound as exc:
+    except (admin.NotFound, CredentialError, ValueError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,29 +1,63 @@
-"""First start on an empty data folder: a demo tenant with a support address and an API key."""
+"""First start on an empty data folder: a demo tenant with an account per channel and an API key."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 
 from ops.runtime import Runtime
 from ticket_service.store import admin
 
 DEMO_TENANT = "demo"
 DEMO_ADDRESS = "support@example.com"
+DEMO_PUSH = "demo-shop"  # the {account} of /wechat/… and /weibo/…
+DEMO_FORM = "contact"
+DEMO_APP = "demo-app"
+
+
+def _push_channels() -> dict:
+    """Settings of the demo's push accounts, with fresh secrets."""
+    return {
+        "wechat": {"account": DEMO_PUSH, "token": secrets.token_hex(8), "mode": "compatible",
+                   # EncodingAESKey: 43 characters of base64 for a 32-byte key.
+                   "aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+                   "appid": "wx" + secrets.token_hex(8)},
+        "weibo": {"account": DEMO_PUSH, "app_secret": secrets.token_hex(16)},
+        "webform": {"form": DEMO_FORM, "honeypot": "website", "custom": ["order_id"],
+                    "cors_origins": ["http://localhost:8080", "http://127.0.0.1:8080"]},
+        "sdk": {"app": DEMO_APP, "secret": secrets.token_urlsafe(24)},
+    }
+
+
+async def _add_push_accounts(conn, tenant: int) -> dict:
+    channels = _push_channels()
+    for channel, doc in channels.items():
+        address = doc.get("account") or doc.get("form") or doc["app"]
+        settings = {k: v for k, v in doc.items() if k not in ("account", "form", "app")}
+        await admin.add_account(conn, tenant, channel, address, settings)
+    return channels
 
 
 async def ensure_demo(rt: Runtime) -> dict:
     """Create the demo tenant once and remember it in ``<data>/demo.json``."""
     path = rt.settings.data_dir / "demo.json"
     if path.exists():
-        return json.loads(path.read_text())
-    async with rt.db.write() as conn:
-        tenant = await admin.create_tenant(conn, DEMO_TENANT, "Demo shop")
-        await admin.add_account(conn, tenant, "email", DEMO_ADDRESS)
-        key = await admin.create_api_key(conn, tenant, "demo")
-    demo = {"tenant": DEMO_TENANT, "api_key": key, "email": DEMO_ADDRESS}
+        demo = json.loads(path.read_text())
+        if "wechat" in demo:
+            return demo
+        async with rt.db.write() as conn:  # a data folder from before the push channels
+            demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"])))
+    else:
+        async with rt.db.write() as conn:
+            tenant = await admin.create_tenant(conn, DEMO_TENANT, "Demo shop")
+            await admin.add_account(conn, tenant, "email", DEMO_ADDRESS)
+            key = await admin.create_api_key(conn, tenant, "demo")
+            demo = {"tenant": DEMO_TENANT, "api_key": key, "email": DEMO_ADDRESS,
+                    **await _add_push_accounts(conn, tenant)}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(demo, indent=2) + "\n")
-    os.chmod(tmp, 0o600)  # it holds a live API key
+    os.chmod(tmp, 0o600)  # it holds a live API key and channel secrets
     tmp.replace(path)
     return demo

@@ -31,11 +31,25 @@ HELP: dict[str, str] = {
     "the data folder, living as long as the process that started it.",
     "database_url": "Database, e.g. `postgresql://user:pass@host/db`. Empty: SQLite (WAL) "
     "at `<data_dir>/switchboard.db`.",
-    "secret_key": "Secret for HMAC-signed tokens (such as email reply tokens); no role reads "
-    "it yet.",
+    "secret_key": "Secret for HMAC-signed email reply tokens (a per-tenant key is derived "
+    "from it) and the key that encrypts stored channel credentials (IMAP passwords). Keep it "
+    "stable: changing it invalidates reply tokens and stored passwords.",
     "max_message_size": "Largest accepted message in bytes (25 MiB): announced in SMTP "
     "`EHLO SIZE` and refused with 552 above it; also the HTTP body limit.",
     "smtp_hostname": "Name the SMTP server gives in its greeting and `EHLO` reply.",
+    "imap_timeout_s": "Seconds any one IMAP network step (connect, login, search, fetch, IDLE "
+    "exit) may take before the poller drops the connection and reconnects.",
+    "imap_poll_interval_s": "Seconds between polls of a mailbox whose server lacks IDLE.",
+    "imap_idle_s": "Seconds an IDLE is held before it is re-issued (servers drop IDLE after "
+    "30 minutes, RFC 2177).",
+    "imap_lease_ms": "Lease on a mailbox held by one poller instance, renewed every third of it; "
+    "a dead poller's mailboxes are taken over within this time.",
+    "imap_refresh_s": "How often a poller re-reads the IMAP accounts and rebalances mailboxes "
+    "with the other pollers.",
+    "imap_backoff_max_s": "Ceiling of the exponential reconnect backoff after an IMAP failure.",
+    "imap_max_attempts": "Failed fetches of one message (UID) before it is quarantined in "
+    "`dead.imap` and the mailbox moves on.",
+    "imap_batch": "Messages (UIDs) fetched per round from one mailbox.",
     "blob_threshold": "Payloads larger than this many bytes go to the blob store; the stream "
     "entry carries the reference (claim check).",
     "batch_size": "Entries a worker reads per `XREADGROUP` and reclaims per `XAUTOCLAIM`.",
@@ -48,8 +62,8 @@ HELP: dict[str, str] = {
     "intervals); `switchboard ops check` reads it.",
     "reopen_window_s": "A follow-up within this many seconds of a ticket closing reopens it; "
     "later ones open a new linked ticket.",
-    "session_window_s": "Chat channels (WeChat, Weibo): a message within this many seconds of "
-    "the last one joins the same ticket (no chat connector ships yet).",
+    "session_window_s": "Chat channels (WeChat, Weibo, mobile SDK): a message within this many "
+    "seconds of the last one in the same session joins the same ticket.",
     "account_cache_s": "Seconds a channel account lookup (recipient address → tenant) is cached "
     "per process.",
     "router_aging_s": "Queue order: each VIP tier a ticket's customer has counts as this many "

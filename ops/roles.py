@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from connectors.email import smtp
+from connectors.email.imap import ImapPoller
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
 from ops.demo import ensure_demo
@@ -18,6 +19,7 @@ from ops.runtime import Runtime
 from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.store.directory import AccountDirectory
+from ticket_service.store.mailboxes import imap_mailboxes
 
 log = structlog.get_logger()
 
@@ -77,11 +79,20 @@ async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     await server.wait_closed()
 
 
+async def imap_poller(rt: Runtime, stop: asyncio.Event) -> None:
+    """Fetch the registered IMAP mailboxes (none registered: it only looks for them now and then)."""
+    async def load():
+        async with rt.db.read() as conn:
+            return await imap_mailboxes(conn)
+
+    await ImapPoller(rt.bus, rt.settings, load).run(stop)
+
+
 def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
     app = web.Application(client_max_size=rt.settings.max_message_size)
     setup_ops(app, rt.health)
     if gateway:
-        setup_gateway(app, rt.bus)
+        setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s))
     if api:
         setup_api(app, rt.db, rt.blobs, bus=rt.bus)
     return app
@@ -106,6 +117,7 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
         asyncio.create_task(http_server(rt, stop)),
         asyncio.create_task(normalizer(rt, stop)),
         asyncio.create_task(router(rt, stop)),
+        asyncio.create_task(imap_poller(rt, stop)),
     ]
     await asyncio.sleep(0.2)
     _banner(rt, demo)
@@ -125,5 +137,12 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
             f"  demo tenant {demo['tenant']}: mail {demo['email']}",
             f"  API key     {demo['api_key']}  (also in {s.data_dir / 'demo.json'})",
         ]
+        if "wechat" in demo:
+            base = f"http://{s.host}:{s.http_port}"
+            lines += [
+                f"  WeChat  {base}/wechat/{demo['wechat']['account']}   Weibo {base}/weibo/{demo['weibo']['account']}",
+                f"  form    {base}/forms/{demo['webform']['form']}   SDK {base}/sdk/v1/apps/{demo['sdk']['app']}",
+                f"  (channel secrets in {s.data_dir / 'demo.json'})",
+            ]
     print("\n".join(lines), file=sys.stdout, flush=True)
     log.info("switchboard.ready", demo=json.dumps(bool(demo)))

@@ -8,12 +8,23 @@ import json
 import os
 from pathlib import Path
 
-from ops.bench import email
+from ops.bench import email, router, wechat
+
+COLUMNS = {
+    "email": ["scenario", "normalizers", "mails", "smtp_accept_per_s", "end_to_end_per_s",
+              "ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms", "seconds"],
+    "router": ["scenario", "routers", "agents", "backlog", "decisions", "decisions_per_s",
+               "decision_p50_ms", "decision_p99_ms", "seconds"],
+    "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "seconds"],
+}
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["scenario", "normalizers", "mails", "smtp_accept_per_s", "end_to_end_per_s",
-            "ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms", "seconds"]
+    return "\n\n".join(_table([r for r in rows if r["scenario"] == name], cols)
+                        for name, cols in COLUMNS.items() if any(r["scenario"] == name for r in rows))
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
     widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths, strict=True)) for r in rows]
@@ -22,8 +33,14 @@ def table(rows: list[dict]) -> str:
 
 async def main(args: argparse.Namespace) -> list[dict]:
     rows = []
-    for normalizers in args.normalizers:
-        rows.append(await email.run(args.mails, args.connections, normalizers, os.environ.get("DATABASE_URL")))
+    if "email" in args.scenarios:
+        for normalizers in args.normalizers:
+            rows.append(await email.run(args.mails, args.connections, normalizers, os.environ.get("DATABASE_URL")))
+    if "router" in args.scenarios:
+        for routers in args.routers:
+            rows.append(await router.run(args.agents, args.backlog, routers, os.environ.get("DATABASE_URL")))
+    if "wechat" in args.scenarios:
+        rows.append(await wechat.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
     return rows
 
 
@@ -32,6 +49,14 @@ if __name__ == "__main__":
     p.add_argument("--mails", type=int, default=5000)
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--normalizers", type=int, nargs="+", default=[1, 2], help="replica counts to compare")
+    p.add_argument("--scenarios", nargs="+", choices=["email", "router", "wechat"],
+                   default=["email", "router", "wechat"])
+    p.add_argument("--pushes", type=int, default=5000, help="wechat scenario: safe-mode pushes")
+    p.add_argument("--push-connections", type=int, default=16, help="wechat scenario: concurrent clients")
+    p.add_argument("--agents", type=int, default=1000, help="router scenario: online agents")
+    # 100,000 is the sizing figure (about 12 minutes here); the default keeps `make bench` short.
+    p.add_argument("--backlog", type=int, default=10_000, help="router scenario: waiting tickets")
+    p.add_argument("--routers", type=int, nargs="+", default=[2], help="router replica counts to compare")
     p.add_argument("--out", default="bench/results.json")
     args = p.parse_args()
     results = asyncio.run(main(args))

@@ -1,0 +1,149 @@
+"""Every API route, called with tenant A's key on tenant B's objects: B stays invisible and untouched.
+
+The route table below must list every route under /api/v1; a new route fails this test until
+it is added here with what isolation means for it.
+"""
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from support import make_mail
+
+from core import keys
+from core.blobs import BlobStore
+from core.bus import Bus
+from core.envelope import Envelope
+from core.settings import load
+from normalizer.worker import Normalizer
+from ticket_service.api import setup_api
+from ticket_service.store import admin
+from ticket_service.store.db import Database, migrate
+
+PREFIX = "/api/v1"
+# (method, route) -> kind: "list" answers only the caller's items; "item" answers 404 on another
+# tenant's id; "create" makes an object of the caller's tenant only.
+ROUTES = {
+    ("GET", "/tickets"): "list",
+    ("GET", "/tickets/{id}"): "item",
+    ("PATCH", "/tickets/{id}"): "item",
+    ("GET", "/tickets/{id}/routing"): "item",
+    ("GET", "/attachments/{id}"): "item",
+    ("GET", "/agents"): "list",
+    ("POST", "/agents"): "create",
+    ("PUT", "/agents/{id}/status"): "item",
+    ("GET", "/routing/rules"): "list",
+    ("POST", "/routing/rules"): "create",
+    ("DELETE", "/routing/rules/{id}"): "item",
+}
+BODIES = {
+    ("PATCH", "/tickets/{id}"): {"status": "closed"},
+    ("PUT", "/agents/{id}/status"): {"status": "offline"},
+    ("POST", "/agents"): {"name": "Mallory", "email": "mallory@acme.test", "status": "online",
+                          "capacity": {"email": 1}},
+    ("POST", "/routing/rules"): {"name": "steal", "required": {"refunds": 1}},
+}
+
+
+@pytest.fixture
+async def world(sqlite_url, redis_url, tmp_path):
+    """Two tenants, each with a ticket carrying an attachment, an online agent and a rule."""
+    db = Database(sqlite_url)
+    await migrate(db)
+    client = aioredis.Redis.from_url(redis_url)
+    blobs = BlobStore(tmp_path / "blobs")
+    bus = Bus(client, blobs, 1 << 20)
+    tenants = {}
+    async with db.write() as conn:
+        for slug in ("acme", "globex"):
+            tid = await admin.create_tenant(conn, slug)
+            account = await admin.add_account(conn, tid, "email", f"help@{slug}.test")
+            tenants[slug] = {"id": tid, "account": account, "key": await admin.create_api_key(conn, tid, "t")}
+    for slug, t in tenants.items():
+        raw, _ = make_mail(subject=f"{slug} secret", to=f"help@{slug}.test", sender=f"boss@{slug}.test",
+                           attachments=[(f"{slug}.pdf", "application/pdf", f"{slug} plans".encode())])
+        await bus.publish(keys.ingest_stream("email"),
+                          Envelope(tenant=slug, channel="email", account=str(t["account"]), payload=raw))
+    settings = load(env={}).replace(data_dir=tmp_path, block_ms=50)
+    await asyncio.wait_for(Normalizer(bus, settings, db, blobs).run(drain=True), 60)
+
+    app = web.Application()
+    setup_api(app, db, blobs, bus=bus)
+    http = TestClient(TestServer(app))
+    await http.start_server()
+    for slug, t in tenants.items():
+        h = {"Authorization": f"Bearer {t['key']}"}
+        async with http.get(f"{PREFIX}/tickets", headers=h) as r:
+            [ticket] = (await r.json())["items"]
+        async with http.get(f"{PREFIX}/tickets/{ticket['id']}", headers=h) as r:
+            [message] = (await r.json())["messages"]
+        async with http.post(f"{PREFIX}/agents", headers=h, json={
+                "name": slug, "email": f"agent@{slug}.test", "status": "online", "capacity": {"email": 5}}) as r:
+            assert r.status == 201, await r.text()
+            agent = await r.json()
+        async with http.post(f"{PREFIX}/routing/rules", headers=h, json={"name": f"{slug} rule"}) as r:
+            assert r.status == 201, await r.text()
+            rule = await r.json()
+        t.update(headers=h, ids={"/tickets": ticket["id"], "/attachments": message["attachments"][0]["id"],
+                                 "/agents": agent["id"], "/routing/rules": rule["id"]})
+    yield http, tenants, app
+    await http.close()
+    await client.aclose()
+    await db.dispose()
+
+
+def _api_routes(app: web.Application) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.router.routes():
+        path = route.resource.canonical
+        if path.startswith(PREFIX) and route.method != "HEAD":
+            found.add((route.method, path[len(PREFIX):]))
+    return found
+
+
+def _fill(path: str, ids: dict) -> str:
+    """Put the other tenant's id of the resource the path names into {id}."""
+    resource = next(r for r in sorted(ids, key=len, reverse=True) if path.startswith(r + "/"))
+    return path.replace("{id}", str(ids[resource]))
+
+
+async def _snapshot(http, tenant) -> dict:
+    """What the tenant itself sees of its objects."""
+    out = {}
+    for path in ("/tickets", "/agents", "/routing/rules"):
+        async with http.get(PREFIX + path, headers=tenant["headers"]) as r:
+            out[path] = await r.json()
+    async with http.get(f"{PREFIX}/attachments/{tenant['ids']['/attachments']}", headers=tenant["headers"]) as r:
+        out["attachment"] = await r.read()
+    return out
+
+
+async def test_every_api_route_is_covered(world):
+    _, _, app = world
+    assert _api_routes(app) == set(ROUTES)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+async def test_a_key_of_one_tenant_sees_and_changes_nothing_of_another(world, method, path):
+    http, tenants, _ = world
+    me, other = tenants["acme"], tenants["globex"]
+    before = await _snapshot(http, other)
+    kind = ROUTES[(method, path)]
+    url = PREFIX + (_fill(path, other["ids"]) if "{id}" in path else path)
+    async with http.request(method, url, headers=me["headers"], json=BODIES.get((method, path))) as r:
+        status, body = r.status, await r.read()
+    if kind == "item":
+        assert status == 404, (method, url, body)
+        assert b'"not_found"' in body
+    elif kind == "list":
+        assert status == 200
+        items = json.loads(body)["items"]
+        mine = {me["ids"][path]} if path in me["ids"] else set()
+        assert {i["id"] for i in items} == mine, (path, items)
+        assert b"globex" not in body
+    else:
+        assert status == 201, body
+    assert await _snapshot(http, other) == before, f"{method} {path} changed the other tenant"
