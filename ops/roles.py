@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import sys
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -94,7 +97,7 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     if gateway:
         setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s))
     if api:
-        setup_api(app, rt.db, rt.blobs, bus=rt.bus)
+        setup_api(app, rt.db, rt.blobs, bus=rt.bus, secret_key=rt.settings.secret_key)
     return app
 
 
@@ -110,6 +113,10 @@ async def http_server(rt: Runtime, stop: asyncio.Event, api: bool = True, gatewa
 
 async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
     """Every role in this one process (single machine, embedded defaults)."""
+    if not rt.settings.secret_key:
+        # One process, one machine: a secret kept in the data folder is enough to seal
+        # credentials and sign reply tokens. Split roles must share SWITCHBOARD_SECRET_KEY.
+        rt.settings = rt.settings.replace(secret_key=local_secret(rt.settings.data_dir))
     s = rt.settings
     demo = await ensure_demo(rt) if s.demo else None
     roles = [
@@ -122,6 +129,15 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
     await asyncio.sleep(0.2)
     _banner(rt, demo)
     await asyncio.gather(*roles)
+
+
+def local_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def _banner(rt: Runtime, demo: dict | None) -> None:

@@ -88,3 +88,48 @@ async def test_reply_to_a_broadcast_by_another_sender_does_not_merge_into_someon
     ann_id = next(m.dedup_key for m in await tokens.messages() if m.sender == "ann@example.org")
     colleague = make_mail(subject="Re: November news", sender="carl@example.org", refs=[newsletter, ann_id])[0]
     assert await _placed(tokens, colleague) == a
+
+
+async def test_api_hands_out_the_reply_address_of_an_email_ticket(tokens):
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ticket_service.api import setup_api
+    from ticket_service.store import admin
+
+    async with tokens.db.write() as conn:
+        key = await admin.create_api_key(conn, tokens.tenant, "t")
+    app = web.Application()
+    setup_api(app, tokens.db, tokens.bus.blobs, secret_key=SECRET)
+    async with TestClient(TestServer(app)) as http:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with http.get(f"/api/v1/tickets/{tokens.ticket.id}/reply-address", headers=headers) as r:
+            assert r.status == 200
+            issued = await r.json()
+        async with http.get("/api/v1/tickets/999/reply-address", headers=headers) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (404, "not_found")
+    token = reply_tokens.make_token(SECRET, tokens.tenant, tokens.ticket.id)
+    assert issued["ticket_id"] == tokens.ticket.id and issued["reply_to"] == f"help+{token}@acme.test"
+    assert issued["message_id"].startswith(f"<{token}.") and issued["marker"] == f"[ref:{token}]"
+    # A customer's answer to that Message-ID threads back by the token alone.
+    reply, _ = make_mail(subject="Re: refund", refs=[issued["message_id"].strip("<>")])
+    assert await _placed(tokens, reply) == tokens.ticket.id
+
+
+async def test_api_without_a_secret_key_says_so(tokens):
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ticket_service.api import setup_api
+    from ticket_service.store import admin
+
+    async with tokens.db.write() as conn:
+        key = await admin.create_api_key(conn, tokens.tenant, "t")
+    app = web.Application()
+    setup_api(app, tokens.db, tokens.bus.blobs)
+    async with TestClient(TestServer(app)) as http:
+        async with http.get(f"/api/v1/tickets/{tokens.ticket.id}/reply-address",
+                            headers={"Authorization": f"Bearer {key}"}) as r:
+            assert r.status == 503
+            assert (await r.json())["error"] == {"code": "not_configured",
+                                                 "message": "reply tokens need SWITCHBOARD_SECRET_KEY"}

@@ -31,6 +31,7 @@ ROUTES = {
     ("GET", "/tickets/{id}"): "item",
     ("PATCH", "/tickets/{id}"): "item",
     ("GET", "/tickets/{id}/routing"): "item",
+    ("GET", "/tickets/{id}/reply-address"): "item",
     ("GET", "/attachments/{id}"): "item",
     ("GET", "/agents"): "list",
     ("POST", "/agents"): "create",

@@ -12,17 +12,19 @@ from ticket_service.store.db import Database
 
 
 def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: float = 30.0,
-              bus: Bus | None = None) -> None:
+              bus: Bus | None = None, secret_key: str = "") -> None:
     """Add the API routes and their state to ``app``; auth is per route, so other routes stay open.
 
     With a ``bus``, changes to agents and tickets are announced on ``ticket.events`` for the router.
     """
     app[tickets.DB] = db
     app[tickets.BLOBS] = blobs
+    app[tickets.SECRET] = secret_key
     app[TENANT_KEYS] = TenantKeys(db, ttl=key_ttl)
     prefix = tickets.PREFIX
     app.router.add_get(f"{prefix}/tickets", tickets.list_tickets)
     app.router.add_get(f"{prefix}/tickets/{{id}}", tickets.get_ticket)
+    app.router.add_get(f"{prefix}/tickets/{{id}}/reply-address", tickets.get_reply_address)
     app.router.add_get(f"{prefix}/attachments/{{id}}", tickets.get_attachment)
     routing.setup_routes(app, bus)
 

@@ -18,11 +18,20 @@ from sqlalchemy.engine import Row
 from core.blobs import BlobStore
 from ticket_service.api.auth import authenticated
 from ticket_service.api.errors import ApiError, invalid_parameter, not_found, parse_id, parse_int
+from ticket_service.store import reply_tokens
 from ticket_service.store.db import Database
-from ticket_service.store.tables import agents, attachments, customers, messages, tickets
+from ticket_service.store.tables import (
+    agents,
+    attachments,
+    channel_accounts,
+    customers,
+    messages,
+    tickets,
+)
 
 DB = web.AppKey("api_db", Database)
 BLOBS = web.AppKey("api_blobs", BlobStore)
+SECRET = web.AppKey("api_secret", str)
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
@@ -209,3 +218,29 @@ async def get_attachment(request: web.Request, tenant_id: int) -> web.Response:
         "Cache-Control": "private, no-cache",
     }
     return web.Response(body=data, content_type=safe_content_type(row.content_type), headers=headers)
+
+
+@authenticated
+async def get_reply_address(request: web.Request, tenant_id: int) -> web.Response:
+    """GET /api/v1/tickets/{id}/reply-address: what one outbound mail of an email ticket carries.
+
+    A reply to that Message-ID, to the reply-to plus-address, or quoting the body marker
+    threads back to this ticket by its signed token, without a header lookup.
+    """
+    ticket_id = parse_id(request.match_info["id"])
+    async with request.app[DB].read() as conn:
+        row = (await conn.execute(
+            select(tickets.c.id, tickets.c.channel, channel_accounts.c.address)
+            .join(channel_accounts, channel_accounts.c.id == tickets.c.account_id)
+            .where(tickets.c.tenant_id == tenant_id, tickets.c.id == ticket_id)
+        )).first()
+    if row is None:
+        raise not_found("ticket", ticket_id)
+    if row.channel != "email":
+        raise ApiError(409, "not_email", f"ticket {ticket_id} is a {row.channel} ticket; replies go by its channel")
+    secret = request.app.get(SECRET, "")
+    if not secret:
+        raise ApiError(503, "not_configured", "reply tokens need SWITCHBOARD_SECRET_KEY")
+    issued = reply_tokens.issue(secret, tenant_id, row.id, row.address)
+    return web.json_response({"ticket_id": row.id, "message_id": issued.message_id,
+                              "reply_to": issued.reply_to, "marker": issued.marker})
