@@ -51,7 +51,7 @@ test: system-deps $(VENV)/.test lint
 # Generated inputs per parser property (make test runs a few hundred of each).
 FUZZ_EXAMPLES ?= 100000
 fuzz: $(VENV)/.test
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q --hypothesis-show-statistics
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q --timeout=0 --hypothesis-show-statistics
 
 bench: $(VENV)/.run
 	$(BIN)/python -m ops.bench $(BENCH_ARGS)

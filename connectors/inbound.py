@@ -54,3 +54,5 @@ class Inbound:
     headers: dict[str, object] = field(default_factory=dict)
     # More identities of the same person (email, E.164 phone, unionid): they link channels.
     also: list[Sender] = field(default_factory=list)
+    # Tags the ticket must carry for this message (a missed call: ``callback``).
+    tags: list[str] = field(default_factory=list)

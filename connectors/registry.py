@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from connectors import email, forms, sdk, wechat, weibo
+from connectors import email, forms, sdk, voice, wechat, weibo
 from connectors.inbound import Inbound
 from core.envelope import Envelope
 
@@ -14,4 +14,5 @@ PARSERS: dict[str, Parser] = {
     "weibo": weibo.parse,
     "webform": forms.parse,
     "sdk": sdk.parse,
+    "voice": voice.parse,
 }

@@ -9,6 +9,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from connectors.inbound import Inbound
+from connectors.voice import call as calls
 from core.envelope import Envelope
 from core.ids import now_ms
 from normalizer.threading import Context, ThreadMatch, find_thread
@@ -30,7 +31,7 @@ def store_key(key: str) -> str:
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened: created | appended | reopened | followup | auto | duplicate | redelivered."""
+    """What happened: created | appended | reopened | followup | auto | duplicate | redelivered | updated."""
 
     kind: str
     ticket_id: int | None
@@ -63,6 +64,9 @@ async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms, se
     tenant = account.tenant_id
     dedup_key = store_key(inbound.dedup_key)
     seen = await store.find_message(conn, tenant, env.channel, dedup_key)
+    if seen and env.channel == "voice":
+        return await _update_call(conn, account, env, inbound, seen, reopen_window_ms, session_window_ms,
+                                  reply_secret)
     if seen:
         kind = "redelivered" if seen.envelope_id == env.id else "duplicate"
         return Outcome(kind, seen.ticket_id, seen.id)
@@ -70,6 +74,26 @@ async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms, se
         inbound.auto_reason = "own-message-id"  # our own outbound mail came back: a mail loop
     now = now_ms()
     sender = inbound.sender
+    outcome, customer, match = await _thread(conn, account, env, inbound, now, reopen_window_ms,
+                                             session_window_ms, reply_secret)
+    outcome.message_id = await store.add_message(
+        conn, tenant_id=tenant, ticket_id=outcome.ticket_id, channel=env.channel, account_id=account.id,
+        dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,
+        sender=sender.value[:320], sender_name=sender.name[:200], subject=inbound.subject[:1000],
+        text=inbound.text, html=inbound.html, headers=inbound.headers, auto_reason=inbound.auto_reason[:64],
+        created_at=env.received_at, sent_at=inbound.sent_at,
+    )
+    await store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
+    if inbound.tags and outcome.ticket_id is not None and outcome.kind != "auto":
+        await store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
+    outcome.customer_id = customer.id
+    outcome.rule = match.rule
+    return outcome
+
+
+async def _thread(conn, account, env, inbound, now, reopen_window_ms, session_window_ms, reply_secret):
+    """Resolve the sender, find the conversation, place the message: (outcome, customer, match)."""
+    tenant, sender = account.tenant_id, inbound.sender
     customer = await customers.resolve(
         conn, tenant, (sender.kind, sender.scope, sender.value),
         [(i.kind, i.scope, i.value[:320]) for i in inbound.also if i.value], sender.name, now,
@@ -83,17 +107,33 @@ async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms, se
     if session and outcome.ticket_id is not None and outcome.kind != "auto":
         # The session follows the conversation to whichever ticket it now lives on.
         await store.bind_thread_keys(conn, tenant, account.id, outcome.ticket_id, [session], now, repoint=True)
-    outcome.message_id = await store.add_message(
-        conn, tenant_id=tenant, ticket_id=outcome.ticket_id, channel=env.channel, account_id=account.id,
-        dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,
-        sender=sender.value[:320], sender_name=sender.name[:200], subject=inbound.subject[:1000],
-        text=inbound.text, html=inbound.html, headers=inbound.headers, auto_reason=inbound.auto_reason[:64],
-        created_at=env.received_at, sent_at=inbound.sent_at,
-    )
-    await store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
-    outcome.customer_id = customer.id
-    outcome.rule = match.rule
-    return outcome
+    return outcome, customer, match
+
+
+async def _update_call(conn, account, env, inbound, seen, *thread_args) -> Outcome:
+    """Voice: one call is one message; a later event (any order, any retry) updates its state."""
+    headers = await store.message_headers(conn, seen.id)
+    state = calls.merge(headers.get("call", {}), inbound.headers["call"])
+    if state == headers.get("call"):
+        return Outcome("redelivered" if seen.envelope_id == env.id else "duplicate", seen.ticket_id, seen.id)
+    values = dict(headers={**headers, "call": state}, text=calls.summary(state), subject=calls.subject(state)[:1000])
+    if seen.ticket_id is None and not inbound.auto_reason:
+        # The call's first events did not name the caller (a recording callback): place it now.
+        inbound.subject = values["subject"]
+        outcome, customer, match = await _thread(conn, account, env, inbound, now_ms(), *thread_args)
+        await store.update_message(conn, seen.id, ticket_id=outcome.ticket_id, customer_id=customer.id,
+                                   sender=inbound.sender.value[:320], sender_name=inbound.sender.name[:200],
+                                   auto_reason="", **values)
+        if calls.needs_callback(state):
+            await store.tag_ticket(conn, outcome.ticket_id, [calls.CALLBACK_TAG], customer.vip_tier)
+        outcome.message_id, outcome.customer_id, outcome.rule = seen.id, customer.id, match.rule
+        return outcome
+    await store.update_message(conn, seen.id, **values)
+    if calls.needs_callback(state) and seen.ticket_id is not None:
+        row = await store.ticket_by_id(conn, account.tenant_id, seen.ticket_id)
+        tier = await customers.vip_tier(conn, row.customer_id if row else None)
+        await store.tag_ticket(conn, seen.ticket_id, [calls.CALLBACK_TAG], tier)
+    return Outcome("updated", seen.ticket_id, seen.id)
 
 
 async def _place(conn, account, env, inbound, customer, match: ThreadMatch, keys, now, reopen_window_ms) -> Outcome:

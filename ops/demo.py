@@ -15,6 +15,7 @@ DEMO_ADDRESS = "support@example.com"
 DEMO_PUSH = "demo-shop"  # the {account} of /wechat/… and /weibo/…
 DEMO_FORM = "contact"
 DEMO_APP = "demo-app"
+DEMO_CALLS = "demo-callcenter"  # the {account} of /voice/…/records|twilio|freeswitch
 
 
 def _push_channels() -> dict:
@@ -28,11 +29,14 @@ def _push_channels() -> dict:
         "webform": {"form": DEMO_FORM, "honeypot": "website", "custom": ["order_id"],
                     "cors_origins": ["http://localhost:8080", "http://127.0.0.1:8080"]},
         "sdk": {"app": DEMO_APP, "secret": secrets.token_urlsafe(24)},
+        "voice": {"account": DEMO_CALLS, "secret": secrets.token_urlsafe(24), "auth_token": secrets.token_hex(16),
+                  "username": "freeswitch", "password": secrets.token_urlsafe(12), "region": "CN",
+                  "answer": "voicemail"},
     }
 
 
-async def _add_push_accounts(conn, tenant: int) -> dict:
-    channels = _push_channels()
+async def _add_push_accounts(conn, tenant: int, skip: frozenset[str] = frozenset()) -> dict:
+    channels = {c: doc for c, doc in _push_channels().items() if c not in skip}
     for channel, doc in channels.items():
         address = doc.get("account") or doc.get("form") or doc["app"]
         settings = {k: v for k, v in doc.items() if k not in ("account", "form", "app")}
@@ -45,10 +49,11 @@ async def ensure_demo(rt: Runtime) -> dict:
     path = rt.settings.data_dir / "demo.json"
     if path.exists():
         demo = json.loads(path.read_text())
-        if "wechat" in demo:
+        if "voice" in demo:
             return demo
-        async with rt.db.write() as conn:  # a data folder from before the push channels
-            demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"])))
+        async with rt.db.write() as conn:  # a data folder from before some push channels
+            demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"]),
+                                                 skip=frozenset(demo)))
     else:
         async with rt.db.write() as conn:
             tenant = await admin.create_tenant(conn, DEMO_TENANT, "Demo shop")

@@ -23,8 +23,10 @@ def parse(env: Envelope) -> list[Inbound]:
         # Events carry no MsgId; WeChat's own guidance is FromUserName + CreateTime.
         dedup = f"event:{openid}:{created}:{event}"
         auto = "" if event in OPENING_EVENTS else f"wechat_{event}"
-    else:
+    elif msg.get("MsgId"):
         dedup = f"msg:{msg['MsgId']}"
+    else:
+        raise PermanentError(f"WeChat {kind or 'message'} push without a MsgId")
     text = describe(msg)
     info = {"msg_type": kind, "to": msg.get("ToUserName", "")}
     info.update({name: msg[name] for name in (*MEDIA_FIELDS, "Event", "EventKey", "Ticket") if msg.get(name)})

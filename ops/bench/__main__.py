@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from ops.bench import email, router, wechat
+from ops.bench import calls, email, router, wechat
 
 COLUMNS = {
     "email": ["scenario", "normalizers", "mails", "smtp_accept_per_s", "end_to_end_per_s",
@@ -16,6 +16,8 @@ COLUMNS = {
     "router": ["scenario", "routers", "agents", "backlog", "decisions", "decisions_per_s",
                "decision_p50_ms", "decision_p99_ms", "seconds"],
     "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "seconds"],
+    "calls": ["scenario", "gateways", "normalizers", "connections", "records", "batch", "accepted_per_s",
+              "stored_per_s", "seconds"],
 }
 
 
@@ -41,6 +43,8 @@ async def main(args: argparse.Namespace) -> list[dict]:
             rows.append(await router.run(args.agents, args.backlog, routers, os.environ.get("DATABASE_URL")))
     if "wechat" in args.scenarios:
         rows.append(await wechat.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
+    if "calls" in args.scenarios:
+        rows.append(await calls.run(args.records, args.batch, args.call_connections, os.environ.get("DATABASE_URL")))
     return rows
 
 
@@ -49,10 +53,13 @@ if __name__ == "__main__":
     p.add_argument("--mails", type=int, default=5000)
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--normalizers", type=int, nargs="+", default=[1, 2], help="replica counts to compare")
-    p.add_argument("--scenarios", nargs="+", choices=["email", "router", "wechat"],
-                   default=["email", "router", "wechat"])
+    p.add_argument("--scenarios", nargs="+", choices=["email", "router", "wechat", "calls"],
+                   default=["email", "router", "wechat", "calls"])
     p.add_argument("--pushes", type=int, default=5000, help="wechat scenario: safe-mode pushes")
     p.add_argument("--push-connections", type=int, default=16, help="wechat scenario: concurrent clients")
+    p.add_argument("--records", type=int, default=20_000, help="calls scenario: call records in all")
+    p.add_argument("--batch", type=int, default=1000, help="calls scenario: records per bulk post")
+    p.add_argument("--call-connections", type=int, default=4, help="calls scenario: concurrent clients")
     p.add_argument("--agents", type=int, default=1000, help="router scenario: online agents")
     # 100,000 is the sizing figure (about 12 minutes here); the default keeps `make bench` short.
     p.add_argument("--backlog", type=int, default=10_000, help="router scenario: waiting tickets")

@@ -1,5 +1,7 @@
 """`switchboard run` on the embedded defaults: a mail in over SMTP, the ticket out over the API."""
 
+import hashlib
+import hmac
 import json
 import signal
 import smtplib
@@ -75,3 +77,20 @@ def test_mail_in_ticket_out_on_embedded_defaults(running, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert "Switchboard is running" in (tmp_path / "stdout").read_text()
+
+
+def test_demo_call_center_posts_a_missed_call_that_becomes_a_callback_ticket(running):
+    # The demo voice account from demo.json, signed as docs/voice.md describes.
+    _, demo, http, _ = running
+    voice = demo["voice"]
+    body = json.dumps({"records": [{"id": "demo-call-1", "status": "missed", "from": "138 0013 8000"}]}).encode()
+    ts = str(int(time.time()))
+    sig = hmac.new(voice["secret"].encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    req = urllib.request.Request(f"http://127.0.0.1:{http}/voice/{voice['account']}/records", data=body, headers={
+        "X-SB-Timestamp": ts, "X-SB-Signature": sig, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert (r.status, json.loads(r.read())["records"]) == (202, 1)
+    [ticket] = wait_for(lambda: _get(http, "/api/v1/tickets", demo["api_key"])["items"], timeout=20,
+                        what="the call's ticket in the API")
+    assert (ticket["channel"], ticket["subject"]) == ("voice", "Call back +8613800138000 (missed)")
+    assert {"auth_token", "username", "password"} <= set(voice)

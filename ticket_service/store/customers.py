@@ -44,3 +44,10 @@ async def resolve(
             for k, s, v in missing
         ])
     return (await conn.execute(select(customers.c.id, customers.c.vip_tier).where(customers.c.id == owner))).one()
+
+
+async def vip_tier(conn: AsyncConnection, customer_id: int | None) -> int:
+    if customer_id is None:
+        return 0
+    row = (await conn.execute(select(customers.c.vip_tier).where(customers.c.id == customer_id))).first()
+    return row.vip_tier if row else 0

@@ -175,3 +175,24 @@ async def ticket_has_message(conn: AsyncConnection, tenant_id: int, ticket_id: i
         ).limit(1)
     )
     return found.first() is not None
+
+
+async def message_headers(conn: AsyncConnection, message_id: int) -> dict:
+    """A message's headers, its row locked until commit (a read-modify-write follows)."""
+    row = (await conn.execute(
+        select(messages.c.headers).where(messages.c.id == message_id).with_for_update())).first()
+    return dict(row.headers or {}) if row else {}
+
+
+async def update_message(conn: AsyncConnection, message_id: int, **values: Any) -> None:
+    await conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+
+
+async def tag_ticket(conn: AsyncConnection, ticket_id: int, tags: Iterable[str], priority: int) -> None:
+    """Add tags to a ticket and raise its priority to at least ``priority``."""
+    row = (await conn.execute(
+        select(tickets.c.tags, tickets.c.priority).where(tickets.c.id == ticket_id).with_for_update())).one()
+    merged = list(dict.fromkeys([*(row.tags or []), *tags]))
+    if merged != list(row.tags or []) or priority > row.priority:
+        await conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(
+            tags=merged, priority=max(priority, row.priority)))
