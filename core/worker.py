@@ -29,6 +29,9 @@ from core.settings import Settings
 
 log = structlog.get_logger()
 
+_DONE, _FAILED, _OUTAGE = "done", "failed", "outage"
+_OUTAGE_MARK = b"outage: "
+
 
 def consumer_name(role: str) -> str:
     """Unique per process, readable in XINFO CONSUMERS."""
@@ -40,6 +43,9 @@ class Worker:
 
     role = "worker"
     group = ""
+    # Errors that mean a dependency is down, not that the entry is bad: the batch stops, the
+    # loop backs off, and such failures never count an entry towards dead-lettering.
+    outage_errors: tuple[type[BaseException], ...] = (OSError,)
 
     def __init__(self, bus: Bus, settings: Settings, streams: list[str], consumer: str | None = None) -> None:
         self.bus = bus
@@ -56,6 +62,10 @@ class Worker:
 
     async def handle(self, envelope: Envelope) -> None:
         raise NotImplementedError
+
+    def is_outage(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means a dependency is down (see ``outage_errors``)."""
+        return isinstance(exc, self.outage_errors)
 
     async def setup(self) -> None:
         """Hook for a stage's own resources; runs before the first read."""
@@ -164,14 +174,22 @@ class Worker:
         acks: list[str] = []
         retried: list[str] = []
         failed = False
-        for raw_id, fields, deliveries in entries:
+        for n, (raw_id, fields, deliveries) in enumerate(entries):
             entry_id = _text(raw_id)
-            if await self._process(stream, entry_id, fields, deliveries):
+            outcome = await self._process(stream, entry_id, fields, deliveries)
+            if outcome == _DONE:
                 acks.append(entry_id)
                 if deliveries > 1:
                     retried.append(entry_id)
             else:
                 failed = True
+                if outcome == _OUTAGE:
+                    # The rest of the batch would fail the same way: it stays pending, is taken
+                    # back after the visibility timeout, and this delivery does not count.
+                    rest = {_text(i): _OUTAGE_MARK + b"not attempted" for i, _, _ in entries[n + 1:]}
+                    if rest:
+                        await self.redis.hset(keys.last_error_key(stream, self.group), mapping=rest)
+                    break
         if acks:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.xack(stream, self.group, *acks)
@@ -181,24 +199,26 @@ class Worker:
         # Back off while handlers fail (e.g. the database is down) instead of spinning.
         self._backoff = min(max(self._backoff * 2, 0.1), 5.0) if failed else 0.0
 
-    async def _process(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> bool:
-        """Handle one entry; True when it is finished with (done or dead-lettered)."""
+    async def _process(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> str:
+        """Handle one entry: _DONE (handled or dead-lettered), _FAILED or _OUTAGE (left pending)."""
         raw = fields.get(FIELD) if fields else None
         if raw is None:
             # Deleted from the stream while pending: nothing left to process.
-            return True
+            return _DONE
         try:
             env = Envelope.unpack(raw)
         except EnvelopeError as exc:
             await self._dead(stream, entry_id, raw, f"envelope: {exc}", deliveries)
-            return True
+            return _DONE
         with structlog.contextvars.bound_contextvars(
             trace_id=env.trace_id, tenant=env.tenant, channel=env.channel, envelope_id=env.id
         ):
             if deliveries > self.settings.max_deliveries:
                 last = await self.redis.hget(keys.last_error_key(stream, self.group), entry_id)
-                await self._dead(stream, entry_id, raw, _text(last or b"max deliveries exceeded"), deliveries)
-                return True
+                # Deliveries spent while a dependency was down say nothing about the entry.
+                if not (last or b"").startswith(_OUTAGE_MARK):
+                    await self._dead(stream, entry_id, raw, _text(last or b"max deliveries exceeded"), deliveries)
+                    return _DONE
             self.counters["inflight"] += 1
             started = time.perf_counter()
             try:
@@ -206,15 +226,19 @@ class Worker:
                 await self.handle(env)
             except PermanentError as exc:
                 await self._dead(stream, entry_id, raw, f"{type(exc).__name__}: {exc}", deliveries)
-                return True
+                return _DONE
             except Exception as exc:
-                self.counters["failed"] += 1
+                outage = self.is_outage(exc)
+                self.counters["outage" if outage else "failed"] += 1
                 metrics.HANDLED.labels(self.role, stream, "retry").inc()
-                log.error("worker.handle_failed", entry_id=entry_id, deliveries=deliveries, exc_info=True)
-                await self.redis.hset(
-                    keys.last_error_key(stream, self.group), entry_id, f"{type(exc).__name__}: {exc}"[:4000]
-                )
-                return False
+                if outage:
+                    log.warning("worker.dependency_down", entry_id=entry_id, error=f"{type(exc).__name__}: {exc}")
+                else:
+                    log.error("worker.handle_failed", entry_id=entry_id, deliveries=deliveries, exc_info=True)
+                reason = f"{type(exc).__name__}: {exc}"[:4000]
+                await self.redis.hset(keys.last_error_key(stream, self.group), entry_id,
+                                      _OUTAGE_MARK.decode() + reason if outage else reason)
+                return _OUTAGE if outage else _FAILED
             finally:
                 self.counters["inflight"] -= 1
                 metrics.HANDLE_SECONDS.labels(self.role).observe(time.perf_counter() - started)
@@ -222,7 +246,7 @@ class Worker:
         metrics.HANDLED.labels(self.role, stream, "ok").inc()
         if deliveries > 1:
             self.counters["retried"] += 1
-        return True
+        return _DONE
 
     async def _dead(self, stream: str, entry_id: str, raw: bytes, error: str, deliveries: int) -> None:
         self.counters["dead"] += 1

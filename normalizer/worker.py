@@ -17,6 +17,7 @@ from core.worker import Worker
 from normalizer.ingest import Outcome, ingest
 from ticket_service import events
 from ticket_service.store.db import Database
+from ticket_service.store.db import is_outage as db_is_outage
 from ticket_service.store.directory import AccountDirectory
 
 log = structlog.get_logger()
@@ -38,6 +39,9 @@ class UnknownAccount(PermanentError):
 class Normalizer(Worker):
     role = "normalizer"
     group = keys.GROUP_NORMALIZER
+
+    def is_outage(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
     def __init__(self, bus: Bus, settings: Settings, db: Database, blobs: BlobStore, consumer: str | None = None):
         super().__init__(bus, settings, [keys.ingest_stream(c) for c in PARSERS], consumer)

@@ -16,6 +16,7 @@ from core.worker import Worker
 from router.assignment import Assigner
 from ticket_service import events
 from ticket_service.store.db import Database
+from ticket_service.store.db import is_outage as db_is_outage
 
 log = structlog.get_logger()
 _ROUTE = frozenset({events.TICKET_CREATED, events.TICKET_REOPENED, events.MESSAGE_ADDED, events.TICKET_UPDATED})
@@ -31,6 +32,9 @@ def _int(event: dict, name: str) -> int:
 class Router(Worker):
     role = "router"
     group = keys.GROUP_ROUTER
+
+    def is_outage(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
     def __init__(self, bus: Bus, settings: Settings, db: Database, consumer: str | None = None) -> None:
         super().__init__(bus, settings, [keys.TICKET_EVENTS], consumer)

@@ -5,16 +5,13 @@ Both are started once per session on free loopback ports in throwaway folders.
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
 import subprocess
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
+from pg import Cluster
 from support import free_port, wait_for
 
 from core.redis import redis_binary
@@ -52,54 +49,19 @@ def redis_url(redis_server):
     return redis_server
 
 
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if not path:
-        raise RuntimeError(f"PostgreSQL's {name} not found; `make test` installs postgresql")
-    return path
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root.
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL cluster; yields (host, port)."""
-    folder = Path(tempfile.mkdtemp(prefix="sb-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    data = folder / "data"
-    port = free_port()
-    subprocess.run(
-        _as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )
-    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(
-        _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-o", opts, "-w", "start"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )
-    yield "127.0.0.1", port
-    subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                   stdout=subprocess.DEVNULL)
-    shutil.rmtree(folder, ignore_errors=True)
+    """A throwaway PostgreSQL cluster for the session."""
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.remove()
 
 
 @pytest.fixture
 def postgres_url(postgres_server) -> str:
     """A fresh, empty database on the session server (``postgresql://`` URL)."""
-    host, port = postgres_server
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    subprocess.run(
-        ["psql", "-h", host, "-p", str(port), "-U", "postgres", "-q", "-c", f"CREATE DATABASE {name}"],
-        check=True,
-    )
-    return f"postgresql://postgres@{host}:{port}/{name}"
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
