@@ -62,7 +62,7 @@ HELP: dict[str, str] = {
     "intervals); `switchboard ops check` reads it.",
     "reopen_window_s": "A follow-up within this many seconds of a ticket closing reopens it; "
     "later ones open a new linked ticket.",
-    "session_window_s": "Chat channels (WeChat, Weibo, mobile SDK): a message within this many "
+    "session_window_s": "Chat channels (WeChat, Weibo, mobile SDK) and phone calls: a message within this many "
     "seconds of the last one in the same session joins the same ticket.",
     "account_cache_s": "Seconds a channel account lookup (recipient address → tenant) is cached "
     "per process.",
