@@ -55,7 +55,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
                 return await _imap_account(rt.settings, conn, tenant, args)
             if args.command == "account":
                 account = await admin.add_account(conn, tenant, args.channel, args.address,
-                                                  _settings(args.setting))
+                                                  _settings(args.setting), secret_key=settings.secret_key)
                 return f"{args.channel} account {args.address} added (id {account})"
             if args.command == "apikey":
                 return await admin.create_api_key(conn, tenant, args.name)

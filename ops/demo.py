@@ -35,12 +35,12 @@ def _push_channels() -> dict:
     }
 
 
-async def _add_push_accounts(conn, tenant: int, skip: frozenset[str] = frozenset()) -> dict:
+async def _add_push_accounts(conn, tenant: int, secret_key: str, skip: frozenset[str] = frozenset()) -> dict:
     channels = {c: doc for c, doc in _push_channels().items() if c not in skip}
     for channel, doc in channels.items():
         address = doc.get("account") or doc.get("form") or doc["app"]
         settings = {k: v for k, v in doc.items() if k not in ("account", "form", "app")}
-        await admin.add_account(conn, tenant, channel, address, settings)
+        await admin.add_account(conn, tenant, channel, address, settings, secret_key=secret_key)
     return channels
 
 
@@ -53,14 +53,14 @@ async def ensure_demo(rt: Runtime) -> dict:
             return demo
         async with rt.db.write() as conn:  # a data folder from before some push channels
             demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"]),
-                                                 skip=frozenset(demo)))
+                                                 rt.settings.secret_key, skip=frozenset(demo)))
     else:
         async with rt.db.write() as conn:
             tenant = await admin.create_tenant(conn, DEMO_TENANT, "Demo shop")
             await admin.add_account(conn, tenant, "email", DEMO_ADDRESS)
             key = await admin.create_api_key(conn, tenant, "demo")
             demo = {"tenant": DEMO_TENANT, "api_key": key, "email": DEMO_ADDRESS,
-                    **await _add_push_accounts(conn, tenant)}
+                    **await _add_push_accounts(conn, tenant, rt.settings.secret_key)}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(demo, indent=2) + "\n")
     os.chmod(tmp, 0o600)  # it holds a live API key and channel secrets

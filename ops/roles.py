@@ -73,7 +73,7 @@ async def router(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
 async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     s = rt.settings
     server = await smtp.serve(
-        rt.bus, AccountDirectory(rt.db, s.account_cache_s), s.host, s.smtp_port,
+        rt.bus, AccountDirectory(rt.db, s.account_cache_s, s.secret_key), s.host, s.smtp_port,
         max_size=s.max_message_size, hostname=s.smtp_hostname,
     )
     log.info("smtp.listening", host=s.host, port=s.smtp_port)
@@ -95,7 +95,7 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     app = web.Application(client_max_size=rt.settings.max_message_size)
     setup_ops(app, rt.health)
     if gateway:
-        setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s))
+        setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key))
     if api:
         setup_api(app, rt.db, rt.blobs, bus=rt.bus, secret_key=rt.settings.secret_key)
     return app

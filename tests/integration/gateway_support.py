@@ -43,10 +43,10 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(bus: Bus, db: Database, tenant: int, api: bool = False):
+async def running_gateway(bus: Bus, db: Database, tenant: int, api: bool = False, secret_key: str = ""):
     """Serve ``setup_gateway`` (and the API, for reads) over real HTTP on a free port."""
     app = web.Application()
-    setup_gateway(app, bus, AccountDirectory(db, ttl=30.0))
+    setup_gateway(app, bus, AccountDirectory(db, ttl=30.0, secret_key=secret_key))
     if api:
         setup_api(app, db, bus.blobs, bus=bus)
     async with TestServer(app) as server, aiohttp.ClientSession() as http:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.credentials import seal, unseal
 from core.ids import now_ms
 from ticket_service.store.routing import capacity_columns
 from ticket_service.store.tables import agents, api_keys, channel_accounts, tenants
@@ -28,6 +31,7 @@ class Account:
     channel: str
     address: str
     settings: dict
+    sealed: str | None = None  # secret_enc: sealed channel secrets (AccountDirectory opens them)
 
 
 def hash_key(key: str) -> str:
@@ -49,24 +53,43 @@ async def tenant_id(conn: AsyncConnection, slug: str) -> int:
     return found
 
 
+# Push-channel settings that are secrets: with a secret key they are sealed into
+# ``secret_enc`` and never stored in the readable ``settings`` column.
+SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password"})
+
+
 async def add_account(
-    conn: AsyncConnection, tenant: int, channel: str, address: str, settings: dict | None = None
+    conn: AsyncConnection, tenant: int, channel: str, address: str, settings: dict | None = None,
+    secret_key: str = "",
 ) -> int:
+    settings = dict(settings or {})
+    sealed = None
     if channel == "email":
-        address = address.strip().lower()
+        address = address.strip().lower()  # email's secret_enc holds an IMAP password (mailboxes.py)
+    elif secret_key:
+        hidden = {k: settings.pop(k) for k in sorted(SECRET_SETTINGS & set(settings))}
+        sealed = seal(secret_key, json.dumps(hidden)) if hidden else None
     result = await conn.execute(
         insert(channel_accounts).values(
             tenant_id=tenant, channel=channel, address=address, name=address,
-            settings=settings or {}, active=True, created_at=now_ms(),
+            settings=settings, secret_enc=sealed, active=True, created_at=now_ms(),
         )
     )
     return result.inserted_primary_key[0]
+
+
+def open_secrets(account: Account, secret_key: str) -> Account:
+    """The account with its sealed channel secrets merged back into its settings."""
+    if account.channel == "email" or not account.sealed:
+        return account
+    return dataclasses.replace(account, settings={**account.settings, **json.loads(unseal(secret_key, account.sealed))})
 
 
 def _account_query():
     return select(
         channel_accounts.c.id, channel_accounts.c.tenant_id, tenants.c.slug,
         channel_accounts.c.channel, channel_accounts.c.address, channel_accounts.c.settings,
+        channel_accounts.c.secret_enc,
     ).join(tenants, tenants.c.id == channel_accounts.c.tenant_id).where(channel_accounts.c.active)
 
 
