@@ -2,6 +2,7 @@
 # make test  - install what the tests need (redis-server, PostgreSQL via apt when missing) and run them
 # make bench - end-to-end figures (see ops/bench)
 # make fuzz  - generated hostile input for every parser (FUZZ_EXAMPLES per property)
+# make chaos - kill role processes, restart Redis, lock the database under load; check nothing is lost
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: run test bench fuzz lint system-deps clean
+.PHONY: run test bench fuzz chaos lint system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,10 @@ test: system-deps $(VENV)/.test lint
 FUZZ_EXAMPLES ?= 100000
 fuzz: $(VENV)/.test
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q --timeout=0 --hypothesis-show-statistics
+
+# Role processes SIGKILLed under load, Redis restarted, the database locked; then the invariants.
+chaos: $(VENV)/.run
+	$(BIN)/python -m ops.chaos $(CHAOS_ARGS)
 
 bench: $(VENV)/.run
 	$(BIN)/python -m ops.bench $(BENCH_ARGS)

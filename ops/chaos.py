@@ -1,0 +1,281 @@
+"""``python -m ops.chaos`` (``make chaos``): faults under steady load, then prove nothing was lost.
+
+Every role runs as its own process (smtp, gateway, two normalizers, a router) on Redis with
+AOF and SQLite (or ``DATABASE_URL``). While mail (SMTP, threaded conversations) and web-form
+posts flow in, a random role process is SIGKILLed and restarted every fraction of a second,
+Redis is shut down and restarted once, and the database is made unavailable for writes
+once (an exclusive lock held by another connection). Then the load stops, the system drains,
+and the invariants are checked:
+
+* every accepted input (SMTP 250, HTTP 202) is exactly one message;
+* every email conversation is exactly one ticket;
+* every ticket is assigned or waiting in the routing queue, and no agent is over capacity;
+* the dead-letter streams are empty.
+
+Exit status 0 when all hold; the summary is printed either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from email.message import EmailMessage
+
+import redis
+from sqlalchemy import func, select, text
+
+from core.logging import configure
+from ops.bench.harness import SUPPORT, System, free_port
+from ticket_service.store import admin
+from ticket_service.store.db import Database
+from ticket_service.store.tables import agents, messages, routing_queue, tickets
+
+WORKERS = ("normalizer", "normalizer", "router")
+EDGES = ("smtp", "gateway")
+CAPACITY = 500
+_CLASS = {"email": "email", "voice": "voice"}  # every other channel is "chat"
+
+
+class Load:
+    """Mail in conversations over SMTP and web-form posts over HTTP; remembers what was accepted."""
+
+    def __init__(self, smtp_port: int, http_port: int, conversations: int, seed: int) -> None:
+        self.smtp_port, self.http_port = smtp_port, http_port
+        self.rng = random.Random(seed)
+        self.roots = [f"chaos-root-{i}-{uuid.uuid4().hex[:8]}@example.cn" for i in range(conversations)]
+        self.started: set[str] = set()
+        self.accepted_mail: dict[str, str] = {}  # Message-ID -> its conversation's root
+        self.accepted_forms: set[str] = set()  # submission tokens
+        self.refused = Counter()
+        self.stop = threading.Event()
+
+    def mail_once(self) -> None:
+        root = self.rng.choice(self.roots)
+        msg = EmailMessage()
+        msg["From"] = f"customer-{self.roots.index(root)}@example.cn"
+        msg["To"] = SUPPORT
+        if root not in self.started:
+            msgid, msg["Subject"] = root, "order question"
+        else:
+            msgid = f"chaos-reply-{uuid.uuid4().hex}@example.cn"
+            msg["Subject"], msg["In-Reply-To"], msg["References"] = "Re: order question", f"<{root}>", f"<{root}>"
+        msg["Message-ID"] = f"<{msgid}>"
+        msg.set_content("Where is my order?")
+        try:
+            with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=10) as client:
+                client.send_message(msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            self.refused[f"smtp:{type(exc).__name__}"] += 1
+            return
+        self.started.add(root)  # a reply only once its root was accepted
+        self.accepted_mail[msgid] = root
+
+    def form_once(self) -> None:
+        token = uuid.uuid4().hex
+        body = json.dumps({"message": "My parcel is late", "email": f"{token[:8]}@example.cn",
+                           "submission_id": token}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/forms/contact", data=body,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                if resp.status == 202:
+                    self.accepted_forms.add(token)
+        except (OSError, urllib.error.HTTPError) as exc:
+            self.refused[f"form:{getattr(exc, 'code', type(exc).__name__)}"] += 1
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            (self.mail_once if self.rng.random() < 0.7 else self.form_once)()
+
+
+def _lock_database(url: str, seconds: float) -> None:
+    """Hold the write lock for ``seconds``: every writer waits (SQLite) or blocks (PostgreSQL)."""
+    async def hold() -> None:
+        db = Database(url)
+        try:
+            async with db.write() as conn:
+                if db.is_sqlite:
+                    await conn.execute(text("DELETE FROM messages WHERE id < 0"))  # take the write lock
+                else:
+                    await conn.execute(text("LOCK TABLE messages, tickets IN ACCESS EXCLUSIVE MODE"))
+                await asyncio.sleep(seconds)
+        finally:
+            await db.dispose()
+
+    asyncio.run(hold())
+
+
+async def _setup(system: System) -> None:
+    db = Database(system.database_url)
+    async with db.write() as conn:
+        tenant = await admin.tenant_id(conn, "bench")
+        await admin.add_account(conn, tenant, "webform", "contact", {"rate_per_ip": 10**6, "rate_per_form": 10**6})
+        for i in range(4):
+            await admin.create_agent(conn, tenant, f"agent {i}", f"agent{i}@example.cn", status="online",
+                                     capacity={"email": CAPACITY, "chat": CAPACITY})
+    await db.dispose()
+
+
+async def _check(system: System, load: Load) -> dict:
+    db = Database(system.database_url)
+    async with db.read() as conn:
+        rows = (await conn.execute(select(messages.c.dedup_key, messages.c.ticket_id, messages.c.channel))).all()
+        open_unassigned = (await conn.execute(
+            select(func.count()).select_from(tickets)
+            .where(tickets.c.assignee_id.is_(None), tickets.c.status.not_in(("solved", "closed")),
+                   tickets.c.id.not_in(select(routing_queue.c.ticket_id))))).scalar_one()
+        over = (await conn.execute(select(func.count()).select_from(agents).where(
+            (agents.c.load_email > agents.c.cap_email) | (agents.c.load_chat > agents.c.cap_chat)
+            | (agents.c.load_voice > agents.c.cap_voice)))).scalar_one()
+        # What agents actually hold, per channel class, counted from the tickets themselves.
+        held = Counter((a, _CLASS.get(ch, "chat")) for a, ch in (await conn.execute(
+            select(tickets.c.assignee_id, tickets.c.channel).where(
+                tickets.c.assignee_id.is_not(None), tickets.c.status.not_in(("solved", "closed"))))).all())
+    await db.dispose()
+    keys = Counter(k for k, _, _ in rows)
+    ticket_of = {k: t for k, t, _ in rows}
+    mail_lost = [m for m in load.accepted_mail if keys[m] == 0]
+    form_keys = {k.rsplit(":token:", 1)[1] for k in keys if ":token:" in k}
+    forms_lost = load.accepted_forms - form_keys
+    duplicates = sum(n - 1 for n in keys.values() if n > 1)
+    conversations: dict[str, set] = {}
+    for msgid, root in load.accepted_mail.items():
+        if msgid in ticket_of:
+            conversations.setdefault(root, set()).add(ticket_of[msgid])
+    split = [r for r, t in conversations.items() if len(t) != 1]
+    client = redis.Redis.from_url(system.redis_url)
+    dead = {k.decode(): client.xlen(k) for k in client.scan_iter(match="dead.*", _type="stream")}
+    client.close()
+    return {
+        "accepted_mail": len(load.accepted_mail), "accepted_forms": len(load.accepted_forms),
+        "stored_messages": len(rows), "lost": len(mail_lost) + len(forms_lost), "duplicates": duplicates,
+        "conversations": len(conversations), "conversations_split": len(split),
+        "tickets_neither_assigned_nor_queued": open_unassigned, "agents_over_capacity": over,
+        "max_held_per_agent_and_class": max(held.values(), default=0), "dead_letters": sum(dead.values()),
+        "refused_at_ingress": dict(load.refused),
+    }
+
+
+def _drained(system: System, load: Load) -> bool:
+    """Nothing pending or undelivered on any stream, and every accepted input stored."""
+    client = redis.Redis.from_url(system.redis_url)
+    try:
+        for key in [*client.scan_iter(match="ingest.*", _type="stream"), b"ticket.events"]:
+            last = client.xinfo_stream(key)["last-generated-id"]
+            if any(g["pending"] or g["last-delivered-id"] != last for g in client.xinfo_groups(key)):
+                return False
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    db_count = asyncio.run(_count(system.database_url))
+    return db_count >= len(load.accepted_mail) + len(load.accepted_forms)
+
+
+async def _count(url: str) -> int:
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            return (await conn.execute(select(func.count(messages.c.id)))).scalar_one()
+    finally:
+        await db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ops.chaos", description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=60.0, help="about how long the load and the faults run")
+    p.add_argument("--kills", type=int, default=40, help="role processes SIGKILLed, spread over --seconds")
+    p.add_argument("--db-outage", type=float, default=20.0, help="seconds the database refuses writes")
+    p.add_argument("--conversations", type=int, default=60)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    configure("warning", "json")
+    rng = random.Random(args.seed)
+    system = System(os.environ.get("DATABASE_URL"))
+    http_port = free_port()
+    procs: dict[int, tuple[str, subprocess.Popen]] = {}
+    settings = {"visibility_timeout_ms": 2000, "reclaim_interval_ms": 500, "heartbeat_interval_ms": 500,
+                "http_port": http_port}
+
+    def start(role: str) -> None:
+        proc = system.role(role, **settings)
+        procs[proc.pid] = (role, proc)
+
+    kills = 0
+    try:
+        asyncio.run(system.start())
+        asyncio.run(_setup(system))
+        for role in (*EDGES, *WORKERS):
+            start(role)
+        system.wait_port(system.smtp_port)
+        system.wait_port(http_port)
+        load = Load(system.smtp_port, http_port, args.conversations, args.seed)
+        threads = [threading.Thread(target=load.run, daemon=True) for _ in range(3)]
+        for t in threads:
+            t.start()
+        began = time.monotonic()
+        interval = args.seconds / max(args.kills, 1)
+        redis_restarted = db_locked = False
+        locker = None
+        while kills < args.kills:
+            time.sleep(interval * rng.uniform(0.5, 1.5))
+            pid = rng.choice([pid for pid, (role, _) in procs.items() if role in WORKERS or rng.random() < 0.3])
+            role, proc = procs.pop(pid)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            start(role)
+            if not redis_restarted and kills >= args.kills // 3:
+                redis_restarted = True
+                try:
+                    redis.Redis.from_url(system.redis_url).shutdown()  # AOF flushed on shutdown
+                except redis.ConnectionError:
+                    pass
+                system.redis.wait(30)
+                time.sleep(1)
+                system.start_redis()
+            if not db_locked and kills >= args.kills // 2:
+                db_locked = True
+                locker = threading.Thread(target=_lock_database, args=(system.database_url, args.db_outage))
+                locker.start()
+        load.stop.set()
+        for t in threads:
+            t.join(30)
+        if locker:
+            locker.join()
+        stopped = time.monotonic()
+        while not _drained(system, load):
+            if time.monotonic() - stopped > 300:
+                break
+            time.sleep(0.5)
+        recovery = time.monotonic() - stopped
+        summary = asyncio.run(_check(system, load))
+        summary.update(kills=kills, redis_restarts=int(redis_restarted), db_outage_s=args.db_outage,
+                       load_seconds=round(stopped - began, 1), drain_s=round(recovery, 1))
+    finally:
+        system.stop()
+    ok = (summary["lost"] == 0 and summary["duplicates"] == 0 and summary["conversations_split"] == 0
+          and summary["tickets_neither_assigned_nor_queued"] == 0 and summary["agents_over_capacity"] == 0
+          and summary["max_held_per_agent_and_class"] <= CAPACITY and summary["dead_letters"] == 0)
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        print(f"{key.ljust(width)}  {value}")
+    print("chaos: all invariants hold" if ok else "chaos: INVARIANT VIOLATED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
