@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -46,11 +48,14 @@ from ticket_service.store.tables import agents, messages, routing_queue, tickets
 WORKERS = ("normalizer", "normalizer", "router")
 EDGES = ("smtp", "gateway")
 CAPACITY = 500
+WECHAT_TOKEN = "chaos-token"
+APP_SECRET = "chaos-secret"
 _CLASS = {"email": "email", "voice": "voice"}  # every other channel is "chat"
 
 
 class Load:
-    """Mail in conversations over SMTP and web-form posts over HTTP; remembers what was accepted."""
+    """Steady mixed load — mail in conversations over SMTP, web forms, WeChat pushes, SDK
+    messages and call records over HTTP — remembering each input that was accepted."""
 
     def __init__(self, smtp_port: int, http_port: int, conversations: int, seed: int) -> None:
         self.smtp_port, self.http_port = smtp_port, http_port
@@ -58,7 +63,7 @@ class Load:
         self.roots = [f"chaos-root-{i}-{uuid.uuid4().hex[:8]}@example.cn" for i in range(conversations)]
         self.started: set[str] = set()
         self.accepted_mail: dict[str, str] = {}  # Message-ID -> its conversation's root
-        self.accepted_forms: set[str] = set()  # submission tokens
+        self.accepted: dict[str, set[str]] = {c: set() for c in ("webform", "wechat", "sdk", "voice")}
         self.refused = Counter()
         self.stop = threading.Event()
 
@@ -83,22 +88,54 @@ class Load:
         self.started.add(root)  # a reply only once its root was accepted
         self.accepted_mail[msgid] = root
 
+    def _post(self, channel: str, key: str, path: str, body: bytes, headers: dict, ok: int) -> None:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                if resp.status == ok:
+                    self.accepted[channel].add(key)
+                    return
+                self.refused[f"{channel}:{resp.status}"] += 1
+        except (OSError, urllib.error.HTTPError) as exc:
+            self.refused[f"{channel}:{getattr(exc, 'code', None) or type(exc).__name__}"] += 1
+
     def form_once(self) -> None:
         token = uuid.uuid4().hex
         body = json.dumps({"message": "My parcel is late", "email": f"{token[:8]}@example.cn",
                            "submission_id": token}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/forms/contact", data=body,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                if resp.status == 202:
-                    self.accepted_forms.add(token)
-        except (OSError, urllib.error.HTTPError) as exc:
-            self.refused[f"form:{getattr(exc, 'code', type(exc).__name__)}"] += 1
+        self._post("webform", token, "/forms/contact", body, {"Content-Type": "application/json"}, 202)
+
+    def wechat_once(self) -> None:
+        msgid, ts, nonce = str(self.rng.getrandbits(62)), str(int(time.time())), uuid.uuid4().hex[:8]
+        signature = hashlib.sha1("".join(sorted([WECHAT_TOKEN, ts, nonce])).encode()).hexdigest()
+        body = (f"<xml><ToUserName>gh_chaos</ToUserName><FromUserName>o-fan-{self.rng.randrange(20)}</FromUserName>"
+                f"<CreateTime>{ts}</CreateTime><MsgType>text</MsgType><Content>我的订单还没到</Content>"
+                f"<MsgId>{msgid}</MsgId></xml>").encode()
+        self._post("wechat", msgid, f"/wechat/chaos-wx?signature={signature}&timestamp={ts}&nonce={nonce}", body,
+                   {"Content-Type": "text/xml"}, 200)
+
+    def _signed(self, body: bytes) -> dict:
+        ts = str(int(time.time()))
+        sig = hmac.new(APP_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        return {"X-SB-Timestamp": ts, "X-SB-Signature": sig, "Content-Type": "application/json"}
+
+    def sdk_once(self) -> None:
+        client_id, user = str(uuid.uuid4()), self.rng.randrange(20)
+        body = json.dumps({"id": client_id, "conversation": f"c-{user}", "user": {"id": f"u-{user}"},
+                           "text": "Hello from the app"}).encode()
+        self._post("sdk", client_id, "/sdk/v1/apps/chaos-app/messages", body, self._signed(body), 202)
+
+    def call_once(self) -> None:
+        call = f"chaos-{uuid.uuid4().hex}"
+        body = json.dumps({"records": [{"id": call, "status": self.rng.choice(["completed", "missed"]),
+                                        "from": f"+86 138 0013 80{self.rng.randrange(20):02d}",
+                                        "to": "4008001234"}]}).encode()
+        self._post("voice", call, "/voice/chaos-cc/records", body, self._signed(body), 202)
 
     def run(self) -> None:
+        senders = [self.mail_once] * 5 + [self.form_once, self.wechat_once, self.sdk_once, self.call_once] * 2
         while not self.stop.is_set():
-            (self.mail_once if self.rng.random() < 0.7 else self.form_once)()
+            self.rng.choice(senders)()
 
 
 def _lock_database(url: str, seconds: float) -> None:
@@ -123,9 +160,12 @@ async def _setup(system: System) -> None:
     async with db.write() as conn:
         tenant = await admin.tenant_id(conn, "bench")
         await admin.add_account(conn, tenant, "webform", "contact", {"rate_per_ip": 10**6, "rate_per_form": 10**6})
+        await admin.add_account(conn, tenant, "wechat", "chaos-wx", {"token": WECHAT_TOKEN, "mode": "plaintext"})
+        await admin.add_account(conn, tenant, "sdk", "chaos-app", {"secret": APP_SECRET})
+        await admin.add_account(conn, tenant, "voice", "chaos-cc", {"secret": APP_SECRET, "region": "CN"})
         for i in range(4):
             await admin.create_agent(conn, tenant, f"agent {i}", f"agent{i}@example.cn", status="online",
-                                     capacity={"email": CAPACITY, "chat": CAPACITY})
+                                     capacity={"email": CAPACITY, "chat": CAPACITY, "voice": CAPACITY})
     await db.dispose()
 
 
@@ -147,9 +187,11 @@ async def _check(system: System, load: Load) -> dict:
     await db.dispose()
     keys = Counter(k for k, _, _ in rows)
     ticket_of = {k: t for k, t, _ in rows}
-    mail_lost = [m for m in load.accepted_mail if keys[m] == 0]
-    form_keys = {k.rsplit(":token:", 1)[1] for k in keys if ":token:" in k}
-    forms_lost = load.accepted_forms - form_keys
+    lost = {"email": sum(1 for m in load.accepted_mail if keys[m] == 0)}
+    for channel, ids in load.accepted.items():
+        # Push channels' keys end in the id the sender chose: token, MsgId, client uuid, call id.
+        stored = Counter(k.rsplit(":", 1)[1] for k, _, ch in rows if ch == channel)
+        lost[channel] = sum(1 for i in ids if stored[i] == 0)
     duplicates = sum(n - 1 for n in keys.values() if n > 1)
     conversations: dict[str, set] = {}
     for msgid, root in load.accepted_mail.items():
@@ -160,8 +202,9 @@ async def _check(system: System, load: Load) -> dict:
     dead = {k.decode(): client.xlen(k) for k in client.scan_iter(match="dead.*", _type="stream")}
     client.close()
     return {
-        "accepted_mail": len(load.accepted_mail), "accepted_forms": len(load.accepted_forms),
-        "stored_messages": len(rows), "lost": len(mail_lost) + len(forms_lost), "duplicates": duplicates,
+        "accepted": {"email": len(load.accepted_mail), **{c: len(i) for c, i in load.accepted.items()}},
+        "stored_messages": len(rows), "lost": sum(lost.values()), "lost_by_channel": lost,
+        "duplicates": duplicates,
         "conversations": len(conversations), "conversations_split": len(split),
         "tickets_neither_assigned_nor_queued": open_unassigned, "agents_over_capacity": over,
         "max_held_per_agent_and_class": max(held.values(), default=0), "dead_letters": sum(dead.values()),
@@ -182,7 +225,7 @@ def _drained(system: System, load: Load) -> bool:
     finally:
         client.close()
     db_count = asyncio.run(_count(system.database_url))
-    return db_count >= len(load.accepted_mail) + len(load.accepted_forms)
+    return db_count >= len(load.accepted_mail) + sum(len(i) for i in load.accepted.values())
 
 
 async def _count(url: str) -> int:
