@@ -5,22 +5,17 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict
 
 import msgpack
-from hypothesis import HealthCheck, given, settings
+from fuzzing import FUZZ, PER_INPUT_S
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.email import UnparseableMail, parse
 from connectors.inbound import Inbound
 from core.envelope import Envelope
-
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-PER_INPUT_S = 2.0  # generous for a loaded CI machine; a hang is minutes, not seconds
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FUZZ_EXAMPLES"),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 CHARSETS = ["utf-8", "gb2312", "gbk", "gb18030", "big5", "iso-2022-jp", "koi8-r", "windows-1251",
             "windows-1252", "iso-8859-1", "shift_jis", "euc-kr", "utf-7", "x-unknown", "", "utf-16"]
