@@ -61,3 +61,20 @@ def role_env(data_dir, redis_url: str | None, database_url: str | None, **settin
         env["DATABASE_URL"] = database_url
     env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in settings.items()})
     return env
+
+
+def query(database_url: str, stmt) -> list:
+    """Run one SELECT from a synchronous test body (one that drives processes): its own loop and engine."""
+    import asyncio
+
+    from ticket_service.store.db import Database
+
+    async def run():
+        db = Database(database_url)
+        try:
+            async with db.read() as conn:
+                return (await conn.execute(stmt)).all()
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
@@ -10,12 +9,11 @@ import time
 
 import redis
 from sqlalchemy import func, select
-from support import make_mail, role_env, wait_for
+from support import make_mail, query, role_env, wait_for
 
 from core import keys
 from core.credentials import unseal
 from core.envelope import Envelope
-from ticket_service.store.db import Database
 from ticket_service.store.tables import channel_accounts, messages, tickets
 
 SWITCHBOARD = [sys.executable, "-m", "ops.cli"]
@@ -29,16 +27,6 @@ def _cli(env: dict, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def _query(database_url: str, stmt) -> list:
-    async def run():
-        db = Database(database_url)
-        try:
-            async with db.read() as conn:
-                return (await conn.execute(stmt)).all()
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
 
 
 def _setup(env: dict, dovecot, mailboxes: dict[str, str]) -> None:
@@ -67,7 +55,7 @@ def test_account_password_is_stored_encrypted(database_url, redis_url, tmp_path,
     # The CLI seals the password with the secret_key; the row never holds it in clear.
     env = role_env(tmp_path, redis_url, database_url, secret_key=SECRET)
     _setup(env, dovecot, {"help@acme.test": imap_user})
-    [(settings, secret_enc)] = _query(database_url, select(channel_accounts.c.settings, channel_accounts.c.secret_enc))
+    [(settings, secret_enc)] = query(database_url, select(channel_accounts.c.settings, channel_accounts.c.secret_enc))
     assert settings["imap"] == {"host": "127.0.0.1", "port": dovecot.port, "user": imap_user, "folder": "INBOX",
                                 "security": "none", "after": "leave", "move_to": "", "start": "all"}
     assert PASSWORD not in secret_enc
@@ -105,8 +93,8 @@ def test_sigkill_between_fetch_and_checkpoint_loses_and_duplicates_nothing(
     assert client.hget(keys.imap_checkpoint_key(1, "INBOX"), "uid") == b"150"
     assert client.get(keys.imap_lease_key(1, "INBOX")) is None  # released on SIGTERM
     _cli(env, "normalizer", "--drain")
-    assert _query(database_url, select(func.count(tickets.c.id))) == [(150,)]
-    assert _query(database_url, select(func.count(messages.c.id))) == [(150,)]
+    assert query(database_url, select(func.count(tickets.c.id))) == [(150,)]
+    assert query(database_url, select(func.count(messages.c.id))) == [(150,)]
 
 
 def test_pollers_share_mailboxes_and_take_over_a_dead_ones(database_url, redis_url, tmp_path, dovecot):

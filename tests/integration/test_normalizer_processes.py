@@ -1,6 +1,5 @@
 """Normalizer processes under faults: SIGKILL mid-batch, and two racing on one conversation set."""
 
-import asyncio
 import random
 import signal
 import subprocess
@@ -9,7 +8,7 @@ import sys
 import pytest
 import redis
 from sqlalchemy import func, select
-from support import SUPPORT, make_mail, role_env, wait_for
+from support import SUPPORT, make_mail, query, role_env, wait_for
 
 from core import keys
 from core.envelope import Envelope
@@ -33,20 +32,9 @@ async def mailbox(database_url, redis_url, tmp_path):
 
 
 def _count(database_url: str, column) -> int:
-    return _query(database_url, select(func.count(column)))[0][0]
+    return query(database_url, select(func.count(column)))[0][0]
 
 
-def _query(database_url: str, stmt) -> list:
-    # The test body is synchronous (it drives processes), so each query gets its own loop.
-    async def run():
-        db = Database(database_url)
-        try:
-            async with db.read() as conn:
-                return (await conn.execute(stmt)).all()
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
 
 
 def _publish(redis_url: str, account: int, raws: list[bytes]) -> None:
@@ -91,7 +79,7 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(mailbox, database_url, r
                              capture_output=True)
     assert drained.returncode == 0, drained.stderr[-2000:]
     assert _count(database_url, messages.c.id) == 400
-    assert _query(database_url, select(func.count(func.distinct(messages.c.dedup_key)))) == [(400,)]
+    assert query(database_url, select(func.count(func.distinct(messages.c.dedup_key)))) == [(400,)]
     assert _count(database_url, tickets.c.id) == 100
     client = redis.Redis.from_url(redis_url)
     assert client.xpending("ingest.email", "normalizer")["pending"] == 0
@@ -114,7 +102,7 @@ def test_two_normalizers_thread_interleaved_conversations_into_one_ticket_each(
         codes = [p.wait(30) for p in procs]
     assert codes == [0, 0]
     assert _count(database_url, tickets.c.id) == 20
-    sizes = _query(database_url, select(func.count(messages.c.id)).group_by(messages.c.ticket_id))
+    sizes = query(database_url, select(func.count(messages.c.id)).group_by(messages.c.ticket_id))
     assert sorted(n for (n,) in sizes) == [10] * 20
     client = redis.Redis.from_url(redis_url)
     consumers = client.xinfo_consumers("ingest.email", "normalizer")

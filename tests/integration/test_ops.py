@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
-from support import SUPPORT, free_port, make_mail, role_env, wait_for
+from support import SUPPORT, free_port, make_mail, query, role_env, wait_for
 
 from connectors.email import smtp
 from core import keys
@@ -258,15 +258,7 @@ async def test_streams_replay_and_trim(system, env):
 
 
 def _count_messages(database_url: str) -> int:
-    async def run():
-        db = Database(database_url)
-        try:
-            async with db.read() as conn:
-                return (await conn.execute(select(func.count(messages.c.id)))).scalar_one()
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
+    return query(database_url, select(func.count(messages.c.id)))[0][0]
 
 
 @pytest.fixture
