@@ -33,6 +33,16 @@ _DONE, _FAILED, _OUTAGE = "done", "failed", "outage"
 _OUTAGE_MARK = b"outage: "
 
 
+class NotAttempted(Exception):
+    """An entry of a batch left alone because a dependency went down on an earlier one."""
+
+
+def bound(env: Envelope):
+    """Log lines inside carry the envelope's trace, tenant, channel and id."""
+    return structlog.contextvars.bound_contextvars(
+        trace_id=env.trace_id, tenant=env.tenant, channel=env.channel, envelope_id=env.id)
+
+
 def consumer_name(role: str) -> str:
     """Unique per process, readable in XINFO CONSUMERS."""
     return f"{role}-{socket.gethostname()}-{os.getpid()}-{new_id()[-4:].lower()}"
@@ -174,22 +184,36 @@ class Worker:
         acks: list[str] = []
         retried: list[str] = []
         failed = False
-        for n, (raw_id, fields, deliveries) in enumerate(entries):
+        ready: list[tuple[str, bytes, Envelope, int]] = []
+        for raw_id, fields, deliveries in entries:
             entry_id = _text(raw_id)
-            outcome = await self._process(stream, entry_id, fields, deliveries)
-            if outcome == _DONE:
-                acks.append(entry_id)
-                if deliveries > 1:
-                    retried.append(entry_id)
+            env = await self._prepare(stream, entry_id, fields, deliveries)
+            if isinstance(env, Envelope):
+                ready.append((entry_id, fields[FIELD], env, deliveries))
+            elif env == _DONE:
+                acks.append(entry_id)  # nothing left to do, or dead-lettered
             else:
                 failed = True
-                if outcome == _OUTAGE:
-                    # The rest of the batch would fail the same way: it stays pending, is taken
-                    # back after the visibility timeout, and this delivery does not count.
-                    rest = {_text(i): _OUTAGE_MARK + b"not attempted" for i, _, _ in entries[n + 1:]}
-                    if rest:
-                        await self.redis.hset(keys.last_error_key(stream, self.group), mapping=rest)
-                    break
+        if ready:
+            self.counters["inflight"] += len(ready)
+            started = time.perf_counter()
+            try:
+                results = await self.handle_batch([env for _, _, env, _ in ready])
+            except Exception as exc:
+                results = [exc] * len(ready)
+            finally:
+                self.counters["inflight"] -= len(ready)
+                share = (time.perf_counter() - started) / len(ready)
+                for _ in ready:
+                    metrics.HANDLE_SECONDS.labels(self.role).observe(share)
+            for (entry_id, raw, env, deliveries), error in zip(ready, results, strict=True):
+                outcome = await self._settle(stream, entry_id, raw, env, deliveries, error)
+                if outcome == _DONE:
+                    acks.append(entry_id)
+                    if deliveries > 1:
+                        retried.append(entry_id)
+                else:
+                    failed = True
         if acks:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.xack(stream, self.group, *acks)
@@ -199,8 +223,31 @@ class Worker:
         # Back off while handlers fail (e.g. the database is down) instead of spinning.
         self._backoff = min(max(self._backoff * 2, 0.1), 5.0) if failed else 0.0
 
-    async def _process(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> str:
-        """Handle one entry: _DONE (handled or dead-lettered), _FAILED or _OUTAGE (left pending)."""
+    async def handle_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
+        """Handle a batch; returns, per envelope, None (done) or the exception it failed with.
+
+        This default handles them one by one with ``handle``; a stage overrides it to share
+        work across a batch (the normalizer stores a batch in one transaction). Once a
+        dependency is down the rest are not attempted: they fail with ``NotAttempted``.
+        """
+        results: list[BaseException | None] = []
+        for env in envelopes:
+            if results and self._outage(results[-1]):
+                results.append(NotAttempted("not attempted"))
+                continue
+            with bound(env):
+                try:
+                    await self.handle(env)
+                    results.append(None)
+                except Exception as exc:
+                    results.append(exc)
+        return results
+
+    def _outage(self, error: BaseException | None) -> bool:
+        return error is not None and (isinstance(error, NotAttempted) or self.is_outage(error))
+
+    async def _prepare(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> Envelope | str:
+        """The entry's envelope, ready to handle; else _DONE (nothing to do, or dead-lettered) or _FAILED."""
         raw = fields.get(FIELD) if fields else None
         if raw is None:
             # Deleted from the stream while pending: nothing left to process.
@@ -210,43 +257,47 @@ class Worker:
         except EnvelopeError as exc:
             await self._dead(stream, entry_id, raw, f"envelope: {exc}", deliveries)
             return _DONE
-        with structlog.contextvars.bound_contextvars(
-            trace_id=env.trace_id, tenant=env.tenant, channel=env.channel, envelope_id=env.id
-        ):
+        with bound(env):
             if deliveries > self.settings.max_deliveries:
                 last = await self.redis.hget(keys.last_error_key(stream, self.group), entry_id)
                 # Deliveries spent while a dependency was down say nothing about the entry.
                 if not (last or b"").startswith(_OUTAGE_MARK):
                     await self._dead(stream, entry_id, raw, _text(last or b"max deliveries exceeded"), deliveries)
                     return _DONE
-            self.counters["inflight"] += 1
-            started = time.perf_counter()
             try:
-                await self.bus.materialize(env)
-                await self.handle(env)
-            except PermanentError as exc:
-                await self._dead(stream, entry_id, raw, f"{type(exc).__name__}: {exc}", deliveries)
-                return _DONE
+                return await self.bus.materialize(env)
             except Exception as exc:
-                outage = self.is_outage(exc)
-                self.counters["outage" if outage else "failed"] += 1
-                metrics.HANDLED.labels(self.role, stream, "retry").inc()
-                if outage:
-                    log.warning("worker.dependency_down", entry_id=entry_id, error=f"{type(exc).__name__}: {exc}")
-                else:
-                    log.error("worker.handle_failed", entry_id=entry_id, deliveries=deliveries, exc_info=True)
-                reason = f"{type(exc).__name__}: {exc}"[:4000]
-                await self.redis.hset(keys.last_error_key(stream, self.group), entry_id,
-                                      _OUTAGE_MARK.decode() + reason if outage else reason)
-                return _OUTAGE if outage else _FAILED
-            finally:
-                self.counters["inflight"] -= 1
-                metrics.HANDLE_SECONDS.labels(self.role).observe(time.perf_counter() - started)
-        self.counters["ok"] += 1
-        metrics.HANDLED.labels(self.role, stream, "ok").inc()
-        if deliveries > 1:
-            self.counters["retried"] += 1
-        return _DONE
+                return await self._settle(stream, entry_id, raw, env, deliveries, exc)
+
+    async def _settle(self, stream: str, entry_id: str, raw: bytes, env: Envelope, deliveries: int,
+                      error: BaseException | None) -> str:
+        """Account for one handled entry: _DONE (handled or dead-lettered), _FAILED or _OUTAGE (left pending)."""
+        with bound(env):
+            if error is None:
+                self.counters["ok"] += 1
+                metrics.HANDLED.labels(self.role, stream, "ok").inc()
+                if deliveries > 1:
+                    self.counters["retried"] += 1
+                return _DONE
+            if isinstance(error, PermanentError):
+                await self._dead(stream, entry_id, raw, f"{type(error).__name__}: {error}", deliveries)
+                return _DONE
+            outage = self._outage(error)
+            reason = f"{type(error).__name__}: {error}"[:4000]
+            if isinstance(error, NotAttempted):
+                # Left for later because of the entry before it: no attempt to count.
+                await self.redis.hset(keys.last_error_key(stream, self.group), entry_id, _OUTAGE_MARK.decode() + reason)
+                return _OUTAGE
+            self.counters["outage" if outage else "failed"] += 1
+            metrics.HANDLED.labels(self.role, stream, "retry").inc()
+            if outage:
+                log.warning("worker.dependency_down", entry_id=entry_id, error=reason)
+            else:
+                log.error("worker.handle_failed", entry_id=entry_id, deliveries=deliveries,
+                          exc_info=(type(error), error, error.__traceback__))
+            await self.redis.hset(keys.last_error_key(stream, self.group), entry_id,
+                                  _OUTAGE_MARK.decode() + reason if outage else reason)
+            return _OUTAGE if outage else _FAILED
 
     async def _dead(self, stream: str, entry_id: str, raw: bytes, error: str, deliveries: int) -> None:
         self.counters["dead"] += 1

@@ -1,4 +1,9 @@
-"""One inbound message into the store, in one transaction: dedup, customer, thread, write."""
+"""Inbound messages into the store: dedup, customer, thread, write.
+
+Synchronous code run by ``Database.run_write``: the normalizer stores a whole XREADGROUP
+batch in one transaction (``store_jobs``) and, when that fails, each envelope in its own
+(``ingest``), so one bad message does not fail its batch.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from connectors.inbound import Inbound
@@ -42,16 +48,42 @@ class Outcome:
     rule: str = ""
 
 
-async def ingest(
-    db: Database, account: Account, env: Envelope, inbound: Inbound, attachments: list[dict],
-    reopen_window_ms: int, session_window_ms: int = 24 * 3600 * 1000, reply_secret: str = "",
-) -> Outcome:
-    """Store the message exactly once; a unique-key race with another worker is retried."""
+@dataclass(slots=True)
+class Windows:
+    """The tenant-independent time rules threading works with."""
+
+    reopen_ms: int
+    session_ms: int = 24 * 3600 * 1000
+    reply_secret: str = ""  # signs reply tokens; empty: tokens are neither issued nor honoured
+
+
+@dataclass(slots=True)
+class Job:
+    """One envelope, parsed: the messages it holds with their attachment rows, stored together."""
+
+    account: Account
+    env: Envelope
+    messages: list[tuple[Inbound, list[dict]]]
+
+
+def store_job(conn: Connection, job: Job, windows: Windows) -> list[Outcome]:
+    return [_ingest(conn, job.account, job.env, inbound, rows, windows) for inbound, rows in job.messages]
+
+
+def store_jobs(conn: Connection, jobs: list[Job], windows: Windows) -> list[list[Outcome]]:
+    """A whole batch in the caller's one transaction: one commit instead of one per message."""
+    return [store_job(conn, job, windows) for job in jobs]
+
+
+async def ingest(db: Database, job: Job, windows: Windows) -> list[Outcome]:
+    """Store one envelope's messages exactly once, in their own transaction.
+
+    A unique-key race with another worker (the same identity or conversation key first seen
+    by both) rolls back and is retried; the retry finds the winner's rows.
+    """
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            async with db.write() as conn:
-                return await _ingest(conn, account, env, inbound, attachments, reopen_window_ms,
-                                     session_window_ms, reply_secret)
+            return await db.run_write(store_job, job, windows)
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -59,60 +91,61 @@ async def ingest(
     raise AssertionError("unreachable")
 
 
-async def _ingest(conn, account, env, inbound, attachments, reopen_window_ms, session_window_ms,
-                  reply_secret="") -> Outcome:
+def _ingest(conn: Connection, account: Account, env: Envelope, inbound: Inbound, attachments: list[dict],
+            windows: Windows) -> Outcome:
     tenant = account.tenant_id
     dedup_key = store_key(inbound.dedup_key)
-    seen = await store.find_message(conn, tenant, env.channel, dedup_key)
+    seen = store.find_message(conn, tenant, env.channel, dedup_key)
     if seen and env.channel == "voice":
-        return await _update_call(conn, account, env, inbound, seen, reopen_window_ms, session_window_ms,
-                                  reply_secret)
+        return _update_call(conn, account, env, inbound, seen, windows)
     if seen:
         kind = "redelivered" if seen.envelope_id == env.id else "duplicate"
         return Outcome(kind, seen.ticket_id, seen.id)
-    if reply_secret and not inbound.auto_reason and is_signed(reply_secret, tenant, inbound.own_key):
+    if windows.reply_secret and not inbound.auto_reason and is_signed(windows.reply_secret, tenant, inbound.own_key):
         inbound.auto_reason = "own-message-id"  # our own outbound mail came back: a mail loop
     now = now_ms()
     sender = inbound.sender
-    outcome, customer, match = await _thread(conn, account, env, inbound, now, reopen_window_ms,
-                                             session_window_ms, reply_secret)
-    outcome.message_id = await store.add_message(
+    outcome, customer, match = _thread(conn, account, env, inbound, now, windows)
+    outcome.message_id = store.add_message(
         conn, tenant_id=tenant, ticket_id=outcome.ticket_id, channel=env.channel, account_id=account.id,
         dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,
         sender=sender.value[:320], sender_name=sender.name[:200], subject=inbound.subject[:1000],
         text=inbound.text, html=inbound.html, headers=inbound.headers, auto_reason=inbound.auto_reason[:64],
         created_at=env.received_at, sent_at=inbound.sent_at,
     )
-    await store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
+    store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
     if inbound.tags and outcome.ticket_id is not None and outcome.kind != "auto":
-        await store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
+        store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
     outcome.customer_id = customer.id
     outcome.rule = match.rule
     return outcome
 
 
-async def _thread(conn, account, env, inbound, now, reopen_window_ms, session_window_ms, reply_secret):
+def _thread(conn: Connection, account: Account, env: Envelope, inbound: Inbound, now: int, windows: Windows):
     """Resolve the sender, find the conversation, place the message: (outcome, customer, match)."""
     tenant, sender = account.tenant_id, inbound.sender
-    customer = await customers.resolve(
+    customer = customers.resolve(
         conn, tenant, (sender.kind, sender.scope, sender.value),
         [(i.kind, i.scope, i.value[:320]) for i in inbound.also if i.value], sender.name, now,
     )
     keys = [store_key(k) for k in dict.fromkeys([*inbound.thread_refs, inbound.thread_root, inbound.own_key]) if k]
     session = store_key(inbound.session_key) if inbound.session_key else ""
-    match = await find_thread(
-        conn, Context(tenant, account.id, customer.id, inbound, keys, session, session_window_ms, now, reply_secret)
+    match = find_thread(
+        conn, Context(tenant, account.id, customer.id, inbound, keys, session, windows.session_ms, now,
+                      windows.reply_secret)
     )
-    outcome = await _place(conn, account, env, inbound, customer, match, keys, now, reopen_window_ms)
-    if session and outcome.ticket_id is not None and outcome.kind != "auto":
+    outcome = _place(conn, account, env, inbound, customer, match, keys, now, windows.reopen_ms)
+    stays = match.rule == "session" and outcome.ticket_id == match.ticket.id
+    if session and outcome.ticket_id is not None and outcome.kind != "auto" and not stays:
         # The session follows the conversation to whichever ticket it now lives on.
-        await store.bind_thread_keys(conn, tenant, account.id, outcome.ticket_id, [session], now, repoint=True)
+        store.bind_thread_keys(conn, tenant, account.id, outcome.ticket_id, [session], now, repoint=True)
     return outcome, customer, match
 
 
-async def _update_call(conn, account, env, inbound, seen, *thread_args) -> Outcome:
+def _update_call(conn: Connection, account: Account, env: Envelope, inbound: Inbound, seen, windows: Windows
+                 ) -> Outcome:
     """Voice: one call is one message; a later event (any order, any retry) updates its state."""
-    headers = await store.message_headers(conn, seen.id)
+    headers = store.message_headers(conn, seen.id)
     state = calls.merge(headers.get("call", {}), inbound.headers["call"])
     if state == headers.get("call"):
         return Outcome("redelivered" if seen.envelope_id == env.id else "duplicate", seen.ticket_id, seen.id)
@@ -120,42 +153,43 @@ async def _update_call(conn, account, env, inbound, seen, *thread_args) -> Outco
     if seen.ticket_id is None and not inbound.auto_reason:
         # The call's first events did not name the caller (a recording callback): place it now.
         inbound.subject = values["subject"]
-        outcome, customer, match = await _thread(conn, account, env, inbound, now_ms(), *thread_args)
-        await store.update_message(conn, seen.id, ticket_id=outcome.ticket_id, customer_id=customer.id,
-                                   sender=inbound.sender.value[:320], sender_name=inbound.sender.name[:200],
-                                   auto_reason="", **values)
+        outcome, customer, match = _thread(conn, account, env, inbound, now_ms(), windows)
+        store.update_message(conn, seen.id, ticket_id=outcome.ticket_id, customer_id=customer.id,
+                             sender=inbound.sender.value[:320], sender_name=inbound.sender.name[:200],
+                             auto_reason="", **values)
         if calls.needs_callback(state):
-            await store.tag_ticket(conn, outcome.ticket_id, [calls.CALLBACK_TAG], customer.vip_tier)
+            store.tag_ticket(conn, outcome.ticket_id, [calls.CALLBACK_TAG], customer.vip_tier)
         outcome.message_id, outcome.customer_id, outcome.rule = seen.id, customer.id, match.rule
         return outcome
-    await store.update_message(conn, seen.id, **values)
+    store.update_message(conn, seen.id, **values)
     if calls.needs_callback(state) and seen.ticket_id is not None:
-        row = await store.ticket_by_id(conn, account.tenant_id, seen.ticket_id)
-        tier = await customers.vip_tier(conn, row.customer_id if row else None)
-        await store.tag_ticket(conn, seen.ticket_id, [calls.CALLBACK_TAG], tier)
+        row = store.ticket_by_id(conn, account.tenant_id, seen.ticket_id)
+        tier = customers.vip_tier(conn, row.customer_id if row else None)
+        store.tag_ticket(conn, seen.ticket_id, [calls.CALLBACK_TAG], tier)
     return Outcome("updated", seen.ticket_id, seen.id)
 
 
-async def _place(conn, account, env, inbound, customer, match: ThreadMatch, keys, now, reopen_window_ms) -> Outcome:
+def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, customer, match: ThreadMatch,
+           keys: list[str], now: int, reopen_window_ms: int) -> Outcome:
     """Pick or make the ticket and bind the conversation keys to it."""
     tenant, ticket = account.tenant_id, match.ticket
     if inbound.auto_reason:
         # RFC 3834 §2: automatic responses must not start or revive a conversation.
         return Outcome("auto", ticket.id if ticket else None, 0, ticket.number if ticket else None)
     if ticket is not None and ticket.status not in store.CLOSED:
-        await store.touch_ticket(conn, ticket.id, now)
-        await store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
+        store.touch_ticket(conn, ticket.id, now)
+        store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
         return Outcome("appended", ticket.id, 0, ticket.number, priority=ticket.priority)
     if ticket is not None and now - (ticket.closed_at or 0) <= reopen_window_ms:
-        await store.touch_ticket(conn, ticket.id, now, reopen=True)
-        await store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
+        store.touch_ticket(conn, ticket.id, now, reopen=True)
+        store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
         return Outcome("reopened", ticket.id, 0, ticket.number, priority=ticket.priority)
-    ticket_id, number = await store.create_ticket(
+    ticket_id, number = store.create_ticket(
         conn, tenant_id=tenant, subject=(inbound.subject or "(no subject)")[:1000], status="new",
         channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,
         parent_id=ticket.id if ticket is not None else None, now=now,
     )
     # A follow-up after the reopen window takes the conversation over from the old ticket.
-    await store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
+    store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
     kind = "followup" if ticket is not None else "created"
     return Outcome(kind, ticket_id, 0, number, priority=customer.vip_tier)

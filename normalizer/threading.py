@@ -5,11 +5,10 @@ Rules run in order; each says why it hit or missed, so a decision can be explain
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, Row
 
 from connectors.inbound import Inbound
 from ticket_service.store import reply_tokens
@@ -36,14 +35,14 @@ class ThreadMatch:
     trail: list[str] = field(default_factory=list)
 
 
-Rule = Callable[[AsyncConnection, Context], Awaitable[tuple[Row | None, str]]]
+Rule = Callable[[Connection, Context], tuple[Row | None, str]]
 
 
-async def by_session(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
+def by_session(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     """Chat: the ticket this sender's session last landed on, if active within the window."""
     if not ctx.session_key:
         return None, "not a chat message"
-    ticket = await store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, [ctx.session_key])
+    ticket = store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, [ctx.session_key])
     if ticket is None:
         return None, "no session"
     idle_s = (ctx.now - ticket.updated_at) // 1000
@@ -66,13 +65,13 @@ def token_places(inbound: Inbound) -> list[str]:
     return places
 
 
-async def by_reply_token(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
+def by_reply_token(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     """Our signed token in In-Reply-To/References, the To/Cc plus-address or the body marker."""
     if not ctx.reply_secret:
         return None, "reply tokens off"
     places = token_places(ctx.inbound)
     for ticket_id in reply_tokens.verified_ticket_ids(ctx.reply_secret, ctx.tenant_id, places):
-        ticket = await store.ticket_by_id(conn, ctx.tenant_id, ticket_id)
+        ticket = store.ticket_by_id(conn, ctx.tenant_id, ticket_id)
         if ticket is not None:
             return ticket, f"signed reply token of ticket {ticket.number}"
     if any(reply_tokens.TOKEN.search(p.lower()) for p in places):
@@ -80,28 +79,28 @@ async def by_reply_token(conn: AsyncConnection, ctx: Context) -> tuple[Row | Non
     return None, "no reply token"
 
 
-async def by_reference(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
+def by_reference(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     """A key of this message (In-Reply-To, References, its own id) is held by a ticket.
 
     Someone other than the ticket's customer joins it only by answering one of its stored
     messages: a shared root, such as a newsletter everyone replies to, is not enough.
     """
-    ticket = await store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, ctx.keys)
+    ticket = store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, ctx.keys)
     if ticket is None:
         return None, "no known key"
-    if ticket.customer_id != ctx.customer_id and not await store.ticket_has_message(
+    if ticket.customer_id != ctx.customer_id and not store.ticket_has_message(
         conn, ctx.tenant_id, ticket.id, ctx.keys
     ):
         return None, f"ticket {ticket.number} holds only a shared root and belongs to another customer"
     return ticket, f"key held by ticket {ticket.number}"
 
 
-async def by_ticket_number(conn: AsyncConnection, ctx: Context) -> tuple[Row | None, str]:
+def by_ticket_number(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     """A ticket number quoted in the subject, only when the sender is that ticket's customer."""
     number = ctx.inbound.ticket_number
     if number is None:
         return None, "no ticket number"
-    ticket = await store.ticket_by_number(conn, ctx.tenant_id, number)
+    ticket = store.ticket_by_number(conn, ctx.tenant_id, number)
     if ticket is None:
         return None, f"no ticket {number}"
     if ticket.customer_id != ctx.customer_id:
@@ -117,10 +116,10 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-async def find_thread(conn: AsyncConnection, ctx: Context) -> ThreadMatch:
+def find_thread(conn: Connection, ctx: Context) -> ThreadMatch:
     match = ThreadMatch()
     for name, rule in RULES:
-        ticket, why = await rule(conn, ctx)
+        ticket, why = rule(conn, ctx)
         match.trail.append(f"{name}: {'hit' if ticket else 'miss'} ({why})")
         if ticket is not None:
             match.ticket, match.rule = ticket, name

@@ -13,8 +13,8 @@ from core.envelope import Envelope
 from core.errors import PermanentError
 from core.ids import now_ms
 from core.settings import Settings
-from core.worker import Worker
-from normalizer.ingest import Outcome, ingest
+from core.worker import NotAttempted, Worker, bound
+from normalizer.ingest import Job, Outcome, Windows, ingest, store_jobs
 from ticket_service import events
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
@@ -49,7 +49,70 @@ class Normalizer(Worker):
         self.blobs = blobs
         self.accounts = AccountDirectory(db, settings.account_cache_s)
 
+    @property
+    def windows(self) -> Windows:
+        return Windows(self.settings.reopen_window_s * 1000, self.settings.session_window_s * 1000,
+                       self.settings.secret_key)
+
     async def handle(self, envelope: Envelope) -> None:
+        [error] = await self.handle_batch([envelope])
+        if error is not None:
+            raise error
+
+    async def handle_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
+        """Parse each envelope, store the batch in one transaction, publish its events.
+
+        When the batch transaction fails (a bad row, a unique-key race with another
+        normalizer), each envelope is stored in its own, so only the bad one fails.
+        """
+        results: list[BaseException | None] = [None] * len(envelopes)
+        jobs: dict[int, Job] = {}
+        for n, env in enumerate(envelopes):
+            try:
+                jobs[n] = await self._job(env)
+            except Exception as exc:
+                results[n] = exc
+        windows = self.windows
+        stored: dict[int, list[Outcome]] = {}
+        if len(jobs) > 1:
+            try:
+                stored = dict(zip(jobs, await self.db.run_write(store_jobs, list(jobs.values()), windows), strict=True))
+            except Exception as exc:
+                if self.is_outage(exc):
+                    first = next(iter(jobs))
+                    return [exc if n == first else NotAttempted("not attempted") if n in jobs else r
+                            for n, r in enumerate(results)]
+                log.info("normalizer.batch_split", error=f"{type(exc).__name__}: {exc}", size=len(jobs))
+        if not stored:
+            for n, job in jobs.items():
+                if results[n] is None and any(self._outage(r) for r in results):
+                    results[n] = NotAttempted("not attempted")
+                    continue
+                try:
+                    stored[n] = await ingest(self.db, job, windows)
+                except Exception as exc:
+                    results[n] = exc
+        published = []
+        for n, outcomes in stored.items():
+            env, tenant_id = envelopes[n], jobs[n].account.tenant_id
+            with bound(env):
+                for outcome in outcomes:
+                    log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
+                             rule=outcome.rule)
+                    if outcome.kind in ("created", "followup", "reopened", "appended"):
+                        metrics.INGRESS_TO_TICKET.observe(max(now_ms() - env.received_at, 0) / 1000)
+                    if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
+                        published.append((keys.TICKET_EVENTS, self._event(env, tenant_id, outcome)))
+        if published:
+            try:
+                await self.bus.publish_many(published)
+            except Exception as exc:
+                # Stored but not announced: left pending, the redelivery announces them again.
+                for n in stored:
+                    results[n] = exc
+        return results
+
+    async def _job(self, envelope: Envelope) -> Job:
         try:
             account = await self.accounts.by_id(int(envelope.account))
         except ValueError:
@@ -59,21 +122,8 @@ class Normalizer(Worker):
         parse = PARSERS.get(envelope.channel)
         if parse is None:
             raise PermanentError(f"no parser for channel {envelope.channel!r}")
-        published = []
-        for inbound in parse(envelope):
-            outcome = await ingest(
-                self.db, account, envelope, inbound, await self._attachments(inbound),
-                self.settings.reopen_window_s * 1000, self.settings.session_window_s * 1000,
-                reply_secret=self.settings.secret_key,
-            )
-            log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
-                     rule=outcome.rule)
-            if outcome.kind in ("created", "followup", "reopened", "appended"):
-                metrics.INGRESS_TO_TICKET.observe(max(now_ms() - envelope.received_at, 0) / 1000)
-            if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
-                published.append((keys.TICKET_EVENTS, self._event(envelope, account.tenant_id, outcome)))
-        if published:
-            await self.bus.publish_many(published)
+        with bound(envelope):
+            return Job(account, envelope, [(inbound, await self._attachments(inbound)) for inbound in parse(envelope)])
 
     async def _attachments(self, inbound: Inbound) -> list[dict]:
         rows = []

@@ -9,6 +9,8 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+import uvloop
+
 from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.settings import Settings, SettingsError, load
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     if routercli.handles(args):
         return routercli.main(settings, args)
     if args.command in ROLES:
-        asyncio.run(_serve(settings, args.command, getattr(args, "drain", False)))
+        # libuv's loop: cheaper socket wakeups for every role (HTTP, SMTP, Redis, the DB thread).
+        uvloop.run(_serve(settings, args.command, getattr(args, "drain", False)))
         return 0
     try:
         print(asyncio.run(_admin(settings, args)))

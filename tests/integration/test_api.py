@@ -68,7 +68,7 @@ TICKETS_A = [
 
 async def _attach(conn, blobs, tenant, message, filename, ctype, data, inline=False) -> int:
     key = await blobs.put(data)
-    await store.add_attachments(conn, [dict(
+    await conn.run_sync(store.add_attachments, [dict(
         tenant_id=tenant, message_id=message, filename=filename, content_type=ctype, size=len(data),
         sha256=hashlib.sha256(data).hexdigest(), blob_key=key, content_id=None, inline=inline,
     )])
@@ -80,7 +80,7 @@ async def _message(conn, tenant, account, ticket, customer, n, **values) -> int:
         tenant_id=tenant, account_id=account, ticket_id=ticket, customer_id=customer, channel="email",
         dedup_key=f"<m{n}@example.cn>", envelope_id=f"{n:026d}", created_at=BASE_MS + n * 1000,
     )
-    return await store.add_message(conn, **(row | values))
+    return await conn.run_sync(store.add_message, **(row | values))
 
 
 async def _seed_tenant_a(conn, blobs, s: Seeded) -> None:
@@ -91,11 +91,10 @@ async def _seed_tenant_a(conn, blobs, s: Seeded) -> None:
     s.ids["alice"] = await admin.create_agent(conn, tenant, "Alice", "alice@acme.test")
     s.ids["bob"] = await admin.create_agent(conn, tenant, "Bob", "bob@acme.test")
     for name, address, full in (("zhang", "zw@example.cn", "Zhang Wei"), ("li", "ln@example.cn", "Li Na")):
-        s.ids[name] = (await store.resolve_customer(conn, tenant, "email", "", address, full, 1)).id
+        s.ids[name] = (await conn.run_sync(store.resolve_customer, tenant, "email", "", address, full, 1)).id
     await conn.execute(update(customers).where(customers.c.id == s.ids["zhang"]).values(vip_tier=2))
     for i, (channel, status, customer, assignee) in enumerate(TICKETS_A):
-        ticket_id, _ = await store.create_ticket(
-            conn, tenant_id=tenant, account_id=email if channel == "email" else wechat, channel=channel,
+        ticket_id, _ = await conn.run_sync(store.create_ticket, tenant_id=tenant, account_id=email if channel == "email" else wechat, channel=channel,
             status=status, customer_id=s.ids[customer], assignee_id=s.ids.get(assignee),
             subject=f"Order {1040 + i}", priority=i % 3, now=BASE_MS + i,
         )
@@ -116,9 +115,8 @@ async def _seed_tenant_b(conn, blobs, s: Seeded) -> None:
     tenant = await admin.create_tenant(conn, "globex")
     s.key_b = await admin.create_api_key(conn, tenant)
     account = await admin.add_account(conn, tenant, "email", "help@globex.test")
-    customer = (await store.resolve_customer(conn, tenant, "email", "", "zw@example.cn", "Zhang", 1)).id
-    s.b_ticket, _ = await store.create_ticket(
-        conn, tenant_id=tenant, account_id=account, channel="email", status="open",
+    customer = (await conn.run_sync(store.resolve_customer, tenant, "email", "", "zw@example.cn", "Zhang", 1)).id
+    s.b_ticket, _ = await conn.run_sync(store.create_ticket, tenant_id=tenant, account_id=account, channel="email", status="open",
         customer_id=customer, subject="Globex order", priority=0, now=BASE_MS,
     )
     message = await _message(conn, tenant, account, s.b_ticket, customer, 9, dedup_key="<b@globex>")

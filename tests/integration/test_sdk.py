@@ -214,7 +214,7 @@ async def test_conversation_id_threads_and_the_app_reads_the_thread_with_agent_r
     one, two = await flow.system.tickets()
     assert [m.ticket_id for m in await flow.system.messages()] == [one.id, one.id, two.id]
     async with flow.system.db.write() as conn:  # an agent answers on the ticket
-        await store.add_message(conn, tenant_id=flow.system.tenant, ticket_id=one.id, channel="sdk",
+        await conn.run_sync(store.add_message, tenant_id=flow.system.tenant, ticket_id=one.id, channel="sdk",
                                 account_id=one.account_id, dedup_key="reply-1", envelope_id="-", direction="out",
                                 sender="agent@acme.test", sender_name="客服小李", text="已经为您查询", headers={},
                                 created_at=now_ms())

@@ -43,15 +43,15 @@ async def test_message_dedup_key_is_unique_per_tenant_and_channel(db):
     other, other_account = await _tenant_with_account(db, "globex", "help@globex.test")
     row = dict(channel="email", dedup_key="<a@b>", envelope_id="E" * 26, created_at=1)
     async with db.write() as conn:
-        await store.add_message(conn, tenant_id=tenant, account_id=account, **row)
-        await store.add_message(conn, tenant_id=other, account_id=other_account, **row)  # other tenant: fine
-        await store.add_message(conn, tenant_id=tenant, account_id=account, **{**row, "channel": "sdk"})
+        await conn.run_sync(store.add_message, tenant_id=tenant, account_id=account, **row)
+        await conn.run_sync(store.add_message, tenant_id=other, account_id=other_account, **row)  # other tenant: fine
+        await conn.run_sync(store.add_message, tenant_id=tenant, account_id=account, **{**row, "channel": "sdk"})
     with pytest.raises(IntegrityError):
         async with db.write() as conn:
-            await store.add_message(conn, tenant_id=tenant, account_id=account, **row)
+            await conn.run_sync(store.add_message, tenant_id=tenant, account_id=account, **row)
     async with db.read() as conn:
         count = len((await conn.execute(select(messages.c.id))).all())
-        found = await store.find_message(conn, tenant, "email", "<a@b>")
+        found = await conn.run_sync(store.find_message, tenant, "email", "<a@b>")
     assert count == 3 and found.envelope_id == "E" * 26
 
 
@@ -60,11 +60,10 @@ async def test_ticket_numbers_count_per_tenant(db):
     b, acc_b = await _tenant_with_account(db, "globex", "help@globex.test")
     numbers = []
     async with db.write() as conn:
-        cust_a = await store.resolve_customer(conn, a, "email", "", "x@y.z", "X", 1)
-        cust_b = await store.resolve_customer(conn, b, "email", "", "x@y.z", "X", 1)
+        cust_a = await conn.run_sync(store.resolve_customer, a, "email", "", "x@y.z", "X", 1)
+        cust_b = await conn.run_sync(store.resolve_customer, b, "email", "", "x@y.z", "X", 1)
         for tenant, account, cust in [(a, acc_a, cust_a), (a, acc_a, cust_a), (b, acc_b, cust_b), (a, acc_a, cust_a)]:
-            _, number = await store.create_ticket(
-                conn, tenant_id=tenant, account_id=account, customer_id=cust.id, status="new",
+            _, number = await conn.run_sync(store.create_ticket, tenant_id=tenant, account_id=account, customer_id=cust.id, status="new",
                 channel="email", subject="s", priority=0, now=1,
             )
             numbers.append(number)
@@ -75,28 +74,28 @@ async def test_ticket_numbers_count_per_tenant(db):
 async def test_identity_resolves_to_one_customer_within_scope(db):
     tenant, _ = await _tenant_with_account(db)
     async with db.write() as conn:
-        first = await store.resolve_customer(conn, tenant, "wechat", "acct1", "openid-1", "Li", 1)
-        again = await store.resolve_customer(conn, tenant, "wechat", "acct1", "openid-1", "Li", 2)
-        other_scope = await store.resolve_customer(conn, tenant, "wechat", "acct2", "openid-1", "Li", 3)
+        first = await conn.run_sync(store.resolve_customer, tenant, "wechat", "acct1", "openid-1", "Li", 1)
+        again = await conn.run_sync(store.resolve_customer, tenant, "wechat", "acct1", "openid-1", "Li", 2)
+        other_scope = await conn.run_sync(store.resolve_customer, tenant, "wechat", "acct2", "openid-1", "Li", 3)
     assert first.id == again.id != other_scope.id and first.vip_tier == 0
 
 
 async def test_thread_keys_lead_to_the_newest_ticket_and_repoint(db):
     tenant, account = await _tenant_with_account(db)
     async with db.write() as conn:
-        cust = await store.resolve_customer(conn, tenant, "email", "", "c@d.e", "", 1)
+        cust = await conn.run_sync(store.resolve_customer, tenant, "email", "", "c@d.e", "", 1)
         common = dict(tenant_id=tenant, account_id=account, customer_id=cust.id, status="new",
                       channel="email", subject="s", priority=0, now=1)
-        old, _ = await store.create_ticket(conn, **common)
-        await store.bind_thread_keys(conn, tenant, account, old, ["<root@x>", "<r1@x>"], 1)
-        new, _ = await store.create_ticket(conn, **common)
-        await store.bind_thread_keys(conn, tenant, account, new, ["<r2@x>"], 2)
-        assert (await store.ticket_for_keys(conn, tenant, account, ["<root@x>", "<r2@x>"])).id == new
-        assert (await store.ticket_for_keys(conn, tenant, account, ["<r1@x>"])).id == old
-        await store.bind_thread_keys(conn, tenant, account, new, ["<root@x>", "<r3@x>"], 3, repoint=True)
-        assert (await store.ticket_for_keys(conn, tenant, account, ["<root@x>"])).id == new
-        assert (await store.ticket_for_keys(conn, tenant, account, ["<r1@x>"])).id == old
-        assert await store.ticket_for_keys(conn, tenant, account + 99, ["<root@x>"]) is None
+        old, _ = await conn.run_sync(store.create_ticket, **common)
+        await conn.run_sync(store.bind_thread_keys, tenant, account, old, ["<root@x>", "<r1@x>"], 1)
+        new, _ = await conn.run_sync(store.create_ticket, **common)
+        await conn.run_sync(store.bind_thread_keys, tenant, account, new, ["<r2@x>"], 2)
+        assert (await conn.run_sync(store.ticket_for_keys, tenant, account, ["<root@x>", "<r2@x>"])).id == new
+        assert (await conn.run_sync(store.ticket_for_keys, tenant, account, ["<r1@x>"])).id == old
+        await conn.run_sync(store.bind_thread_keys, tenant, account, new, ["<root@x>", "<r3@x>"], 3, repoint=True)
+        assert (await conn.run_sync(store.ticket_for_keys, tenant, account, ["<root@x>"])).id == new
+        assert (await conn.run_sync(store.ticket_for_keys, tenant, account, ["<r1@x>"])).id == old
+        assert await conn.run_sync(store.ticket_for_keys, tenant, account + 99, ["<root@x>"]) is None
 
 
 async def test_api_keys_are_stored_hashed(db):

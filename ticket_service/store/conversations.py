@@ -17,7 +17,7 @@ async def conversation(
     limit: int = 200,
 ) -> tuple[list[Row], dict[int, list[Row]]]:
     """(messages, attachments by message id), oldest first; empty unless ``identity`` owns it."""
-    ticket = await store.ticket_for_keys(conn, tenant_id, account_id, [thread_key])
+    ticket = await conn.run_sync(store.ticket_for_keys, tenant_id, account_id, [thread_key])
     kind, scope, value = identity
     owner = (
         await conn.execute(

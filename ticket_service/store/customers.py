@@ -1,53 +1,64 @@
-"""A message's sender -> one customer, across channels: every identity it shows is linked."""
+"""A message's sender -> one customer, across channels: every identity it shows is linked.
+
+Synchronous, like ``tickets``: it runs inside the normalizer's batch transaction.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, or_, select
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import Connection
 
 from ticket_service.store.tables import customers, identities
 
 Identity = tuple[str, str, str]  # kind, scope, value
 
+# Candidates by value; kind and scope are matched in Python (one statement for any count).
+_IDENTITIES = (
+    select(identities.c.kind, identities.c.scope, identities.c.value, identities.c.customer_id,
+           customers.c.vip_tier)
+    .join(customers, customers.c.id == identities.c.customer_id)
+    .where(identities.c.tenant_id == bindparam("tenant_id"),
+           identities.c.value.in_(bindparam("values", expanding=True)))
+)
+_INSERT_CUSTOMER = insert(customers)
+_INSERT_IDENTITY = insert(identities)
+_VIP_TIER = select(customers.c.vip_tier).where(customers.c.id == bindparam("id"))
 
-async def resolve(
-    conn: AsyncConnection, tenant_id: int, primary: Identity, also: list[Identity], name: str, now: int
-) -> Row:
+
+@dataclass(slots=True)
+class Customer:
+    id: int
+    vip_tier: int
+
+
+def resolve(conn: Connection, tenant_id: int, primary: Identity, also: list[Identity], name: str, now: int) -> Customer:
     """The customer of the first known identity (the sender's own first), created on first contact.
 
     Identities not yet known are added to that customer. One already held by another customer
     stays there: two records of one person are merged by an agent, never silently.
     """
     wanted = list(dict.fromkeys([primary, *also]))
-    rows = (
-        await conn.execute(
-            select(identities.c.kind, identities.c.scope, identities.c.value, identities.c.customer_id).where(
-                identities.c.tenant_id == tenant_id,
-                or_(*(and_(identities.c.kind == k, identities.c.scope == s, identities.c.value == v)
-                      for k, s, v in wanted)),
-            )
-        )
-    ).all()
-    known = {(r.kind, r.scope, r.value): r.customer_id for r in rows}
+    rows = conn.execute(_IDENTITIES, {"tenant_id": tenant_id, "values": list({v for _, _, v in wanted})}).all()
+    known = {(r.kind, r.scope, r.value): (r.customer_id, r.vip_tier) for r in rows}
     owner = next((known[i] for i in wanted if i in known), None)
     if owner is None:
-        owner = (
-            await conn.execute(insert(customers).values(tenant_id=tenant_id, name=name[:200], created_at=now))
-        ).inserted_primary_key[0]
+        created = conn.execute(_INSERT_CUSTOMER, {"tenant_id": tenant_id, "name": name[:200], "created_at": now})
+        owner = (created.inserted_primary_key[0], 0)
     missing = [i for i in wanted if i not in known]
     if missing:
         # A concurrent first contact of the same identity fails here on the unique key; the
         # caller retries the transaction and then finds the winner's customer.
-        await conn.execute(insert(identities), [
-            dict(tenant_id=tenant_id, customer_id=owner, kind=k, scope=s, value=v, created_at=now)
+        conn.execute(_INSERT_IDENTITY, [
+            {"tenant_id": tenant_id, "customer_id": owner[0], "kind": k, "scope": s, "value": v, "created_at": now}
             for k, s, v in missing
         ])
-    return (await conn.execute(select(customers.c.id, customers.c.vip_tier).where(customers.c.id == owner))).one()
+    return Customer(*owner)
 
 
-async def vip_tier(conn: AsyncConnection, customer_id: int | None) -> int:
+def vip_tier(conn: Connection, customer_id: int | None) -> int:
     if customer_id is None:
         return 0
-    row = (await conn.execute(select(customers.c.vip_tier).where(customers.c.id == customer_id))).first()
+    row = conn.execute(_VIP_TIER, {"id": customer_id}).first()
     return row.vip_tier if row else 0

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -17,10 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Any fixed number: serializes concurrent `migrate` calls from several role processes.
 _PG_MIGRATION_LOCK = 7_201_911
+T = TypeVar("T")
 
 
-def _sqlite_tuning(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_tuning(engine: AsyncEngine | Engine) -> None:
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+    @event.listens_for(sync_engine, "connect")
     def _connect(dbapi_conn, _record) -> None:
         # We issue BEGIN ourselves (below), so the driver must not.
         dbapi_conn.isolation_level = None
@@ -29,7 +36,7 @@ def _sqlite_tuning(engine: AsyncEngine) -> None:
             cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def _begin(conn: Connection) -> None:
         # Writers take the write lock up front: a deferred transaction that later upgrades
         # to a writer fails with SQLITE_BUSY instead of waiting for the busy timeout.
@@ -57,7 +64,14 @@ def async_url(url: str) -> str:
 
 
 class Database:
-    """The engine plus ``write()``/``read()`` transactions."""
+    """The engine plus ``write()``/``read()`` transactions.
+
+    ``run_write(fn, ...)`` runs a synchronous ``fn(conn, ...)`` in one write transaction: the
+    hot paths (the normalizer's batch, a routing decision) issue many small statements, and
+    doing them synchronously saves an event-loop round trip per statement. On SQLite ``fn``
+    runs on a pysqlite connection in this database's own thread (one hop per transaction,
+    not per statement); on PostgreSQL it runs over asyncpg through SQLAlchemy's ``run_sync``.
+    """
 
     def __init__(self, url: str, pool_size: int = 5) -> None:
         url = self.url = async_url(url)
@@ -68,6 +82,37 @@ class Database:
             _sqlite_tuning(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    def _sync_engine(self) -> Engine:
+        if self._sync is None:
+            self._sync = create_engine(self.url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1))
+            _sqlite_tuning(self._sync)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        return self._sync
+
+    def _sync_txn(self, mode: str, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        with self._sync_engine().connect() as conn:
+            conn = conn.execution_options(sqlite_begin=mode)
+            with conn.begin():
+                return fn(conn, *args, **kwargs)
+
+    async def _run(self, mode: str, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        if self.is_sqlite:
+            self._sync_engine()
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, partial(self._sync_txn, mode, fn, args, kwargs))
+        async with self.engine.connect() as conn, conn.begin():
+            return await conn.run_sync(fn, *args, **kwargs)
+
+    async def run_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(conn, *args, **kwargs)`` in one write transaction; committed when it returns."""
+        return await self._run("IMMEDIATE", fn, args, kwargs)
+
+    async def run_read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(conn, *args, **kwargs)`` in one read transaction."""
+        return await self._run("DEFERRED", fn, args, kwargs)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -88,6 +133,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
+            self._thread.shutdown()
+            self._sync = self._thread = None
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
