@@ -3,6 +3,7 @@
 from sqlalchemy import select, update
 from support import make_mail
 
+from core.envelope import Envelope
 from core.ids import now_ms
 from ticket_service.store.tables import attachments, customers, tickets
 
@@ -134,3 +135,35 @@ async def test_vip_customer_ticket_gets_priority(system):
     await system.publish(make_mail(subject="another question")[0])
     await system.drain()
     assert [t.priority for t in await system.tickets()] == [0, 3]
+
+
+_POISON_TRIGGER = {
+    "sqlite": ["CREATE TRIGGER reject_poison BEFORE INSERT ON messages WHEN NEW.subject = 'poison' "
+               "BEGIN SELECT RAISE(ABORT, 'poison row'); END"],
+    "postgresql": [
+        "CREATE FUNCTION reject_poison() RETURNS trigger AS $$ BEGIN IF NEW.subject = 'poison' THEN "
+        "RAISE EXCEPTION 'poison row' USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER reject_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION reject_poison()",
+    ],
+}
+
+
+async def test_a_row_the_database_rejects_fails_alone_and_the_rest_of_its_batch_is_stored(system):
+    # The batch is stored in one transaction; the database refuses one row of it, so the
+    # batch is split and each envelope stored in its own transaction.
+    async with system.db.write() as conn:
+        for statement in _POISON_TRIGGER[conn.dialect.name]:
+            await conn.exec_driver_sql(statement)
+    subjects = [f"case {i}" if i != 4 else "poison" for i in range(10)]
+    for subject in subjects:
+        await system.publish(make_mail(subject=subject)[0])
+    worker = await system.drain()
+    msgs = await system.messages()
+    assert sorted(m.subject for m in msgs) == sorted(s for s in subjects if s != "poison")
+    assert len({m.ticket_id for m in msgs}) == 9
+    assert [e["type"] for e in await system.events()] == ["ticket.created"] * 9
+    [(_, dead)] = await system.bus.redis.xrange("dead.ingest.email")
+    assert b"poison row" in dead[b"error"]
+    assert Envelope.unpack(dead[b"e"]).payload.count(b"Subject: poison") == 1
+    assert worker.counters["ok"] == 9 and worker.counters["dead"] == 1
