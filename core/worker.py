@@ -257,28 +257,28 @@ class Worker:
         except EnvelopeError as exc:
             await self._dead(stream, entry_id, raw, f"envelope: {exc}", deliveries)
             return _DONE
-        with bound(env):
-            if deliveries > self.settings.max_deliveries:
-                last = await self.redis.hget(keys.last_error_key(stream, self.group), entry_id)
-                # Deliveries spent while a dependency was down say nothing about the entry.
-                if not (last or b"").startswith(_OUTAGE_MARK):
+        if deliveries > self.settings.max_deliveries:
+            last = await self.redis.hget(keys.last_error_key(stream, self.group), entry_id)
+            # Deliveries spent while a dependency was down say nothing about the entry.
+            if not (last or b"").startswith(_OUTAGE_MARK):
+                with bound(env):
                     await self._dead(stream, entry_id, raw, _text(last or b"max deliveries exceeded"), deliveries)
-                    return _DONE
-            try:
-                return await self.bus.materialize(env)
-            except Exception as exc:
-                return await self._settle(stream, entry_id, raw, env, deliveries, exc)
+                return _DONE
+        try:
+            return await self.bus.materialize(env)
+        except Exception as exc:
+            return await self._settle(stream, entry_id, raw, env, deliveries, exc)
 
     async def _settle(self, stream: str, entry_id: str, raw: bytes, env: Envelope, deliveries: int,
                       error: BaseException | None) -> str:
         """Account for one handled entry: _DONE (handled or dead-lettered), _FAILED or _OUTAGE (left pending)."""
+        if error is None:
+            self.counters["ok"] += 1
+            metrics.HANDLED.labels(self.role, stream, "ok").inc()
+            if deliveries > 1:
+                self.counters["retried"] += 1
+            return _DONE
         with bound(env):
-            if error is None:
-                self.counters["ok"] += 1
-                metrics.HANDLED.labels(self.role, stream, "ok").inc()
-                if deliveries > 1:
-                    self.counters["retried"] += 1
-                return _DONE
             if isinstance(error, PermanentError):
                 await self._dead(stream, entry_id, raw, f"{type(error).__name__}: {error}", deliveries)
                 return _DONE

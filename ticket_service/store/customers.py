@@ -15,13 +15,15 @@ from ticket_service.store.tables import customers, identities
 Identity = tuple[str, str, str]  # kind, scope, value
 
 # Candidates by value; kind and scope are matched in Python (one statement for any count).
-_IDENTITIES = (
+_CANDIDATES = (
     select(identities.c.kind, identities.c.scope, identities.c.value, identities.c.customer_id,
            customers.c.vip_tier)
     .join(customers, customers.c.id == identities.c.customer_id)
-    .where(identities.c.tenant_id == bindparam("tenant_id"),
-           identities.c.value.in_(bindparam("values", expanding=True)))
+    .where(identities.c.tenant_id == bindparam("tenant_id"))
 )
+_IDENTITIES = _CANDIDATES.where(identities.c.value.in_(bindparam("values", expanding=True)))
+# The common case of one value without the cost of expanding an IN list.
+_IDENTITY = _CANDIDATES.where(identities.c.value == bindparam("value"))
 _INSERT_CUSTOMER = insert(customers)
 _INSERT_IDENTITY = insert(identities)
 _VIP_TIER = select(customers.c.vip_tier).where(customers.c.id == bindparam("id"))
@@ -40,7 +42,11 @@ def resolve(conn: Connection, tenant_id: int, primary: Identity, also: list[Iden
     stays there: two records of one person are merged by an agent, never silently.
     """
     wanted = list(dict.fromkeys([primary, *also]))
-    rows = conn.execute(_IDENTITIES, {"tenant_id": tenant_id, "values": list({v for _, _, v in wanted})}).all()
+    values = list({v for _, _, v in wanted})
+    if len(values) == 1:
+        rows = conn.execute(_IDENTITY, {"tenant_id": tenant_id, "value": values[0]}).all()
+    else:
+        rows = conn.execute(_IDENTITIES, {"tenant_id": tenant_id, "values": values}).all()
     known = {(r.kind, r.scope, r.value): (r.customer_id, r.vip_tier) for r in rows}
     owner = next((known[i] for i in wanted if i in known), None)
     if owner is None:

@@ -52,6 +52,11 @@ _TICKET_FOR_KEYS = (
     select(*_TICKET_COLS).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id)
     .where(*_THREAD_SCOPE).order_by(tickets.c.id.desc()).limit(1)
 )
+# The common case of one key (a chat session) without the cost of expanding an IN list.
+_TICKET_FOR_KEY = (
+    select(*_TICKET_COLS).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id)
+    .where(*_THREAD_SCOPE[:2], ticket_threads.c.thread_key == bindparam("key"))
+)
 _BOUND_KEYS = select(ticket_threads.c.thread_key).where(*_THREAD_SCOPE)
 _REPOINT_KEYS = update(ticket_threads).where(*_THREAD_SCOPE).values(ticket_id=bindparam("to_ticket"))
 _INSERT_THREAD_KEY = insert(ticket_threads)
@@ -104,6 +109,8 @@ def ticket_for_keys(conn: Connection, tenant_id: int, account_id: int, keys: Ite
     keys = list(keys)
     if not keys:
         return None
+    if len(keys) == 1:
+        return conn.execute(_TICKET_FOR_KEY, {"in_tenant": tenant_id, "in_account": account_id, "key": keys[0]}).first()
     return conn.execute(_TICKET_FOR_KEYS, {"in_tenant": tenant_id, "in_account": account_id, "keys": keys}).first()
 
 
