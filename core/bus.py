@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable
 
@@ -32,6 +33,8 @@ class Bus:
         self.redis = redis
         self.blobs = blobs
         self.blob_threshold = blob_threshold
+        self._queued: list[tuple[str, bytes, asyncio.Future]] = []
+        self._sender: asyncio.Task | None = None
 
     async def _wire(self, env: Envelope) -> bytes:
         # Claim check: large payloads live in the blob store, the entry carries the key.
@@ -46,13 +49,48 @@ class Bus:
 
     async def publish(self, stream: str, env: Envelope) -> str:
         """XADD one envelope; returns once Redis has it (the point an ingress may say yes)."""
-        return _text(await self.redis.xadd(stream, {FIELD: await self._wire(env)}))
+        [entry_id] = await self.publish_many([(stream, env)])
+        return entry_id
 
     async def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> list[str]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, env in items:
-                pipe.xadd(stream, {FIELD: await self._wire(env)})
-            return [_text(i) for i in await pipe.execute()]
+        """XADD each; returns their entry ids once Redis has them all.
+
+        Concurrent callers share round trips: XADDs queued while one pipeline is in flight
+        go out together in the next, so a busy ingress makes one write per batch of
+        requests instead of one per request, and an idle one waits for nobody.
+        """
+        loop = asyncio.get_running_loop()
+        waiting = []
+        for stream, env in items:
+            future = loop.create_future()
+            self._queued.append((stream, await self._wire(env), future))
+            waiting.append(future)
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send_queued())
+        return [_text(i) for i in await asyncio.gather(*waiting)]
+
+    async def _send_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for stream, wire, _ in batch:
+                        pipe.xadd(stream, {FIELD: wire})
+                    replies = await pipe.execute(raise_on_error=False)
+            except BaseException as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, _, future), reply in zip(batch, replies, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
 
     async def materialize(self, env: Envelope) -> Envelope:
         """Fetch a claim-checked payload back into the envelope."""

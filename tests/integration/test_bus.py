@@ -128,3 +128,31 @@ async def test_trim_without_groups_removes_nothing(bus):
         await bus.publish(STREAM, env(b"%d" % i))
     assert await bus.safe_trim(STREAM) == 0
     assert await bus.redis.xlen(STREAM) == 3
+
+
+async def test_concurrent_publishes_share_round_trips_and_each_gets_its_own_entry(bus):
+    envs = [Envelope(tenant="t", channel="test", account="1", payload=f"m{i}".encode()) for i in range(200)]
+    ids = await asyncio.gather(*(bus.publish(STREAM, env) for env in envs))
+    entries = await bus.redis.xrange(STREAM)
+    assert len(set(ids)) == 200 and len(entries) == 200
+    stored = {entry_id.decode(): Envelope.unpack(fields[FIELD]).payload for entry_id, fields in entries}
+    assert [stored[i] for i in ids] == [env.payload for env in envs]  # each caller got its own id
+
+
+async def test_a_refused_xadd_fails_only_its_caller(bus):
+    await bus.redis.set("not-a-stream", "x")
+    env = Envelope(tenant="t", channel="test", account="1", payload=b"x")
+    good, bad, also_good = await asyncio.gather(
+        bus.publish(STREAM, env), bus.publish("not-a-stream", env), bus.publish(STREAM, env),
+        return_exceptions=True)
+    assert "WRONGTYPE" in str(bad)
+    assert await bus.redis.xlen(STREAM) == 2 and {good, also_good} == {e.decode() for e, _ in await bus.redis.xrange(STREAM)}
+
+
+async def test_publish_fails_while_redis_is_unreachable_and_works_after(tmp_path):
+    from support import free_port
+    down = Bus(aioredis.Redis(port=free_port(), socket_connect_timeout=1), BlobStore(tmp_path / "b"), 1024)
+    env = Envelope(tenant="t", channel="test", account="1", payload=b"x")
+    results = await asyncio.gather(down.publish(STREAM, env), down.publish(STREAM, env), return_exceptions=True)
+    assert all(isinstance(r, OSError | aioredis.ConnectionError) for r in results), results
+    await down.redis.aclose()
