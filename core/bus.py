@@ -62,8 +62,9 @@ class Bus:
         loop = asyncio.get_running_loop()
         waiting = []
         for stream, env in items:
+            wire = await self._wire(env)  # before looking up the queue: the sender swaps it meanwhile
             future = loop.create_future()
-            self._queued.append((stream, await self._wire(env), future))
+            self._queued.append((stream, wire, future))
             waiting.append(future)
         if self._sender is None or self._sender.done():
             self._sender = loop.create_task(self._send_queued())

@@ -131,11 +131,15 @@ async def test_trim_without_groups_removes_nothing(bus):
 
 
 async def test_concurrent_publishes_share_round_trips_and_each_gets_its_own_entry(bus):
-    envs = [Envelope(tenant="t", channel="test", account="1", payload=f"m{i}".encode()) for i in range(200)]
-    ids = await asyncio.gather(*(bus.publish(STREAM, env) for env in envs))
+    # Every third payload is claim-checked: its publisher waits on the blob store while
+    # others are queued and sent.
+    envs = [Envelope(tenant="t", channel="test", account="1", payload=f"m{i}".encode() * (400 if i % 3 else 1))
+            for i in range(200)]
+    ids = await asyncio.wait_for(asyncio.gather(*(bus.publish(STREAM, env) for env in envs)), 10)
     entries = await bus.redis.xrange(STREAM)
     assert len(set(ids)) == 200 and len(entries) == 200
-    stored = {entry_id.decode(): Envelope.unpack(fields[FIELD]).payload for entry_id, fields in entries}
+    stored = {entry_id.decode(): (await bus.materialize(Envelope.unpack(fields[FIELD]))).payload
+              for entry_id, fields in entries}
     assert [stored[i] for i in ids] == [env.payload for env in envs]  # each caller got its own id
 
 
