@@ -4,14 +4,29 @@ Each decision reads a snapshot, ranks with ``router.policy`` outside any transac
 then claims in one short write transaction (see ``ticket_service.store.routing`` for the
 compare-and-set). A candidate whose capacity went in the meantime is a lost race: the next
 candidate is tried.
+
+Decisions are made in rounds (``Assigner.apply``): the routes and pulls of a batch of events
+share one read transaction and, on SQLite, one write transaction, so that a round costs
+two hops to the database thread and one turn at SQLite's write lock, whatever its size.
+(On PostgreSQL each claim keeps its own transaction: claims of different tickets and agents
+in one transaction would take row locks out of the ticket-agent-customer order.) The
+transactions are synchronous functions run by ``Database.run_read``/``run_write``.
+
+A tenant's agents and rules come from a snapshot kept for ``snapshot_ttl_s``
+(``snapshot.Tenant``), updated with this process's own claims and with fresher agent rows.
+When a snapshot that old finds no agent able to take a ticket, the claim re-reads the
+agents with room before the ticket is queued, and decides again if one of them fits.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import Generator
+from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy.engine import Connection, Row
 
 from core import metrics
 from core.ids import now_ms
@@ -22,6 +37,8 @@ from ticket_service.store.db import Database
 log = structlog.get_logger()
 _MAX_TRIES = 20  # candidates tried per decision before the ticket waits for the next pull
 _FIRST_LOOK = 16
+_ROUND = 64  # requests decided together: one read, and on SQLite one write transaction
+SNAPSHOT_TTL_S = 1.0  # how long a tenant's agents and rules are routed from without re-reading
 
 
 @dataclass(slots=True)
@@ -33,8 +50,26 @@ class Outcome:
     agent_id: int | None = None
 
 
-class _Rollback(Exception):
-    """Raised inside a write transaction to undo it."""
+@dataclass(slots=True, eq=False)
+class Route:
+    """A ticket looks for an agent. The fields after ``via`` carry a decision across rounds."""
+
+    ticket_id: int
+    received_at: int | None = None
+    via: str = "event"
+    started: float = 0.0
+    now: int = 0
+    lost: list[int] = field(default_factory=list)
+    rechecked: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Pull:
+    """An agent with room takes the best waiting tickets it may, up to its free capacity."""
+
+    tenant_id: int
+    agent_id: int
+    taken: int = 0
 
 
 def _held(row) -> bool:
@@ -45,175 +80,488 @@ def _us(started: float) -> int:
     return int((time.perf_counter() - started) * 1_000_000)
 
 
-class Assigner:
-    def __init__(self, db: Database, aging_ms: int, scan: int = 200) -> None:
-        self.db, self.aging_ms, self.scan = db, aging_ms, scan
-        self._depth_labels: set[tuple[str, str]] = set()
+# --- the read transaction of a round: what the decisions are made on ------------------
 
-    # --- a ticket looks for an agent ----------------------------------------------------
+@dataclass(slots=True)
+class _RouteRead:
+    row: Row | None
+    text: str = ""
+    waiting: Row | None = None
+
+
+class _Queue:
+    """The head of the queue, read once per tenant and class for all the pulls of a round,
+    deep enough for each pull to find its picks after the earlier pulls took theirs."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn, self.taken = conn, set()
+        self.pages: dict[tuple[int, str], list[Row]] = {}
+        self.requirements: dict[int, policy.Requirements] = {}  # per queue entry
+        self._depth: dict[tuple[int, str], int] = {}
+
+    def head(self, tenant_id: int, cls: str, n: int) -> list[Row]:
+        """The first ``n`` waiting entries not taken yet (fewer when the queue ends)."""
+        key = (tenant_id, cls)
+        rows, depth = self.pages.get(key, []), self._depth.get(key, 0)
+        while True:
+            visible = [r for r in rows if r.ticket_id not in self.taken]
+            if len(visible) >= n or len(rows) < depth:
+                return visible[:n]
+            depth = self._depth[key] = max(2 * depth, n + len(rows) - len(visible))
+            rows = self.pages[key] = store.queue_page(self.conn, tenant_id, cls, depth)
+
+    def requirement(self, entry: Row) -> policy.Requirements:
+        req = self.requirements.get(entry.id)
+        if req is None:
+            req = self.requirements[entry.id] = policy.widened(
+                policy.Requirements.from_json(entry.requirements), entry.stage)
+        return req
+
+
+def _eligible_waiting(queue: _Queue, tenant_id: int, agent: policy.Agent, cls: str, scan: int) -> list[Row]:
+    """The best waiting tickets of class ``cls`` this agent may take, up to its free capacity."""
+    free = agent.free(cls)
+    # Most agents can take the head of the queue: look at a few first, more if needed.
+    limit = min(_FIRST_LOOK + free, scan)
+    while True:
+        entries = queue.head(tenant_id, cls, limit)
+        picks = [e for e in entries if not policy.exclusions(agent, cls, queue.requirement(e))][:free]
+        if len(picks) == free or limit >= scan or len(entries) < limit:
+            return picks
+        limit = scan
+
+
+@dataclass(slots=True)
+class _Read:
+    routes: list[_RouteRead]
+    tenants: dict[int, tuple[list[Row], list[Row]]]  # agents and rules of tenants without a snapshot
+    agents: list[Row | None]  # of the pulls
+    queue: _Queue
+
+
+def _read(conn: Connection, routes: list[int], pulls: list[tuple[int, int]], cached: set[int],
+          scan: int) -> _Read:
+    """Each ticket's routing state; the agents and rules of tenants without a snapshot; the
+    pulling agents, and the queue pages their picks come from."""
+    read = _Read([], {}, [], _Queue(conn))
+    rows = store.tickets_for_routing(conn, routes)
+    open_ids = [t for t in routes if (row := rows.get(t)) is not None and not _held(row)]
+    texts, waiting = store.first_message_texts(conn, open_ids), store.queued_entries(conn, open_ids)
+    for ticket_id in routes:
+        row = rows.get(ticket_id)
+        if row is None or _held(row):
+            read.routes.append(_RouteRead(row))
+            continue
+        read.routes.append(_RouteRead(row, texts[ticket_id], waiting.get(ticket_id)))
+        if row.tenant_id not in cached and row.tenant_id not in read.tenants:
+            read.tenants[row.tenant_id] = (store.list_agents(conn, row.tenant_id, online_only=True),
+                                           store.list_rules(conn, row.tenant_id))
+    agents: dict[tuple[int, int], Row] = {}
+    for tenant_id in {tenant_id for tenant_id, _ in pulls}:
+        ids = [agent_id for t, agent_id in pulls if t == tenant_id]
+        agents.update(((tenant_id, i), row) for i, row in store.get_agents(conn, tenant_id, ids).items())
+    for tenant_id, agent_id in pulls:
+        row = agents.get((tenant_id, agent_id))
+        read.agents.append(row)
+        if row is not None and row.status == policy.ONLINE:
+            agent = snapshot.agent(row)
+            for cls in store.CLASSES:
+                if agent.free(cls) > 0:
+                    read.queue.taken.update(e.ticket_id for e in _eligible_waiting(read.queue, tenant_id, agent,
+                                                                                     cls, scan))
+    read.queue.conn = None
+    return read
+
+
+# --- the claims of a round, in one write transaction (on SQLite) -------------------------
+
+@dataclass(slots=True)
+class _RouteClaim:
+    """Take the first candidate with room; else queue the ticket.
+
+    With ``recheck`` (the requirements) the candidates came from an older snapshot: before
+    queueing, the agents with room are read, and when one of them is eligible the round
+    leaves the ticket alone and decides again (kind ``recheck``).
+    """
+
+    row: Row
+    language: str
+    candidates: list[int]
+    cls: str
+    now: int
+    recheck: policy.Requirements | None
+    queue: dict | None
+    detail: dict  # without the claim; ``detail_json`` is it serialized (outside the write lock)
+    detail_json: str
+    lost: list[int]
+    started: float
+
+    def _detail(self, agent_id: int | None, tried: list[int]) -> store.RawJSON:
+        claim = json.dumps({"agent_id": agent_id, "lost_race": self.lost + tried})
+        return store.RawJSON(f'{self.detail_json[:-1]}, "claim": {claim}}}')
+
+    def apply(self, conn: Connection) -> _Claimed:
+        row, cls = self.row, self.cls
+        locked = store.lock_ticket(conn, row.id)
+        if locked is None or _held(locked):
+            return _Claimed("held", locked.assignee_id if locked else None)
+        if row.language is None:
+            store.set_language(conn, row.id, self.language)
+        tried: list[int] = []
+        now = now_ms()  # the decision was made at self.now; the ticket is assigned as this commits
+        for agent_id in self.candidates:
+            if not store.take_capacity(conn, agent_id, cls, now):
+                tried.append(agent_id)
+                continue
+            store.take_ticket(conn, row.id, agent_id, now)  # the row lock makes this succeed
+            store.remember_agent(conn, row.customer_id, agent_id)
+            store.dequeue(conn, row.id)
+            store.record(conn, row.tenant_id, row.id, "assigned", now, agent_id=agent_id,
+                         rule_id=self.detail["requirements"]["rule_id"], detail=self._detail(agent_id, tried),
+                         elapsed_us=_us(self.started))
+            return _Claimed("assigned", agent_id, tried)
+        with_room = None
+        if self.recheck is not None:
+            with_room = store.online_agents_with_room(conn, row.tenant_id, cls)
+            if any(not policy.exclusions(snapshot.agent(r), cls, self.recheck) for r in with_room):
+                return _Claimed("recheck", None, tried, with_room)
+        if self.queue is not None:
+            store.enqueue(conn, **self.queue)
+            store.record(conn, row.tenant_id, row.id, "queued", now, rule_id=self.queue["rule_id"],
+                         detail=self._detail(None, tried), elapsed_us=_us(self.started))
+        return _Claimed("queued", None, tried, with_room)
+
+
+@dataclass(slots=True)
+class _PullClaim:
+    """Take a waiting ticket for the agent: assigned | stale (someone else took it, or it
+    closed: it leaves the queue) | full (the agent's room went; the ticket keeps waiting)."""
+
+    entry: Row
+    agent_id: int
+    now: int
+    detail: dict
+    started: float
+
+    def apply(self, conn: Connection) -> _Claimed:
+        entry = self.entry
+        locked = store.lock_ticket(conn, entry.ticket_id)
+        if locked is None or _held(locked):
+            store.dequeue(conn, entry.ticket_id)
+            return _Claimed("stale")
+        now = now_ms()  # as this commits, not when the walk was planned
+        if not store.take_capacity(conn, self.agent_id, entry.channel_class, now):
+            return _Claimed("full")
+        store.take_ticket(conn, entry.ticket_id, self.agent_id, now)  # the row lock makes this succeed
+        store.remember_agent(conn, locked.customer_id, self.agent_id)
+        store.dequeue(conn, entry.ticket_id)
+        store.record(conn, entry.tenant_id, entry.ticket_id, "assigned", now, agent_id=self.agent_id,
+                     rule_id=entry.rule_id, detail=self.detail, elapsed_us=_us(self.started))
+        return _Claimed("assigned", self.agent_id, since=locked.created_at)
+
+
+@dataclass(slots=True)
+class _Claimed:
+    kind: str
+    agent_id: int | None = None
+    lost: list[int] | None = None
+    with_room: list[Row] | None = None
+    since: int = 0
+
+
+_Walk = Generator[_PullClaim, _Claimed, tuple[list[tuple[_PullClaim, _Claimed]], bool]]
+
+
+def _pull(tenant_id: int, agent: policy.Agent, queue: _Queue, gone: set[int], scan: int, now: int,
+          started: float) -> _Walk:
+    """Take the best waiting tickets the agent may, up to its free capacity, from the pages
+    read before: a ticket someone took meanwhile (stale) is passed over for the next one.
+
+    Yields each claim and is sent its outcome (see ``_in_one`` and ``_one_each``). Returns
+    the claims, and whether the agent may have room left after stale picks (the pages may
+    then end too early: the caller pulls again with a fresh read)."""
+    claims, short = [], False
+    for cls in store.CLASSES:
+        free = agent.free(cls)
+        if free <= 0:
+            continue
+        position, skipped, stale = 0, [], False
+        for entry in queue.pages.get((tenant_id, cls), ()):
+            if free == 0 or position == scan:
+                break
+            if entry.ticket_id in gone:
+                continue
+            position += 1
+            req = queue.requirement(entry)
+            if policy.exclusions(agent, cls, req):
+                skipped.append(entry.ticket_id)
+                continue
+            claim = _PullClaim(entry, agent.id, now, {
+                "via": "pull", "requirements": req.to_json(), "agent_id": agent.id, "agent": agent.name,
+                "queue": {"position": position, "waited_s": (now - entry.queued_at) // 1000,
+                          "skipped_ineligible": skipped[:20]},
+            }, started)
+            gone.add(entry.ticket_id)
+            outcome = yield claim
+            claims.append((claim, outcome))
+            if outcome.kind == "full":
+                gone.discard(entry.ticket_id)
+                free = 0
+                break
+            if outcome.kind == "stale":  # as if it had not been in the queue when read
+                position, stale = position - 1, True
+            else:
+                free -= 1
+        short |= stale and free > 0
+    return claims, short
+
+
+def _in_one(conn: Connection, walk: _Walk):
+    """Run a walk's claims in this transaction; its result."""
+    try:
+        claim = next(walk)
+        while True:
+            claim = walk.send(claim.apply(conn))
+    except StopIteration as done:
+        return done.value
+
+
+async def _apart(db: Database, claim: _PullClaim | _RouteClaim, shared_s: float) -> _Claimed:
+    """A claim in a transaction of its own. Its decision took the round's read and decisions
+    (``shared_s``) and this transaction, not the claims before it in the round."""
+    claim.started = time.perf_counter() - shared_s
+    return await db.run_write(claim.apply)
+
+
+async def _one_each(db: Database, walk: _Walk, shared_s: float):
+    """Run each of a walk's claims in a transaction of its own; its result."""
+    try:
+        claim = next(walk)
+        while True:
+            claim = walk.send(await _apart(db, claim, shared_s))
+    except StopIteration as done:
+        return done.value
+
+
+def _claim(conn: Connection, walks: list[_Walk], routes: list[_RouteClaim]) -> tuple[list, list[_Claimed]]:
+    """The write transaction of a round (on SQLite): the pulls, then the routes' claims."""
+    return [_in_one(conn, walk) for walk in walks], [claim.apply(conn) for claim in routes]
+
+
+# --- escalation and requeueing ----------------------------------------------------------
+
+def _escalate(conn: Connection, entry: Row, stage: int, base: policy.Requirements, now: int) -> bool:
+    """Move a waiting ticket to ``stage``; False when it is no longer waiting (it is dequeued)."""
+    locked = store.lock_ticket(conn, entry.ticket_id)
+    if locked is None or _held(locked):
+        store.dequeue(conn, entry.ticket_id)
+        return False
+    store.set_stage(conn, entry.ticket_id, stage, policy.next_stage_at(base, entry.queued_at, stage))
+    if stage > entry.stage:
+        tags = list(locked.tags or [])
+        if policy.ESCALATED_TAG not in tags:
+            store.set_tags(conn, entry.ticket_id, [*tags, policy.ESCALATED_TAG])
+        store.record(conn, entry.tenant_id, entry.ticket_id, "escalated", now, rule_id=entry.rule_id,
+                     detail={"stage": stage, "requirements": policy.widened(base, stage).to_json(),
+                             "waited_s": (now - entry.queued_at) // 1000})
+    return True
+
+
+def _requeue(conn: Connection, tenant_id: int, ticket_id: int, now: int, status: str) -> int | None:
+    freed = store.unassign(conn, ticket_id, now, only_status=store.NOT_STARTED)
+    if freed is not None:
+        store.record(conn, tenant_id, ticket_id, "requeued", now, agent_id=freed,
+                     detail={"reason": f"agent {status}"})
+    return freed
+
+
+def _requeue_candidates(conn: Connection, tenant_id: int, agent_id: int) -> tuple[dict, list[int]]:
+    return store.tenant_settings(conn, tenant_id), store.not_started(conn, agent_id)
+
+
+class Assigner:
+    def __init__(self, db: Database, aging_ms: int, scan: int = 200,
+                 snapshot_ttl_s: float = SNAPSHOT_TTL_S) -> None:
+        self.db, self.aging_ms, self.scan, self.snapshot_ttl_s = db, aging_ms, scan, snapshot_ttl_s
+        self._depth_labels: set[tuple[str, str]] = set()
+        self._tenants: dict[int, snapshot.Tenant] = {}
+
+    def forget(self, tenant_id: int | None = None) -> None:
+        """Drop the snapshot of a tenant (or all): the next decision reads it again."""
+        if tenant_id is None:
+            self._tenants.clear()
+        else:
+            self._tenants.pop(tenant_id, None)
 
     async def route(self, ticket_id: int, received_at: int | None = None, via: str = "event") -> Outcome:
+        return (await self.apply([Route(ticket_id, received_at, via)]))[0]
+
+    async def pull(self, tenant_id: int, agent_id: int) -> int:
+        """Fill the agent's free capacity from the queue; returns how many tickets it took."""
+        return (await self.apply([Pull(tenant_id, agent_id)]))[0]
+
+    async def apply(self, requests: list[Route | Pull]) -> list[Outcome | int]:
+        """Route the tickets and fill the agents, in order; per request its ``Outcome`` or the
+        tickets the agent took. A ticket or agent named twice is handled once."""
+        unique: dict[tuple, Route | Pull] = {}
+        for request in requests:
+            key = (request.ticket_id,) if isinstance(request, Route) else (request.tenant_id, request.agent_id)
+            first = unique.setdefault(key, request)
+            if isinstance(request, Route) and request.received_at is not None:
+                first.received_at = min(first.received_at or request.received_at, request.received_at)
+        results: dict[int, Outcome | int] = {}
+        pending = list(unique.values())
+        while pending:
+            again = []
+            for start in range(0, len(pending), _ROUND):
+                again += await self._round(pending[start:start + _ROUND], results)
+            pending = again
+        return [results[id(unique[(r.ticket_id,) if isinstance(r, Route) else (r.tenant_id, r.agent_id)])]
+                for r in requests]
+
+    async def _round(self, requests: list[Route | Pull], results: dict[int, Outcome | int]) -> list[Route | Pull]:
+        """One read and the decisions; then, in one write transaction (on SQLite), the pulls'
+        and the routes' claims. Returns the requests that need another round."""
         started, now = time.perf_counter(), now_ms()
-        async with self.db.read() as conn:
-            row = await store.ticket_for_routing(conn, ticket_id)
-            if row is None:
-                return Outcome("missing", ticket_id)
-            if _held(row):
-                return Outcome("held", ticket_id, row.assignee_id)
-            text = await store.first_message_text(conn, ticket_id)
-            rules = [snapshot.rule(r) for r in await store.list_rules(conn, row.tenant_id)]
-            agents = [snapshot.agent(a) for a in await store.list_agents(conn, row.tenant_id, online_only=True)]
-            waiting = await store.queued(conn, ticket_id)
-        language = row.language or policy.detect_language(text)
-        ticket = snapshot.ticket(row, language, text)
-        if waiting is not None:
-            base = policy.Requirements.from_json(waiting.requirements)
-            req, trace = policy.widened(base, waiting.stage), []
-        else:
-            rule, trace = policy.match_rule(rules, ticket)
-            req = policy.requirements(rule)
-        decision = policy.decide(ticket, agents, req, now)
-        cls = policy.channel_class(ticket.channel)
-        detail = {"via": via, "language": language, "rules": trace, "requirements": req.to_json(),
-                  **decision.explain()}
-        async with self.db.write() as conn:
-            locked = await store.lock_ticket(conn, ticket_id)
-            if locked is None or _held(locked):
-                return Outcome("held", ticket_id, locked.assignee_id if locked else None)
-            if row.language is None:
-                await store.set_language(conn, ticket_id, language)
-            lost: list[int] = []
-            for agent, _ in decision.ranked[:_MAX_TRIES]:
-                if not await store.take_capacity(conn, agent.id, cls, now):
-                    lost.append(agent.id)
-                    continue
-                await store.take_ticket(conn, ticket_id, agent.id, now)  # the row lock makes this succeed
-                await store.remember_agent(conn, row.customer_id, agent.id)
-                await store.dequeue(conn, ticket_id)
-                detail["claim"] = {"agent_id": agent.id, "lost_race": lost}
-                await store.record(conn, row.tenant_id, ticket_id, "assigned", now, agent_id=agent.id,
-                                   rule_id=req.rule_id, detail=detail, elapsed_us=_us(started))
-                break
+        routes = [r for r in requests if isinstance(r, Route)]
+        pulls = [r for r in requests if isinstance(r, Pull)]
+        for route in routes:
+            route.started, route.now = route.started or started, route.now or now
+        oldest = time.monotonic() - self.snapshot_ttl_s
+        cached = {t: snap for t, snap in self._tenants.items() if snap.read_at > oldest}
+        read = await self.db.run_read(_read, [r.ticket_id for r in routes],
+                                      [(p.tenant_id, p.agent_id) for p in pulls], set(cached), self.scan)
+        for tenant_id, (agent_rows, rule_rows) in read.tenants.items():
+            cached[tenant_id] = self._tenants[tenant_id] = snapshot.Tenant(agent_rows, rule_rows, time.monotonic())
+
+        pulling: list[tuple[Pull, policy.Agent]] = []
+        for pull, row in zip(pulls, read.agents, strict=True):
+            agent = None if row is None else snapshot.agent(row)
+            if agent is not None and (snap := self._tenants.get(pull.tenant_id)) is not None:
+                snap.put(agent)  # as it is before this round's claims
+            if agent is not None and agent.status == policy.ONLINE and any(
+                    read.queue.pages.get((pull.tenant_id, cls)) for cls in store.CLASSES if agent.free(cls) > 0):
+                pulling.append((pull, agent))
             else:
-                agent = None
-                if waiting is None:
-                    await store.enqueue(
-                        conn, tenant_id=row.tenant_id, ticket_id=ticket_id, channel_class=cls,
-                        vip_tier=row.vip_tier, rank=policy.queue_rank(now, row.vip_tier, req.priority, self.aging_ms),
-                        queued_at=now, rule_id=req.rule_id, requirements=req.to_json(),
-                        stage=0, next_stage_at=policy.next_stage_at(req, now, 0),
-                    )
-                    detail["claim"] = {"agent_id": None, "lost_race": lost}
-                    await store.record(conn, row.tenant_id, ticket_id, "queued", now, rule_id=req.rule_id,
-                                       detail=detail, elapsed_us=_us(started))
-        metrics.ROUTER_DECISIONS.labels("lost_race").inc(len(lost))
-        if agent is None:
-            if waiting is None:
+                results[id(pull)] = pull.taken
+        plans: list[tuple[Route, snapshot.Tenant, int | None]] = []
+        claims: list[_RouteClaim] = []
+        for route, route_read in zip(routes, read.routes, strict=True):
+            row = route_read.row
+            if row is None:
+                results[id(route)] = Outcome("missing", route.ticket_id)
+            elif _held(row):
+                results[id(route)] = Outcome("held", route.ticket_id, row.assignee_id)
+            else:
+                snap = cached[row.tenant_id]
+                claims.append(self._plan_route(route, route_read, snap, row.tenant_id in read.tenants))
+                planned = claims[-1].candidates[0] if claims[-1].candidates else None
+                if planned is not None:
+                    snap.took(planned, claims[-1].cls, route.now)  # so the next decisions see it
+                plans.append((route, snap, planned))
+        if not claims and not pulling:
+            return []
+
+        gone: set[int] = set()
+        walks = [_pull(pull.tenant_id, agent, read.queue, gone, self.scan, now, started)
+                 for pull, agent in pulling]
+        if self.db.is_sqlite:
+            pulled, claimed = await self.db.run_write(_claim, walks, claims)
+        else:  # a transaction per claim (see the module docstring)
+            shared_s = time.perf_counter() - started
+            pulled = [await _one_each(self.db, walk, shared_s) for walk in walks]
+            claimed = [await _apart(self.db, claim, shared_s) for claim in claims]
+        again: list[Route | Pull] = []
+        for (pull, agent), (pull_claims, short) in zip(pulling, pulled, strict=True):
+            snap = self._tenants.get(pull.tenant_id)
+            for claim, outcome in pull_claims:
+                cls = claim.entry.channel_class
+                if outcome.kind == "assigned":
+                    pull.taken += 1
+                    if snap is not None:
+                        snap.took(agent.id, cls, now)
+                    self._assigned(claim.entry.ticket_id, agent.id, outcome.since, "pull")
+                elif outcome.kind == "full":
+                    metrics.ROUTER_DECISIONS.labels("lost_race").inc()
+                    if snap is not None:
+                        snap.full(agent.id, cls)
+            if short:  # stale picks left a slot free: look again
+                again.append(pull)
+            else:
+                results[id(pull)] = pull.taken
+        for (route, snap, planned), claim, outcome in zip(plans, claims, claimed, strict=True):
+            if planned is not None:
+                snap.undo(planned, claim.cls)
+            self._routed(route, claim, snap, outcome, results, again)
+        return again
+
+    def _plan_route(self, route: Route, read: _RouteRead, snap: snapshot.Tenant, fresh: bool) -> _RouteClaim:
+        row, now = read.row, route.now
+        language = row.language or policy.detect_language(read.text)
+        ticket = snapshot.ticket(row, language, read.text)
+        if read.waiting is not None:
+            base = policy.Requirements.from_json(read.waiting.requirements)
+            req, trace = policy.widened(base, read.waiting.stage), []
+        else:
+            rule, trace = policy.match_rule(snap.rules, ticket)
+            req = policy.requirements(rule)
+        cls = policy.channel_class(ticket.channel)
+        decision = policy.decide(ticket, snap.pool, req, now)
+        detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
+                  **decision.explain()}
+        queue = None if read.waiting is not None else {
+            "tenant_id": row.tenant_id, "ticket_id": row.id, "channel_class": cls, "vip_tier": row.vip_tier,
+            "rank": policy.queue_rank(now, row.vip_tier, req.priority, self.aging_ms), "queued_at": now,
+            "rule_id": req.rule_id, "requirements": req.to_json(), "stage": 0,
+            "next_stage_at": policy.next_stage_at(req, now, 0),
+        }
+        # A snapshot from an earlier read is re-checked before the ticket is queued.
+        recheck = None if fresh or route.rechecked else req
+        return _RouteClaim(row, language, [agent.id for agent, _ in decision.top(_MAX_TRIES)], cls, now, recheck,
+                           queue, detail, json.dumps(detail), list(route.lost), route.started)
+
+    def _routed(self, route: Route, claim: _RouteClaim, snap: snapshot.Tenant, outcome: _Claimed, results: dict,
+                again: list) -> None:
+        for agent_id in outcome.lost or ():
+            snap.full(agent_id, claim.cls)
+        if outcome.with_room is not None:
+            snap.recheck(claim.cls, outcome.with_room)
+        route.lost += outcome.lost or []
+        if outcome.kind == "recheck":
+            route.rechecked = True
+            again.append(route)
+            return
+        if outcome.kind == "held":
+            results[id(route)] = Outcome("held", route.ticket_id, outcome.agent_id)
+            return
+        metrics.ROUTER_DECISIONS.labels("lost_race").inc(len(route.lost))
+        if outcome.kind == "queued":
+            if claim.queue is not None:
                 metrics.ROUTER_DECISIONS.labels("queued").inc()
-                log.info("router.queued", ticket_id=ticket_id, rule=req.rule, candidates=len(decision.ranked))
-            return Outcome("queued", ticket_id)
-        self._assigned(ticket_id, agent.id, received_at or row.created_at, via)
-        return Outcome("assigned", ticket_id, agent.id)
+                log.info("router.queued", ticket_id=route.ticket_id, rule=claim.detail["requirements"]["rule"],
+                         candidates=claim.detail["candidates_total"])
+            results[id(route)] = Outcome("queued", route.ticket_id)
+        else:
+            snap.took(outcome.agent_id, claim.cls, claim.now)
+            self._assigned(route.ticket_id, outcome.agent_id, route.received_at or claim.row.created_at, route.via)
+            results[id(route)] = Outcome("assigned", route.ticket_id, outcome.agent_id)
 
     def _assigned(self, ticket_id: int, agent_id: int, since_ms: int, via: str) -> None:
         metrics.ROUTER_DECISIONS.labels("assigned").inc()
         metrics.INGRESS_TO_ASSIGNED.observe(max(now_ms() - since_ms, 0) / 1000)
         log.info("router.assigned", ticket_id=ticket_id, agent_id=agent_id, via=via)
 
-    # --- an agent with room pulls the best waiting ticket it may take -------------------
-
-    async def pull(self, tenant_id: int, agent_id: int) -> int:
-        """Fill the agent's free capacity from the queue; returns how many tickets it took."""
-        taken = 0
-        while True:
-            started, now = time.perf_counter(), now_ms()
-            async with self.db.read() as conn:
-                row = await store.get_agent(conn, tenant_id, agent_id)
-                if row is None or row.status != policy.ONLINE:
-                    return taken
-                agent = snapshot.agent(row)
-                picks = [pick for cls in store.CLASSES if agent.free(cls) > 0
-                         for pick in await self._eligible_waiting(conn, tenant_id, agent, cls)]
-            if not picks:
-                return taken
-            read_us = _us(started)
-            picks.sort(key=lambda pick: (pick[0].rank, pick[0].id))
-            stale = False
-            for entry, req, position, skipped in picks:
-                result = await self._claim_waiting(entry, agent, now, {
-                    "via": "pull", "requirements": req.to_json(), "agent_id": agent.id, "agent": agent.name,
-                    "queue": {"position": position, "waited_s": (now - entry.queued_at) // 1000,
-                              "skipped_ineligible": skipped[:20]},
-                }, read_us)
-                taken += result == "assigned"
-                stale |= result == "stale"
-            if not stale:  # a stale pick left a slot free: look again
-                return taken
-
-    async def _eligible_waiting(self, conn, tenant_id: int, agent: policy.Agent, cls: str) -> list[tuple]:
-        """The best waiting tickets of class ``cls`` this agent may take, up to its free capacity."""
-        free = agent.free(cls)
-        # Most agents can take the head of the queue: look at a few first, more if needed.
-        limit = min(_FIRST_LOOK + free, self.scan)
-        while True:
-            entries = await store.queue_page(conn, tenant_id, cls, limit)
-            picks, skipped = [], []
-            for position, entry in enumerate(entries, 1):
-                req = policy.widened(policy.Requirements.from_json(entry.requirements), entry.stage)
-                if policy.exclusions(agent, cls, req):
-                    skipped.append(entry.ticket_id)
-                    continue
-                picks.append((entry, req, position, list(skipped)))
-                if len(picks) == free:
-                    return picks
-            if limit >= self.scan or len(entries) < limit:
-                return picks
-            limit = self.scan
-
-    async def _claim_waiting(self, entry, agent: policy.Agent, now: int, detail: dict, read_us: int) -> str:
-        """assigned | stale (someone else took it, or it closed) | full (the agent's room went)."""
-        started = time.perf_counter()
-        try:
-            async with self.db.write() as conn:
-                took = await store.take_ticket(conn, entry.ticket_id, agent.id, now)
-                if took is None:
-                    await store.dequeue(conn, entry.ticket_id)
-                    return "stale"
-                if not await store.take_capacity(conn, agent.id, entry.channel_class, now):
-                    raise _Rollback
-                await store.remember_agent(conn, took.customer_id, agent.id)
-                await store.dequeue(conn, entry.ticket_id)
-                await store.record(conn, entry.tenant_id, entry.ticket_id, "assigned", now, agent_id=agent.id,
-                                   rule_id=entry.rule_id, detail=detail, elapsed_us=read_us + _us(started))
-        except _Rollback:
-            metrics.ROUTER_DECISIONS.labels("lost_race").inc()
-            return "full"
-        self._assigned(entry.ticket_id, agent.id, took.created_at, "pull")
-        return "assigned"
-
     # --- waiting too long, agents leaving, drift ----------------------------------------
 
     async def escalate_due(self, limit: int = 200) -> int:
         """Move waiting tickets past their rule's escalation time to the next stage; retry them."""
         now = now_ms()
-        async with self.db.read() as conn:
-            due = await store.due_escalations(conn, now, limit)
+        due = await self.db.run_read(store.due_escalations, now, limit)
         for entry in due:
             base = policy.Requirements.from_json(entry.requirements)
             stage = max(policy.escalation_stage(base, now - entry.queued_at), entry.stage)
-            async with self.db.write() as conn:
-                locked = await store.lock_ticket(conn, entry.ticket_id)
-                if locked is None or _held(locked):
-                    await store.dequeue(conn, entry.ticket_id)
-                    continue
-                await store.set_stage(conn, entry.ticket_id, stage, policy.next_stage_at(base, entry.queued_at, stage))
-                if stage > entry.stage:
-                    tags = list(locked.tags or [])
-                    if policy.ESCALATED_TAG not in tags:
-                        await store.set_tags(conn, entry.ticket_id, [*tags, policy.ESCALATED_TAG])
-                    await store.record(conn, entry.tenant_id, entry.ticket_id, "escalated", now, rule_id=entry.rule_id,
-                                       detail={"stage": stage, "requirements": policy.widened(base, stage).to_json(),
-                                               "waited_s": (now - entry.queued_at) // 1000})
+            if not await self.db.run_write(_escalate, entry, stage, base, now):
+                continue
             if stage > entry.stage:
                 metrics.ROUTER_DECISIONS.labels("escalated").inc()
                 log.info("router.escalated", ticket_id=entry.ticket_id, stage=stage)
@@ -222,42 +570,30 @@ class Assigner:
 
     async def agent_changed(self, tenant_id: int, agent_id: int, status: str) -> None:
         """Online: pull. Away/offline: per tenant setting, hand back tickets not started yet."""
+        self.forget(tenant_id)
         if status == policy.ONLINE:
             await self.pull(tenant_id, agent_id)
             return
-        async with self.db.read() as conn:
-            settings = await store.tenant_settings(conn, tenant_id)
-            tickets = await store.not_started(conn, agent_id)
+        settings, tickets = await self.db.run_read(_requeue_candidates, tenant_id, agent_id)
         if status not in store.requeue_statuses(settings):
             return
         for ticket_id in tickets:
-            now = now_ms()
-            async with self.db.write() as conn:
-                freed = await store.unassign(conn, ticket_id, now, only_status=store.NOT_STARTED)
-                if freed is not None:
-                    await store.record(conn, tenant_id, ticket_id, "requeued", now, agent_id=freed,
-                                       detail={"reason": f"agent {status}"})
-            if freed is not None:
+            if await self.db.run_write(_requeue, tenant_id, ticket_id, now_ms(), status) is not None:
                 await self.route(ticket_id, via="requeue")
 
     async def reconcile(self) -> None:
         """Correct load drift, let every agent with room pull, and publish queue depths."""
-        async with self.db.read() as conn:
-            tenants = await store.tenant_ids(conn)
-        for tenant_id in tenants:
-            async with self.db.write() as conn:
-                fixes = await store.reconcile_loads(conn, tenant_id)
+        self.forget()
+        for tenant_id in await self.db.run_read(store.tenant_ids):
+            fixes = await self.db.run_write(store.reconcile_loads, tenant_id)
             for agent_id, cls, was, now in fixes:
                 log.warning("router.load_drift", agent_id=agent_id, channel_class=cls, was=was, now=now)
-            async with self.db.read() as conn:
-                room = await store.agents_with_room(conn, tenant_id)
-            for agent_id in room:
-                await self.pull(tenant_id, agent_id)
+            room = await self.db.run_read(store.agents_with_room, tenant_id)
+            await self.apply([Pull(tenant_id, agent_id) for agent_id in room])
         await self.publish_depths()
 
     async def publish_depths(self) -> None:
-        async with self.db.read() as conn:
-            depths = await store.queue_depths(conn)
+        depths = await self.db.run_read(store.queue_depths)
         seen = set()
         for slug, tier, count in depths:
             metrics.ROUTER_QUEUE_DEPTH.labels(slug, str(tier)).set(count)

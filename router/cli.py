@@ -118,31 +118,31 @@ async def _run(db: Database, args: argparse.Namespace) -> object:
             if tenant is not None:
                 ticket_id = (await conn.execute(tickets.select().with_only_columns(tickets.c.id).where(
                     tickets.c.tenant_id == tenant, tickets.c.number == args.ticket))).scalar()
-            row = await store.ticket_for_routing(conn, ticket_id or 0)
+            row = await conn.run_sync(store.ticket_for_routing, ticket_id or 0)
             if row is None:
                 raise admin.NotFound(f"no ticket {args.ticket}")
-            return await routing_trail(conn, row.tenant_id, row.id)
+            return await conn.run_sync(routing_trail, row.tenant_id, row.id)
         if (args.command, args.action) == ("agent", "add"):
             agent_id = await admin.create_agent(conn, tenant, args.name, args.email, status=args.status,
                                                 tier=args.tier, skills=args.skills, capacity=args.capacity)
-            return agent_json(await store.get_agent(conn, tenant, agent_id))
+            return agent_json(await conn.run_sync(store.get_agent, tenant, agent_id))
         if (args.command, args.action) == ("agent", "list"):
-            return [agent_json(r) for r in await store.list_agents(conn, tenant)]
+            return [agent_json(r) for r in await conn.run_sync(store.list_agents, tenant)]
         if (args.command, args.action) == ("agent", "status"):
-            if await store.set_agent_status(conn, tenant, args.agent, args.status, now_ms()) is None:
+            if await conn.run_sync(store.set_agent_status, tenant, args.agent, args.status, now_ms()) is None:
                 raise admin.NotFound(f"no agent {args.agent}")
-            return agent_json(await store.get_agent(conn, tenant, args.agent))
+            return agent_json(await conn.run_sync(store.get_agent, tenant, args.agent))
         if (args.command, args.action) == ("customer", "vip"):
-            customer = await ticket_store.resolve_customer(conn, tenant, "email", "", args.email.lower(), "", now_ms())
+            customer = await conn.run_sync(ticket_store.resolve_customer, tenant, "email", "", args.email.lower(), "", now_ms())
             await conn.execute(update(customers).where(customers.c.id == customer.id).values(vip_tier=args.tier))
             return {"customer_id": customer.id, "email": args.email.lower(), "vip_tier": args.tier}
         if (args.command, args.action) == ("rule", "add"):
-            rule_id = await store.add_rule(conn, tenant, now_ms(), **rule_fields(_rule_body(args)))
-            return next(rule_json(r) for r in await store.list_rules(conn, tenant) if r.id == rule_id)
+            rule_id = await conn.run_sync(store.add_rule, tenant, now_ms(), **rule_fields(_rule_body(args)))
+            return next(rule_json(r) for r in await conn.run_sync(store.list_rules, tenant) if r.id == rule_id)
         if (args.command, args.action) == ("rule", "list"):
-            return [rule_json(r) for r in await store.list_rules(conn, tenant)]
+            return [rule_json(r) for r in await conn.run_sync(store.list_rules, tenant)]
         if (args.command, args.action) == ("rule", "delete"):
-            if not await store.delete_rule(conn, tenant, args.rule):
+            if not await conn.run_sync(store.delete_rule, tenant, args.rule):
                 raise admin.NotFound(f"no rule {args.rule}")
             return {"deleted": args.rule}
     raise AssertionError(args.command)

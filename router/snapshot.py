@@ -1,19 +1,27 @@
-"""Store rows into the policy's snapshot types."""
+"""Store rows into the policy's snapshot types, and the router's per-tenant snapshot cache."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlalchemy.engine import Row
 
 from router import policy
 from ticket_service.store import routing as store
 
+_AT = {column.name: i for i, column in enumerate(store.AGENT_COLS)}
+_ID, _NAME, _STATUS, _TIER, _SKILLS, _LAST = (_AT[n] for n in ("id", "name", "status", "tier", "skills",
+                                                              "last_assigned_at"))
+_CAP = tuple((c, _AT[f"cap_{c}"]) for c in store.CLASSES)
+_LOAD = tuple((c, _AT[f"load_{c}"]) for c in store.CLASSES)
+
 
 def agent(row: Row) -> policy.Agent:
+    """An agent from a row of ``store.AGENT_COLS`` (by position: snapshots convert many)."""
+    t = tuple(row)
     return policy.Agent(
-        id=row.id, name=row.name, status=row.status, tier=row.tier, skills=dict(row.skills or {}),
-        capacity={c: getattr(row, f"cap_{c}") for c in store.CLASSES},
-        load={c: getattr(row, f"load_{c}") for c in store.CLASSES},
-        last_assigned_at=row.last_assigned_at,
+        id=t[_ID], name=t[_NAME], status=t[_STATUS], tier=t[_TIER], skills=dict(t[_SKILLS] or {}),
+        capacity={c: t[i] for c, i in _CAP}, load={c: t[i] for c, i in _LOAD}, last_assigned_at=t[_LAST],
     )
 
 
@@ -31,3 +39,54 @@ def ticket(row: Row, language: str, text: str) -> policy.Ticket:
         priority=row.priority, tags=tuple(row.tags or ()), language=language, text=text,
         previous_agent=row.last_agent_id,
     )
+
+
+class Tenant:
+    """A tenant's online agents and rules as read at ``read_at``, kept current with what this
+    process learns afterwards: its own claims, lost races, fresher agent rows.
+
+    Routing from it is safe while it is a little stale: a claim is a compare-and-set, so an
+    agent that filled up meanwhile is a lost race and the next candidate is tried.
+    """
+
+    __slots__ = ("pool", "rules", "read_at")
+
+    def __init__(self, agent_rows: list[Row], rule_rows: list[Row], read_at: float) -> None:
+        self.pool = policy.Pool(agent(r) for r in agent_rows)
+        self.rules = [rule(r) for r in rule_rows]
+        self.read_at = read_at
+
+    def put(self, fresh: policy.Agent) -> None:
+        """An agent read after the snapshot: replace it, add it, or drop it when not online."""
+        if fresh.status == policy.ONLINE:
+            self.pool.put(fresh)
+        else:
+            self.pool.remove(fresh.id)
+
+    def _load(self, agent_id: int, cls: str, change, **more) -> None:
+        a = self.pool.get(agent_id)
+        if a is not None:
+            self.pool.put(replace(a, load={**a.load, cls: change(a)}, **more))
+
+    def took(self, agent_id: int, cls: str, now: int) -> None:
+        """This process gave the agent one more ``cls`` ticket (``take_capacity``)."""
+        self._load(agent_id, cls, lambda a: a.load.get(cls, 0) + 1, last_assigned_at=now)
+
+    def undo(self, agent_id: int, cls: str) -> None:
+        """A ``took`` that did not happen after all."""
+        self._load(agent_id, cls, lambda a: max(a.load.get(cls, 0) - 1, 0))
+
+    def full(self, agent_id: int, cls: str) -> None:
+        """A claim on the agent failed: it has no ``cls`` room (or is not online) any more."""
+        a = self.pool.get(agent_id)
+        if a is not None and a.free(cls) > 0:
+            self._load(agent_id, cls, lambda a: a.capacity.get(cls, 0))
+
+    def recheck(self, cls: str, with_room: list[Row]) -> None:
+        """Fresh rows of every online agent with ``cls`` room: any other agent has none."""
+        fresh = {r.id for r in with_room}
+        for a in list(self.pool):
+            if a.id not in fresh:
+                self.full(a.id, cls)
+        for r in with_room:
+            self.put(agent(r))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 
 import structlog
 
@@ -12,8 +13,8 @@ from core.bus import Bus
 from core.envelope import Envelope
 from core.errors import PermanentError
 from core.settings import Settings
-from core.worker import Worker
-from router.assignment import Assigner
+from core.worker import NotAttempted, Worker, bound
+from router.assignment import Assigner, Pull, Route
 from ticket_service import events
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
@@ -41,16 +42,94 @@ class Router(Worker):
         self.db = db
         self.assigner = Assigner(db, settings.router_aging_s * 1000, settings.router_queue_scan)
 
+    async def setup(self) -> None:
+        await super().setup()
+        # Modules and SQLAlchemy's caches are a million long-lived objects: a full collection
+        # over them stops every decision in flight for ~0.1 s. They stay; keep them out of it.
+        gc.collect()
+        gc.freeze()
+
+    def _requests(self, event: dict) -> list[Route | Pull] | None:
+        """What an event asks of the assigner; None for an agent's status change (not batched)."""
+        kind = event["type"]
+        if kind == events.AGENT_CHANGED:
+            return None
+        requests: list[Route | Pull] = []
+        if kind in _ROUTE:
+            requests.append(Route(_int(event, "ticket_id"), event.get("received_at")))
+        if kind in (events.TICKET_CLOSED, events.TICKET_UPDATED) and event.get("freed_agent_id"):
+            requests.append(Pull(_int(event, "tenant_id"), _int(event, "freed_agent_id")))
+        return requests
+
     async def handle(self, envelope: Envelope) -> None:
         event = events.read_event(envelope)
-        kind = event["type"]
-        if kind in _ROUTE:
-            await self.assigner.route(_int(event, "ticket_id"), event.get("received_at"))
-        if kind in (events.TICKET_CLOSED, events.TICKET_UPDATED) and event.get("freed_agent_id"):
-            await self.assigner.pull(_int(event, "tenant_id"), _int(event, "freed_agent_id"))
-        elif kind == events.AGENT_CHANGED:
+        requests = self._requests(event)
+        if requests is None:
             await self.assigner.agent_changed(_int(event, "tenant_id"), _int(event, "agent_id"),
                                               str(event.get("status", "")))
+        elif requests:
+            await self.assigner.apply(requests)
+
+    async def handle_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
+        """The routes and pulls of the batch in shared rounds (see ``Assigner.apply``), split
+        where an agent changes status. When a round fails for anything but an outage, its
+        events are handled one by one, so that only a bad one fails."""
+        results: list[BaseException | None] = [None] * len(envelopes)
+        group: list[tuple[int, list[Route | Pull]]] = []
+        for i, envelope in enumerate(envelopes):
+            try:
+                requests = self._requests(events.read_event(envelope))
+            except Exception as exc:
+                results[i] = exc
+                continue
+            if requests is not None:
+                group.append((i, requests))
+                continue
+            if await self._apply(envelopes, group, results):
+                return results
+            group = []
+            results[i] = await self._one(envelopes[i])
+            if results[i] is not None and self.is_outage(results[i]):
+                return self._not_attempted(results, i + 1)
+        await self._apply(envelopes, group, results)
+        return results
+
+    async def _apply(self, envelopes: list[Envelope], group: list[tuple[int, list]],
+                     results: list[BaseException | None]) -> bool:
+        """Handle a group of events in shared rounds; True when the database went away."""
+        if not group:
+            return False
+        try:
+            await self.assigner.apply([r for _, requests in group for r in requests])
+            return False
+        except Exception as exc:
+            if self.is_outage(exc):
+                for i, _ in group:
+                    results[i] = exc
+                self._not_attempted(results, group[-1][0] + 1)
+                return True
+            log.warning("router.batch_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
+        for i, _ in group:
+            results[i] = await self._one(envelopes[i])
+            if results[i] is not None and self.is_outage(results[i]):
+                self._not_attempted(results, i + 1)
+                return True
+        return False
+
+    async def _one(self, envelope: Envelope) -> BaseException | None:
+        with bound(envelope):
+            try:
+                await self.handle(envelope)
+            except Exception as exc:
+                return exc
+        return None
+
+    @staticmethod
+    def _not_attempted(results: list[BaseException | None], start: int) -> list[BaseException | None]:
+        for i in range(start, len(results)):
+            if results[i] is None:
+                results[i] = NotAttempted("not attempted")
+        return results
 
     async def tick(self) -> None:
         """The periodic pass: escalations, load drift, pulls for agents with room, queue depths."""

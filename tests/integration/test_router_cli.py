@@ -41,9 +41,8 @@ def _ticket_routed(database_url: str, email: str) -> int:
             async with db.write() as conn:
                 tenant = await admin.tenant_id(conn, "acme")
                 account = await admin.add_account(conn, tenant, "email", "help@acme.test")
-                customer = await ticket_store.resolve_customer(conn, tenant, "email", "", email, "", now_ms())
-                ticket_id, _ = await ticket_store.create_ticket(
-                    conn, tenant_id=tenant, subject="Contract", status="new", channel="email",
+                customer = await conn.run_sync(ticket_store.resolve_customer, tenant, "email", "", email, "", now_ms())
+                ticket_id, _ = await conn.run_sync(ticket_store.create_ticket, tenant_id=tenant, subject="Contract", status="new", channel="email",
                     account_id=account, priority=0, customer_id=customer.id, now=now_ms())
             await Assigner(db, 600_000).route(ticket_id)
             return ticket_id

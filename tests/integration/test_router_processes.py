@@ -61,7 +61,7 @@ async def _solve_some(db: Database, bus: aioredis.Redis, tenant: int) -> int:
             tickets.c.assigned_at.is_not(None), tickets.c.status == "new"))).scalars().all()
     for ticket_id in held:
         async with db.write() as conn:
-            freed = await store.close_ticket(conn, ticket_id, "solved", now_ms())
+            freed = await conn.run_sync(store.close_ticket, ticket_id, "solved", now_ms())
         env = events.event_envelope(events.TICKET_CLOSED, "acme", "", "", tenant_id=tenant,
                                     ticket_id=ticket_id, freed_agent_id=freed)
         await bus.xadd(keys.TICKET_EVENTS, {b"e": Envelope.unpack(env.pack()).pack()})

@@ -44,12 +44,11 @@ async def _setup(db: Database, agent_specs: list[dict], channels: list[str], rul
         agent_ids = [await admin.create_agent(conn, tenant, f"a{i}", f"a{i}@{slug}.test", **spec)
                      for i, spec in enumerate(agent_specs)]
         if rule_skill:
-            await store.add_rule(conn, tenant, now, name="skill", required={rule_skill: 2})
+            await conn.run_sync(store.add_rule, tenant, now, name="skill", required={rule_skill: 2})
         ticket_ids = []
         for i, channel in enumerate(channels):
-            customer = await ticket_store.resolve_customer(conn, tenant, "email", "", f"c{i % 3}@x.test", "", now)
-            ticket_id, _ = await ticket_store.create_ticket(
-                conn, tenant_id=tenant, subject="s", status="new", channel=channel, account_id=account,
+            customer = await conn.run_sync(ticket_store.resolve_customer, tenant, "email", "", f"c{i % 3}@x.test", "", now)
+            ticket_id, _ = await conn.run_sync(ticket_store.create_ticket, tenant_id=tenant, subject="s", status="new", channel=channel, account_id=account,
                 priority=0, customer_id=customer.id, now=now)
             ticket_ids.append(ticket_id)
     return tenant, agent_ids, ticket_ids
@@ -62,14 +61,14 @@ async def _apply(assigner: Assigner, db: Database, tenant: int, agent_ids, ticke
         await assigner.route(ticket_ids[op[1]])
     elif kind == "close":
         async with db.write() as conn:
-            freed = await store.close_ticket(conn, ticket_ids[op[1]], "solved", now_ms())
-            await store.dequeue(conn, ticket_ids[op[1]])
+            freed = await conn.run_sync(store.close_ticket, ticket_ids[op[1]], "solved", now_ms())
+            await conn.run_sync(store.dequeue, ticket_ids[op[1]])
         if freed:
             await assigner.pull(tenant, freed)
     elif kind == "status":
         agent_id = agent_ids[op[1] % len(agent_ids)]
         async with db.write() as conn:
-            await store.set_agent_status(conn, tenant, agent_id, op[2], now_ms())
+            await conn.run_sync(store.set_agent_status, tenant, agent_id, op[2], now_ms())
         await assigner.agent_changed(tenant, agent_id, op[2])
     else:
         await assigner.pull(tenant, agent_ids[op[1] % len(agent_ids)])

@@ -1,5 +1,7 @@
 """Routing policy as pure functions: language, rules, eligibility, order, escalation, queue rank."""
 
+import random
+
 from router import policy
 from router.policy import Agent, Requirements, Rule, Ticket
 
@@ -101,3 +103,39 @@ def test_queue_rank_puts_vip_first_but_lets_old_tickets_age_past_them():
     ancient_standard = policy.queue_rank(NOW - 700_000, 0, 0, aging)  # waited longer than one tier
     assert ancient_standard < new_vip
     assert policy.queue_rank(NOW, 0, 10, aging) == policy.queue_rank(NOW, 1, 0, aging)
+
+
+def test_a_pool_kept_up_to_date_decides_as_a_pass_over_every_agent():
+    # The router keeps a Pool per tenant and changes agents in it; its decisions (the first
+    # candidates, totals, excluded in id order) are those of ranking every agent afresh.
+    rng = random.Random(5)
+
+    def some_agent(id):
+        return Agent(id, f"a{id}", rng.choice(["online"] * 4 + ["away"]), rng.randrange(3),
+                     {s: rng.randrange(4) for s in rng.sample(["zh", "refunds"], rng.randrange(3))},
+                     {"email": rng.choice([0, 2, 4])}, {"email": rng.randrange(5)},
+                     NOW + rng.choice([-60_000, -60_000, -1, 0, 5_000]))  # some tied at zero idle
+
+    agents = {id: some_agent(id) for id in rng.sample(range(1, 2000), 400)}
+    pool = policy.Pool(agents.values())
+    for step in range(60):
+        id = rng.choice(list(agents)) if step % 5 else rng.randrange(2000, 3000)
+        agents[id] = some_agent(id)
+        pool.put(agents[id])
+        if step % 7 == 0:
+            pool.remove(id)
+            del agents[id]
+        req = Requirements(required={"zh": rng.randrange(3)} if step % 2 else {},
+                           preferred={"refunds": 2} if step % 3 == 0 else {}, min_tier=step % 3)
+        ticket = Ticket(1, "email", 1, previous_agent=rng.choice(list(agents)))
+        decision = policy.decide(ticket, pool, req, NOW)
+        everyone = sorted(agents.values(), key=lambda a: a.id)
+        eligible = [a for a in everyone if not policy.exclusions(a, "email", req)]
+        scored = [(policy.score(a, "email", req, ticket.previous_agent, NOW), a.id) for a in eligible]
+        ranked = sorted(scored, key=lambda pair: (pair[0].key(), pair[1]))
+        assert [(a.id, s) for a, s in decision.top(20)] == [(id, s) for s, id in ranked[:20]]
+        explained = decision.explain()
+        assert explained["candidates_total"] == len(eligible)
+        assert [x["agent_id"] for x in explained["excluded"]] == [
+            a.id for a in everyone if policy.exclusions(a, "email", req)][:50]
+        assert explained["excluded_total"] == len(everyone) - len(eligible)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from core.bus import Bus
@@ -76,7 +77,7 @@ def rule_json(row) -> dict:
 @authenticated
 async def list_agents(request: web.Request, tenant_id: int) -> web.Response:
     async with request.app[DB].read() as conn:
-        rows = await store.list_agents(conn, tenant_id)
+        rows = await conn.run_sync(store.list_agents, tenant_id)
     return web.json_response({"items": [agent_json(r) for r in rows]})
 
 
@@ -100,7 +101,7 @@ async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
         async with request.app[DB].write() as conn:
             agent_id = await admin.create_agent(conn, tenant_id, name, email, status=status, tier=tier,
                                                 skills=_levels(body.get("skills", {}), "skills"), capacity=capacity)
-            row = await store.get_agent(conn, tenant_id, agent_id)
+            row = await conn.run_sync(store.get_agent, tenant_id, agent_id)
     except IntegrityError:
         raise ApiError(409, "conflict", f"an agent with email {email} exists") from None
     if status == "online":
@@ -116,10 +117,10 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
     if status not in STATUSES:
         raise _bad(f"status must be one of {', '.join(STATUSES)}")
     async with request.app[DB].write() as conn:
-        before = await store.set_agent_status(conn, tenant_id, agent_id, status, now_ms())
+        before = await conn.run_sync(store.set_agent_status, tenant_id, agent_id, status, now_ms())
         if before is None:
             raise not_found("agent", agent_id)
-        row = await store.get_agent(conn, tenant_id, agent_id)
+        row = await conn.run_sync(store.get_agent, tenant_id, agent_id)
     if before.status != status:
         await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
     return web.json_response(agent_json(row))
@@ -128,7 +129,7 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
 @authenticated
 async def list_rules(request: web.Request, tenant_id: int) -> web.Response:
     async with request.app[DB].read() as conn:
-        rows = await store.list_rules(conn, tenant_id)
+        rows = await conn.run_sync(store.list_rules, tenant_id)
     return web.json_response({"items": [rule_json(r) for r in rows]})
 
 
@@ -158,8 +159,8 @@ async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
     """POST /routing/rules: insert at ``position`` (1 = first) or append."""
     fields = rule_fields(await _body(request))
     async with request.app[DB].write() as conn:
-        rule_id = await store.add_rule(conn, tenant_id, now_ms(), **fields)
-        rows = await store.list_rules(conn, tenant_id)
+        rule_id = await conn.run_sync(store.add_rule, tenant_id, now_ms(), **fields)
+        rows = await conn.run_sync(store.list_rules, tenant_id)
     return web.json_response(rule_json(next(r for r in rows if r.id == rule_id)), status=201)
 
 
@@ -167,17 +168,17 @@ async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
 async def delete_rule(request: web.Request, tenant_id: int) -> web.Response:
     rule_id = parse_id(request.match_info["id"])
     async with request.app[DB].write() as conn:
-        if not await store.delete_rule(conn, tenant_id, rule_id):
+        if not await conn.run_sync(store.delete_rule, tenant_id, rule_id):
             raise not_found("rule", rule_id)
     return web.Response(status=204)
 
 
-async def routing_trail(conn, tenant_id: int, ticket_id: int) -> dict | None:
+def routing_trail(conn: Connection, tenant_id: int, ticket_id: int) -> dict | None:
     """Who holds the ticket, whether it waits, and every decision with its reasons."""
-    row = await store.ticket_for_routing(conn, ticket_id)
+    row = store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
         return None
-    waiting = await store.queued(conn, ticket_id)
+    waiting = store.queued(conn, ticket_id)
     return {
         "ticket_id": row.id, "number": row.number, "status": row.status, "language": row.language,
         "assignee_id": row.assignee_id if row.assigned_at or row.status in store.CLOSED else None,
@@ -188,7 +189,7 @@ async def routing_trail(conn, tenant_id: int, ticket_id: int) -> dict | None:
         "decisions": [{
             "at": iso_ms(d.created_at), "outcome": d.outcome, "agent_id": d.agent_id, "rule_id": d.rule_id,
             "elapsed_us": d.elapsed_us, **d.detail,
-        } for d in await store.decisions(conn, tenant_id, ticket_id)],
+        } for d in store.decisions(conn, tenant_id, ticket_id)],
     }
 
 
@@ -197,10 +198,39 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
     """GET /tickets/{id}/routing: the routing decisions of one ticket, oldest first."""
     ticket_id = parse_id(request.match_info["id"])
     async with request.app[DB].read() as conn:
-        trail = await routing_trail(conn, tenant_id, ticket_id)
+        trail = await conn.run_sync(routing_trail, tenant_id, ticket_id)
     if trail is None:
         raise not_found("ticket", ticket_id)
     return web.json_response(trail)
+
+
+def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
+                   now: int) -> tuple[int | None, dict]:
+    """The change in one transaction; returns the agent whose capacity was freed, and the trail."""
+    freed = None
+    row = store.ticket_for_routing(conn, ticket_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise not_found("ticket", ticket_id)
+    if "assignee" in body:
+        freed = store.unassign(conn, ticket_id, now)
+        target = body["assignee"]
+        if target is not None:
+            agent = store.get_agent(conn, tenant_id, target)
+            cls = {"email": "email", "voice": "voice"}.get(row.channel, "chat")
+            if agent is None:
+                raise not_found("agent", target)
+            if (store.take_ticket(conn, ticket_id, target, now) is None
+                    or not store.take_capacity(conn, target, cls, now)):
+                raise ApiError(409, "no_capacity", f"agent {target} is not online with free {cls} capacity")
+            store.remember_agent(conn, row.customer_id, target)
+            store.dequeue(conn, ticket_id)
+            store.record(conn, tenant_id, ticket_id, "assigned", now, agent_id=target, detail={"via": "manual"})
+    if status in store.CLOSED:
+        freed = store.close_ticket(conn, ticket_id, status, now) or freed
+        store.dequeue(conn, ticket_id)
+    elif status is not None:
+        conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(status=status, updated_at=now))
+    return freed, routing_trail(conn, tenant_id, ticket_id)
 
 
 @authenticated
@@ -213,32 +243,8 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
         raise _bad(f"status must be one of {', '.join(TICKET_STATUSES)}")
     if "assignee" in body and body["assignee"] is not None and not isinstance(body["assignee"], int):
         raise _bad("assignee must be an agent id or null")
-    now, freed = now_ms(), None
     async with request.app[DB].write() as conn:
-        row = await store.ticket_for_routing(conn, ticket_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise not_found("ticket", ticket_id)
-        if "assignee" in body:
-            freed = await store.unassign(conn, ticket_id, now)
-            target = body["assignee"]
-            if target is not None:
-                agent = await store.get_agent(conn, tenant_id, target)
-                cls = {"email": "email", "voice": "voice"}.get(row.channel, "chat")
-                if agent is None:
-                    raise not_found("agent", target)
-                if (await store.take_ticket(conn, ticket_id, target, now) is None
-                        or not await store.take_capacity(conn, target, cls, now)):
-                    raise ApiError(409, "no_capacity", f"agent {target} is not online with free {cls} capacity")
-                await store.remember_agent(conn, row.customer_id, target)
-                await store.dequeue(conn, ticket_id)
-                await store.record(conn, tenant_id, ticket_id, "assigned", now, agent_id=target,
-                                   detail={"via": "manual"})
-        if status in store.CLOSED:
-            freed = await store.close_ticket(conn, ticket_id, status, now) or freed
-            await store.dequeue(conn, ticket_id)
-        elif status is not None:
-            await conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(status=status, updated_at=now))
-        trail = await routing_trail(conn, tenant_id, ticket_id)
+        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms())
     if status in store.CLOSED:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     elif "assignee" in body:
