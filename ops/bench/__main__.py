@@ -8,21 +8,33 @@ import json
 import os
 from pathlib import Path
 
-from ops.bench import baseline, calls, email, router, wechat
+from ops.bench import baseline, calls, chat, email, fixed_rate, router
 
+_TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
+_ASSIGNED = ["ingress_to_assigned_p50_ms", "ingress_to_assigned_p99_ms"]
 COLUMNS = {
     "baseline": ["scenario", "n", "xadd_per_s", "xreadgroup_xack_per_s", "ticket_message_rows_per_s",
                  "limit_per_s"],
-    "email": ["scenario", "normalizers", "mails", "smtp_accept_per_s", "end_to_end_per_s", "pct_of_limit",
-              "ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms", "seconds"],
+    "email": ["scenario", "normalizers", "routers", "mails", "tickets", "smtp_accept_per_s",
+              "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
     "router": ["scenario", "routers", "agents", "backlog", "decisions", "decisions_per_s",
                "decision_p50_ms", "decision_p99_ms", "seconds"],
-    "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "pct_of_limit", "seconds"],
+    "chat": ["scenario", "connections", "pushes", "fans", "tickets", "accepted_per_s", "http_p50_ms",
+             "http_p99_ms", "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
+    "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "pct_of_limit",
+               "seconds"],
     "calls": ["scenario", "gateways", "normalizers", "connections", "records", "batch", "accepted_per_s",
               "stored_per_s", "pct_of_limit", "seconds"],
+    "fixed_rate": ["scenario", "offered_per_s", "duration_s", "tickets", "achieved_per_s",
+                   "pct_of_limit", "late", "http_p50_ms", "http_p99_ms", *_TICKET,
+                   "ingress_to_ticket_max_ms", *_ASSIGNED, "ingress_to_assigned_max_ms",
+                   "stored_per_s", "drain_s", "unfinished"],
 }
-# The figure of each scenario that is compared with the baseline's limit.
-HEADLINE = {"email": "end_to_end_per_s", "wechat": "accepted_per_s", "calls": "stored_per_s"}
+# The figure of each scenario that is compared with the baseline's limit: for fixed_rate the
+# load the gateway took, which its latencies belong to.
+HEADLINE = {"email": "end_to_end_per_s", "chat": "end_to_end_per_s", "fixed_rate": "achieved_per_s",
+            "wechat": "accepted_per_s", "calls": "stored_per_s"}
+SCENARIOS = ["baseline", "email", "router", "chat", "calls", "fixed_rate"]
 
 
 def against_limit(rows: list[dict]) -> None:
@@ -56,10 +68,13 @@ async def main(args: argparse.Namespace) -> list[dict]:
     if "router" in args.scenarios:
         for routers in args.routers:
             rows.append(await router.run(args.agents, args.backlog, routers, os.environ.get("DATABASE_URL")))
-    if "wechat" in args.scenarios:
-        rows.append(await wechat.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
+    if "chat" in args.scenarios or "wechat" in args.scenarios:
+        rows.append(await chat.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
     if "calls" in args.scenarios:
         rows.append(await calls.run(args.records, args.batch, args.call_connections, os.environ.get("DATABASE_URL")))
+    if "fixed_rate" in args.scenarios:
+        rows.append(await fixed_rate.run(args.rate, args.duration, args.rate_clients,
+                                         os.environ.get("DATABASE_URL"), args.drain_limit))
     against_limit(rows)
     return rows
 
@@ -69,10 +84,16 @@ if __name__ == "__main__":
     p.add_argument("--mails", type=int, default=5000)
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--normalizers", type=int, nargs="+", default=[1, 2], help="replica counts to compare")
-    p.add_argument("--scenarios", nargs="+", choices=["baseline", "email", "router", "wechat", "calls"],
-                   default=["baseline", "email", "router", "wechat", "calls"])
-    p.add_argument("--pushes", type=int, default=5000, help="wechat scenario: safe-mode pushes")
-    p.add_argument("--push-connections", type=int, default=16, help="wechat scenario: concurrent clients")
+    p.add_argument("--scenarios", nargs="+", choices=[*SCENARIOS, "wechat"], default=SCENARIOS,
+                   help="wechat is the old name of chat")
+    p.add_argument("--pushes", type=int, default=5000, help="chat scenario: safe-mode pushes")
+    p.add_argument("--push-connections", type=int, default=16, help="chat scenario: concurrent clients")
+    p.add_argument("--rate", type=float, default=1000, help="fixed_rate scenario: msgs/s offered")
+    p.add_argument("--duration", type=float, default=30, help="fixed_rate scenario: seconds")
+    p.add_argument("--rate-clients", type=int, default=8,
+                   help="fixed_rate scenario: aiohttp client sessions")
+    p.add_argument("--drain-limit", type=float, default=120,
+                   help="fixed_rate scenario: seconds to wait for the pipeline after the last send")
     p.add_argument("--records", type=int, default=5_000, help="calls scenario: call records in all")
     p.add_argument("--batch", type=int, default=1000, help="calls scenario: records per bulk post")
     p.add_argument("--call-connections", type=int, default=4, help="calls scenario: concurrent clients")

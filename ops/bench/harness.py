@@ -16,6 +16,9 @@ from ticket_service.store import admin
 from ticket_service.store.db import Database, migrate
 
 SUPPORT = "bench@example.com"
+# Agents for the scenarios that route: enough room that no ticket waits in the queue, so
+# ingress→assigned is the pipeline's latency and not an agent shortage.
+AGENTS, AGENT_CAPACITY = 50, 10_000
 
 
 def free_port() -> int:
@@ -34,6 +37,7 @@ class System:
         self.database_url = database_url or f"sqlite:///{self.dir / 'bench.db'}"
         self.smtp_port = free_port()
         self.procs: list[subprocess.Popen] = []
+        self.logs: dict[int, Path] = {}
 
     def env(self, **settings: object) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
@@ -61,11 +65,37 @@ class System:
         await db.dispose()
         return account
 
+    async def seed_agents(self, agents: int = AGENTS, capacity: int = AGENT_CAPACITY) -> None:
+        """Online agents in the bench tenant with room for email and chat tickets."""
+        db = Database(self.database_url)
+        try:
+            async with db.write() as conn:
+                tenant = await admin.tenant_id(conn, "bench")
+                for i in range(agents):
+                    await admin.create_agent(conn, tenant, f"agent {i}", f"a{i}@bench.test",
+                                             status="online", tier=i % 3,
+                                             capacity={"email": capacity, "chat": capacity})
+        finally:
+            await db.dispose()
+
     def role(self, name: str, **settings: object) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "ops.cli", name], env=self.env(**settings),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Warnings and crashes go to <dir>/<role>-<n>.log, for when a run fails.
+        log = self.dir / f"{name}-{sum(p.args[-1] == name for p in self.procs)}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "ops.cli", name], env=self.env(**settings),
+                                    stdout=subprocess.DEVNULL, stderr=out)
         self.procs.append(proc)
+        self.logs[proc.pid] = log
         return proc
+
+    def check(self) -> None:
+        """Raise when a role process has exited: a wait on it would never end."""
+        for proc in self.procs:
+            if proc.poll() is not None:
+                log = self.logs[proc.pid]
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(f"{proc.args[-1]} exited with {proc.returncode}; {log}:\n"
+                                   + "\n".join(tail))
 
     def wait_port(self, port: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -78,11 +108,14 @@ class System:
         raise RuntimeError(f"nothing listens on {port}")
 
     def stop(self) -> None:
-        for proc in [*self.procs, self.redis]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.procs, self.redis]:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        """Role processes first (they finish their batch against a live Redis), then Redis."""
+        for group in (self.procs, [self.redis]):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -1,12 +1,16 @@
-"""WeChat scenario: N safe-mode (AES) pushes from concurrent clients into one gateway process.
+"""WeChat safe-mode (AES) pushes as WeChat sends them, and the gateway they go to.
 
-Measures ingress only (verify msg_signature, decrypt, parse, XADD, answer), which is what
-one ``switchboard gateway`` replica adds to the system's capacity.
+``pushes`` builds the encrypted requests; ``start`` brings up a system with a safe-mode
+account and a ``gateway`` (plus, for the ``chat`` and ``fixed_rate`` scenarios, a
+``normalizer`` and a ``router`` with agents). ``run`` is the ingress-only measurement
+(verify msg_signature, decrypt, parse, XADD, answer) of one gateway replica; ``make bench``
+runs the end-to-end ``chat`` scenario instead (``ops.bench.chat``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import aiohttp
@@ -19,49 +23,84 @@ from ticket_service.store.db import Database
 
 TOKEN, APPID = "bench-token", "wxbench0000000001"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+PATH = "/wechat/bench"
 
 
-def pushes(n: int) -> list[tuple[str, dict]]:
-    """(body, query) of N distinct encrypted text messages, built with wechatpy as WeChat would."""
+def pushes(n: int, fans: int = 500, new_fans: float = 0.0, seed: int = 7,
+           first: int = 0) -> list[tuple[str, dict]]:
+    """(body, query) of N distinct encrypted text messages, built with wechatpy as WeChat would.
+
+    Message ``i`` comes from a fan never seen before with probability ``new_fans``, else from
+    the next of ``fans`` regulars in turn (whose messages thread into their open session).
+    ``first`` offsets the message ids and nonces, so separate batches stay distinct.
+    """
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
-    out = []
-    for i in range(n):
+    rng = random.Random(seed)
+    out, regular = [], 0
+    for i in range(first, first + n):
+        if new_fans and rng.random() < new_fans:
+            fan = f"o-new-{i}"
+        else:
+            fan, regular = f"o-fan-{regular % fans}", regular + 1
         ts, nonce = str(int(time.time())), str(100000 + i)
-        plain = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[o-fan-{i % 500}]]>"
+        plain = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{fan}]]>"
                  f"</FromUserName><CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-                 f"<Content><![CDATA[订单 {i} 什么时候发货？]]></Content><MsgId>{7_000_000_000 + i}</MsgId></xml>")
+                 f"<Content><![CDATA[订单 {i} 什么时候发货？]]></Content>"
+                 f"<MsgId>{7_000_000_000 + i}</MsgId></xml>")
         wrapped = crypto.encrypt_message(plain, nonce, ts)
         encrypt = wrapped.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
         signature = wrapped.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
-        body = f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        out.append((body, {"timestamp": ts, "nonce": nonce, "encrypt_type": "aes", "msg_signature": signature,
-                           "signature": "-", "openid": f"o-fan-{i % 500}"}))
+        body = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
+                f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+        out.append((body, {"timestamp": ts, "nonce": nonce, "encrypt_type": "aes",
+                           "msg_signature": signature, "signature": "-", "openid": fan}))
     return out
 
 
-async def _client(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]]) -> int:
-    ok = 0
-    for body, query in work:
-        async with http.post(url, params=query, data=body) as resp:
-            ok += resp.status == 200 and await resp.text() == "success"
-    return ok
+async def start(system: System, pipeline: bool) -> str:
+    """Start the system with a safe-mode account and a gateway; returns the push URL.
 
-
-async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
-    system = System(database_url)
+    ``pipeline``: also seed agents and run one ``normalizer`` and one ``router``.
+    """
+    await system.start()
+    db = Database(system.database_url)
     try:
-        await system.start()
-        db = Database(system.database_url)
         async with db.write() as conn:
             tenant = await admin.tenant_id(conn, "bench")
             await admin.add_account(conn, tenant, "wechat", "bench",
                                     {"token": TOKEN, "mode": "safe", "aes_key": AES_KEY, "appid": APPID})
+    finally:
         await db.dispose()
-        port = free_port()
-        system.role("gateway", http_port=port)
-        system.wait_port(port)
+    port = free_port()
+    system.role("gateway", http_port=port)
+    if pipeline:
+        await system.seed_agents()
+        system.role("normalizer", batch_size=128)
+        system.role("router", batch_size=64)
+    system.wait_port(port)
+    return f"http://127.0.0.1:{port}{PATH}"
+
+
+async def post(http: aiohttp.ClientSession, url: str, push: tuple[str, dict]) -> bool:
+    """One push; True when the gateway answered 200 ``success``."""
+    body, query = push
+    async with http.post(url, params=query, data=body) as resp:
+        return resp.status == 200 and await resp.text() == "success"
+
+
+async def _client(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]]) -> int:
+    ok = 0
+    for push in work:
+        ok += await post(http, url, push)
+    return ok
+
+
+async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
+    """Ingress only: one gateway, no normalizer; every push must reach ``ingest.wechat``."""
+    system = System(database_url)
+    try:
+        url = await start(system, pipeline=False)
         work = pushes(n)
-        url = f"http://127.0.0.1:{port}/wechat/bench"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
             await _client(http, url, work[:20])  # warm the account cache and connections
             started = time.perf_counter()

@@ -1,6 +1,10 @@
 """The bench table compares each scenario's headline rate with the baseline's limit."""
 
-from ops.bench.__main__ import against_limit, table
+from ops.bench.__main__ import COLUMNS, against_limit, table
+
+
+def _first_line(text: str, scenario: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines()) if line.split()[:1] == [scenario])
 
 
 def test_scenarios_are_a_share_of_the_baseline_limit():
@@ -8,9 +12,20 @@ def test_scenarios_are_a_share_of_the_baseline_limit():
              "ticket_message_rows_per_s": 5000.0, "limit_per_s": 4000.0},
             {"scenario": "email", "normalizers": 1, "end_to_end_per_s": 160.0},
             {"scenario": "calls", "stored_per_s": 200.0},
-            {"scenario": "router", "decisions_per_s": 150.0}]
+            {"scenario": "router", "decisions_per_s": 150.0},
+            {"scenario": "chat", "accepted_per_s": 2000.0, "end_to_end_per_s": 400.0},
+            {"scenario": "fixed_rate", "offered_per_s": 1000, "achieved_per_s": 1000.0}]
     against_limit(rows)
-    assert [r.get("pct_of_limit") for r in rows] == [None, 4.0, 5.0, None]
+    assert [r.get("pct_of_limit") for r in rows] == [None, 4.0, 5.0, None, 10.0, 25.0]
     text = table(rows)
     assert "limit_per_s" in text and "pct_of_limit" in text
-    assert text.index("baseline") < text.index("email") < text.index("router")
+    order = [_first_line(text, s) for s in ("baseline", "email", "router", "chat", "calls", "fixed_rate")]
+    assert order == sorted(order)
+
+
+def test_routed_scenarios_show_ingress_to_assigned():
+    for scenario in ("email", "chat", "fixed_rate"):
+        assert {"ingress_to_assigned_p50_ms", "ingress_to_assigned_p99_ms",
+                "ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"} <= set(COLUMNS[scenario])
+    assert {"http_p50_ms", "http_p99_ms", "late", "offered_per_s", "achieved_per_s",
+            "ingress_to_assigned_max_ms"} <= set(COLUMNS["fixed_rate"])
