@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 
+from ticket_service.store.compiled import Statement
 from ticket_service.store.tables import customers, identities
 
 Identity = tuple[str, str, str]  # kind, scope, value
@@ -23,10 +24,10 @@ _CANDIDATES = (
 )
 _IDENTITIES = _CANDIDATES.where(identities.c.value.in_(bindparam("values", expanding=True)))
 # The common case of one value without the cost of expanding an IN list.
-_IDENTITY = _CANDIDATES.where(identities.c.value == bindparam("value"))
-_INSERT_CUSTOMER = insert(customers)
-_INSERT_IDENTITY = insert(identities)
-_VIP_TIER = select(customers.c.vip_tier).where(customers.c.id == bindparam("id"))
+_IDENTITY = Statement(_CANDIDATES.where(identities.c.value == bindparam("value")))
+_INSERT_CUSTOMER = Statement(insert(customers))
+_INSERT_IDENTITY = Statement(insert(identities))
+_VIP_TIER = Statement(select(customers.c.vip_tier).where(customers.c.id == bindparam("id")))
 
 
 @dataclass(slots=True)
@@ -44,27 +45,25 @@ def resolve(conn: Connection, tenant_id: int, primary: Identity, also: list[Iden
     wanted = list(dict.fromkeys([primary, *also]))
     values = list({v for _, _, v in wanted})
     if len(values) == 1:
-        rows = conn.execute(_IDENTITY, {"tenant_id": tenant_id, "value": values[0]}).all()
+        rows = _IDENTITY.all(conn, {"tenant_id": tenant_id, "value": values[0]})
     else:
         rows = conn.execute(_IDENTITIES, {"tenant_id": tenant_id, "values": values}).all()
     known = {(r.kind, r.scope, r.value): (r.customer_id, r.vip_tier) for r in rows}
     owner = next((known[i] for i in wanted if i in known), None)
     if owner is None:
-        created = conn.execute(_INSERT_CUSTOMER, {"tenant_id": tenant_id, "name": name[:200], "created_at": now})
-        owner = (created.inserted_primary_key[0], 0)
+        owner = (_INSERT_CUSTOMER.insert(conn, {"tenant_id": tenant_id, "name": name[:200], "created_at": now}), 0)
     missing = [i for i in wanted if i not in known]
     if missing:
         # A concurrent first contact of the same identity fails here on the unique key; the
         # caller retries the transaction and then finds the winner's customer.
-        conn.execute(_INSERT_IDENTITY, [
-            {"tenant_id": tenant_id, "customer_id": owner[0], "kind": k, "scope": s, "value": v, "created_at": now}
-            for k, s, v in missing
-        ])
+        for k, s, v in missing:
+            _INSERT_IDENTITY.insert(conn, {"tenant_id": tenant_id, "customer_id": owner[0], "kind": k, "scope": s,
+                                           "value": v, "created_at": now})
     return Customer(*owner)
 
 
 def vip_tier(conn: Connection, customer_id: int | None) -> int:
     if customer_id is None:
         return 0
-    row = conn.execute(_VIP_TIER, {"id": customer_id}).first()
+    row = _VIP_TIER.first(conn, {"id": customer_id})
     return row.vip_tier if row else 0

@@ -18,16 +18,14 @@ the router makes for many tickets or agents at once take lists (``tickets_for_ro
 
 from __future__ import annotations
 
-import json
-from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import DBAPIError
 
+from ticket_service.store.compiled import RawJSON, Statement
 from ticket_service.store.tables import (
     agents,
     customers,
@@ -63,105 +61,15 @@ def _class_of(channel: str) -> str:
     return {"email": "email", "voice": "voice"}.get(channel, "chat")
 
 
-class RawJSON(str):
-    """A JSON column's value serialized already (outside the transaction, say): the driver
-    path stores the text as it is; SQLAlchemy's path parses it back first."""
-
-
-def _parsed(params: Mapping[str, Any]) -> Mapping[str, Any]:
-    if any(type(v) is RawJSON for v in params.values()):
-        return {k: json.loads(v) if type(v) is RawJSON else v for k, v in params.items()}
-    return params
-
-
-class _Statement:
-    """A statement built once, which the sqlite3 driver runs directly on the routing path.
-
-    ``conn.execute`` costs about 15 µs a statement in SQLAlchemy, the sqlite3 driver 1-2 µs;
-    a routing decision issues several while it holds SQLite's write lock, which every writer
-    shares. So on pysqlite (``Database.run_read``/``run_write``) the statement is compiled
-    once and run on the DBAPI cursor, with SQLAlchemy's bind and result processors (JSON);
-    on other drivers ``conn.execute`` runs it. Rows are named tuples: attributes and
-    positions, as with SQLAlchemy's rows.
-    """
-
-    __slots__ = ("stmt", "column_keys", "_plan")
-
-    def __init__(self, stmt, column_keys: tuple[str, ...] | None = None) -> None:
-        self.stmt, self.column_keys, self._plan = stmt, column_keys, None
-
-    def _compile(self, dialect):
-        compiled = self.stmt.compile(dialect=dialect, column_keys=self.column_keys)
-        if compiled.positiontup is None or compiled.post_compile_params or compiled.literal_execute_params:
-            raise ValueError(f"not runnable on the driver: {compiled.string}")
-        binds = []
-        for name in compiled.positiontup:
-            param = compiled.binds[name]
-            binds.append((name, param.effective_value, param.type.dialect_impl(dialect).bind_processor(dialect)))
-        columns = list(self.stmt.exported_columns) if hasattr(self.stmt, "exported_columns") else []
-        row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
-        processors = [(i, processor) for i, c in enumerate(columns)
-                      if (processor := c.type.dialect_impl(dialect).result_processor(dialect, None)) is not None]
-        self._plan = (compiled.string, binds, row, processors)
-        return self._plan
-
-    def _run(self, conn: Connection, params: Mapping[str, Any], fetch):
-        """Execute on the driver; ``fetch(cursor)``. Driver errors come out as SQLAlchemy's
-        (``OperationalError`` for a locked or lost database, as from ``conn.execute``)."""
-        sql, binds, _, _ = self._plan or self._compile(conn.dialect)
-        args = []
-        for name, value, processor in binds:
-            value = params[name] if name in params else value
-            args.append(processor(value) if processor is not None and type(value) is not RawJSON else value)
-        dbapi = conn.dialect.loaded_dbapi
-        try:
-            cursor = conn.connection.dbapi_connection.cursor()
-            try:
-                cursor.execute(sql, args)
-                return fetch(cursor)
-            finally:
-                cursor.close()
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(sql, args, exc, dbapi.Error) from exc
-
-    def _row(self, values: tuple):
-        _, _, row, processors = self._plan
-        if processors:
-            values = list(values)
-            for i, processor in processors:
-                values[i] = processor(values[i])
-        return row._make(values)
-
-    def all(self, conn: Connection, params: Mapping[str, Any]) -> list:
-        if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).all()
-        return [self._row(values) for values in self._run(conn, params, lambda cursor: cursor.fetchall())]
-
-    def first(self, conn: Connection, params: Mapping[str, Any]):
-        if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).first()
-        values = self._run(conn, params, lambda cursor: cursor.fetchone())
-        return None if values is None else self._row(values)
-
-    def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        row = self.first(conn, params)
-        return None if row is None else row[0]
-
-    def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
-        if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).rowcount
-        return self._run(conn, params, lambda cursor: cursor.rowcount)
-
-
 # --- agents ---------------------------------------------------------------------------
 
 _AGENTS = select(*AGENT_COLS).where(agents.c.tenant_id == B("tenant_id")).order_by(agents.c.id)
 _ONLINE_AGENTS = _AGENTS.where(agents.c.status == "online")
-_LIST_AGENTS = {False: _Statement(_AGENTS), True: _Statement(_ONLINE_AGENTS)}
-_ONLINE_WITH_ROOM = {c: _Statement(_ONLINE_AGENTS.where(LOAD[c] < CAP[c])) for c in CLASSES}
+_LIST_AGENTS = {False: Statement(_AGENTS), True: Statement(_ONLINE_AGENTS)}
+_ONLINE_WITH_ROOM = {c: Statement(_ONLINE_AGENTS.where(LOAD[c] < CAP[c])) for c in CLASSES}
 _AGENTS_BY_ID = select(*AGENT_COLS).where(agents.c.tenant_id == B("tenant_id"),
                                           agents.c.id.in_(B("agent_ids", expanding=True)))
-_SET_STATUS = _Statement(update(agents).where(agents.c.id == B("b_agent"))
+_SET_STATUS = Statement(update(agents).where(agents.c.id == B("b_agent"))
                          .values(status=B("b_status"), status_at=B("b_now")))
 
 
@@ -195,17 +103,17 @@ def set_agent_status(conn: Connection, tenant_id: int, agent_id: int, status: st
 
 # --- rules ----------------------------------------------------------------------------
 
-_RULES = _Statement(select(routing_rules).where(routing_rules.c.tenant_id == B("tenant_id"))
+_RULES = Statement(select(routing_rules).where(routing_rules.c.tenant_id == B("tenant_id"))
                     .order_by(routing_rules.c.position, routing_rules.c.id))
-_LAST_POSITION = _Statement(select(func.max(routing_rules.c.position).label("last"))
+_LAST_POSITION = Statement(select(func.max(routing_rules.c.position).label("last"))
                             .where(routing_rules.c.tenant_id == B("tenant_id")))
-_MAKE_ROOM = _Statement(
+_MAKE_ROOM = Statement(
     update(routing_rules)
     .where(routing_rules.c.tenant_id == B("b_tenant"), routing_rules.c.position >= B("b_position"))
     .values(position=routing_rules.c.position + 1)
 )
 _ADD_RULE = insert(routing_rules)
-_DELETE_RULE = _Statement(delete(routing_rules).where(routing_rules.c.tenant_id == B("b_tenant"),
+_DELETE_RULE = Statement(delete(routing_rules).where(routing_rules.c.tenant_id == B("b_tenant"),
                                                       routing_rules.c.id == B("b_rule")))
 
 
@@ -249,8 +157,8 @@ _FIRST_MESSAGES = select(messages.c.ticket_id, messages.c.subject, messages.c.te
     .group_by(messages.c.ticket_id)
     .scalar_subquery()
 ))
-_TENANT_SETTINGS = _Statement(select(tenants.c.settings).where(tenants.c.id == B("tenant_id")))
-_QUEUE_PAGE = _Statement(
+_TENANT_SETTINGS = Statement(select(tenants.c.settings).where(tenants.c.id == B("tenant_id")))
+_QUEUE_PAGE = Statement(
     select(routing_queue)
     .where(routing_queue.c.tenant_id == B("tenant_id"), routing_queue.c.channel_class == B("cls"))
     .order_by(routing_queue.c.rank, routing_queue.c.id).limit(B("limit"))
@@ -311,19 +219,19 @@ def queued(conn: Connection, ticket_id: int) -> Row | None:
 
 _OPEN = and_(*(tickets.c.status != status for status in CLOSED))  # not NOT IN: no per-call expansion
 _UNHELD = (tickets.c.assignee_id.is_(None) | tickets.c.assigned_at.is_(None)) & _OPEN
-_LOCK_TICKET = _Statement(
+_LOCK_TICKET = Statement(
     select(tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.tags,
            tickets.c.customer_id, tickets.c.created_at)
     .where(tickets.c.id == B("ticket_id")).with_for_update()
 )
-_TAKE_TICKET = _Statement(
+_TAKE_TICKET = Statement(
     update(tickets)
     .where(tickets.c.id == B("b_ticket"), _UNHELD)
     .values(assignee_id=B("b_agent"), assigned_at=B("b_now"), updated_at=B("b_now"))
     .returning(tickets.c.customer_id, tickets.c.created_at)
 )
 _TAKE_CAPACITY = {
-    c: _Statement(
+    c: Statement(
         update(agents)
         .where(agents.c.id == B("b_agent"), agents.c.status == "online", LOAD[c] < CAP[c])
         .values({LOAD[c]: LOAD[c] + 1, agents.c.last_assigned_at: B("b_now")})
@@ -331,30 +239,30 @@ _TAKE_CAPACITY = {
     for c in CLASSES
 }
 _FREE_CAPACITY = {
-    c: _Statement(update(agents).where(agents.c.id == B("b_agent"), LOAD[c] > 0).values({LOAD[c]: LOAD[c] - 1}))
+    c: Statement(update(agents).where(agents.c.id == B("b_agent"), LOAD[c] > 0).values({LOAD[c]: LOAD[c] - 1}))
     for c in CLASSES
 }
-_REMEMBER_AGENT = _Statement(update(customers).where(customers.c.id == B("b_customer"))
+_REMEMBER_AGENT = Statement(update(customers).where(customers.c.id == B("b_customer"))
                              .values(last_agent_id=B("b_agent")))
-_SET_LANGUAGE = _Statement(update(tickets).where(tickets.c.id == B("b_ticket")).values(language=B("b_language")))
-_SET_TAGS = _Statement(update(tickets).where(tickets.c.id == B("b_ticket"))
+_SET_LANGUAGE = Statement(update(tickets).where(tickets.c.id == B("b_ticket")).values(language=B("b_language")))
+_SET_TAGS = Statement(update(tickets).where(tickets.c.id == B("b_ticket"))
                        .values(tags=B("b_tags", type_=tickets.c.tags.type)))
 _QUEUE_COLUMNS = ("tenant_id", "ticket_id", "channel_class", "vip_tier", "rank", "queued_at", "rule_id",
                   "requirements", "stage", "next_stage_at")
 _ENQUEUE = {
-    "postgresql": _Statement(postgresql.insert(routing_queue).on_conflict_do_nothing(index_elements=["ticket_id"]),
+    "postgresql": Statement(postgresql.insert(routing_queue).on_conflict_do_nothing(index_elements=["ticket_id"]),
                              _QUEUE_COLUMNS),
-    "sqlite": _Statement(sqlite.insert(routing_queue).on_conflict_do_nothing(index_elements=["ticket_id"]),
+    "sqlite": Statement(sqlite.insert(routing_queue).on_conflict_do_nothing(index_elements=["ticket_id"]),
                          _QUEUE_COLUMNS),
 }
-_DEQUEUE = _Statement(delete(routing_queue).where(routing_queue.c.ticket_id == B("b_ticket")))
-_SET_STAGE = _Statement(update(routing_queue).where(routing_queue.c.ticket_id == B("b_ticket"))
+_DEQUEUE = Statement(delete(routing_queue).where(routing_queue.c.ticket_id == B("b_ticket")))
+_SET_STAGE = Statement(update(routing_queue).where(routing_queue.c.ticket_id == B("b_ticket"))
                         .values(stage=B("b_stage"), next_stage_at=B("b_next_at")))
-_DUE_ESCALATIONS = _Statement(select(routing_queue).where(routing_queue.c.next_stage_at <= B("now"))
+_DUE_ESCALATIONS = Statement(select(routing_queue).where(routing_queue.c.next_stage_at <= B("now"))
                               .order_by(routing_queue.c.next_stage_at).limit(B("limit")))
-_RECORD = _Statement(insert(routing_decisions), ("tenant_id", "ticket_id", "outcome", "agent_id", "rule_id",
+_RECORD = Statement(insert(routing_decisions), ("tenant_id", "ticket_id", "outcome", "agent_id", "rule_id",
                                                  "detail", "elapsed_us", "created_at"))
-_DECISIONS = _Statement(
+_DECISIONS = Statement(
     select(routing_decisions)
     .where(routing_decisions.c.tenant_id == B("tenant_id"), routing_decisions.c.ticket_id == B("ticket_id"))
     .order_by(routing_decisions.c.id)
@@ -427,39 +335,39 @@ def decisions(conn: Connection, tenant_id: int, ticket_id: int) -> list[Row]:
 
 # --- capacity bookkeeping -------------------------------------------------------------
 
-_HOLDER = _Statement(select(tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.status, tickets.c.channel)
+_HOLDER = Statement(select(tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.status, tickets.c.channel)
                      .where(tickets.c.id == B("ticket_id")).with_for_update())
 _UNASSIGN = update(tickets).where(tickets.c.id == B("b_ticket")).values(
     assignee_id=None, assigned_at=None, updated_at=B("b_now"))
-_UNASSIGN_WITH_STATUS = _Statement(_UNASSIGN.values(status=B("b_status")))
+_UNASSIGN_WITH_STATUS = Statement(_UNASSIGN.values(status=B("b_status")))
 _CLOSE = update(tickets).where(tickets.c.id == B("b_ticket")).values(
     status=B("b_status"), updated_at=B("b_now"), assigned_at=None)
-_CLOSE_FIRST_TIME = _Statement(_CLOSE.values(closed_at=B("b_now")))
-_UNASSIGN, _CLOSE = _Statement(_UNASSIGN), _Statement(_CLOSE)
-_NOT_STARTED = _Statement(
+_CLOSE_FIRST_TIME = Statement(_CLOSE.values(closed_at=B("b_now")))
+_UNASSIGN, _CLOSE = Statement(_UNASSIGN), Statement(_CLOSE)
+_NOT_STARTED = Statement(
     select(tickets.c.id)
     .where(tickets.c.assignee_id == B("agent_id"), tickets.c.status == NOT_STARTED,
            tickets.c.assigned_at.is_not(None))
     .order_by(tickets.c.id)
 )
-_LOADS_LOCKED = _Statement(select(agents.c.id, *LOAD.values()).where(agents.c.tenant_id == B("tenant_id"))
+_LOADS_LOCKED = Statement(select(agents.c.id, *LOAD.values()).where(agents.c.tenant_id == B("tenant_id"))
                            .order_by(agents.c.id).with_for_update())
-_HELD_COUNTS = _Statement(
+_HELD_COUNTS = Statement(
     select(tickets.c.assignee_id, tickets.c.channel, func.count().label("n"))
     .where(tickets.c.tenant_id == B("tenant_id"), tickets.c.assignee_id.is_not(None),
            tickets.c.assigned_at.is_not(None), _OPEN)
     .group_by(tickets.c.assignee_id, tickets.c.channel)
 )
-_SET_LOAD = {c: _Statement(update(agents).where(agents.c.id == B("b_agent")).values({LOAD[c]: B("b_load")}))
+_SET_LOAD = {c: Statement(update(agents).where(agents.c.id == B("b_agent")).values({LOAD[c]: B("b_load")}))
              for c in CLASSES}
-_QUEUE_DEPTHS = _Statement(
+_QUEUE_DEPTHS = Statement(
     select(tenants.c.slug, routing_queue.c.vip_tier, func.count().label("n"))
     .join(tenants, tenants.c.id == routing_queue.c.tenant_id)
     .group_by(tenants.c.slug, routing_queue.c.vip_tier)
 )
-_TENANT_IDS = _Statement(select(tenants.c.id).order_by(tenants.c.id))
+_TENANT_IDS = Statement(select(tenants.c.id).order_by(tenants.c.id))
 _ROOM = [LOAD[c] < CAP[c] for c in CLASSES]
-_AGENTS_WITH_ROOM = _Statement(
+_AGENTS_WITH_ROOM = Statement(
     select(agents.c.id)
     .where(agents.c.tenant_id == B("tenant_id"), agents.c.status == "online", _ROOM[0] | _ROOM[1] | _ROOM[2])
     .order_by(agents.c.last_assigned_at)

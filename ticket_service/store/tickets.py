@@ -3,7 +3,8 @@
 Synchronous on purpose: the normalizer runs a whole batch of messages through them in one
 transaction with ``Database.run_write`` (a thread with a plain SQLite connection, or
 ``run_sync`` over asyncpg). Async callers use ``await conn.run_sync(fn, ...)``. Statements
-are built once, with bind parameters, so each call costs a cached compile and nothing more.
+are built once, with bind parameters; the ones each message runs are ``Statement``s, which
+SQLite runs on its driver directly (see ``compiled``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from ticket_service.store.compiled import Statement
 from ticket_service.store.tables import (
     attachments,
     customers,
@@ -30,19 +32,19 @@ _TICKET_COLS = (
     tickets.c.priority, tickets.c.closed_at, tickets.c.updated_at,
 )
 
-_FIND_MESSAGE = select(messages.c.id, messages.c.ticket_id, messages.c.envelope_id).where(
+_FIND_MESSAGE = Statement(select(messages.c.id, messages.c.ticket_id, messages.c.envelope_id).where(
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.channel == bindparam("channel"),
     messages.c.dedup_key == bindparam("dedup_key"),
-)
-_CUSTOMER_BY_IDENTITY = (
+))
+_CUSTOMER_BY_IDENTITY = Statement(
     select(customers.c.id, customers.c.vip_tier)
     .join(identities, identities.c.customer_id == customers.c.id)
     .where(identities.c.tenant_id == bindparam("tenant_id"), identities.c.kind == bindparam("kind"),
            identities.c.scope == bindparam("scope"), identities.c.value == bindparam("value"))
 )
-_CUSTOMER = select(customers.c.id, customers.c.vip_tier).where(customers.c.id == bindparam("id"))
-_INSERT_CUSTOMER = insert(customers)
-_INSERT_IDENTITY = insert(identities)
+_CUSTOMER = Statement(select(customers.c.id, customers.c.vip_tier).where(customers.c.id == bindparam("id")))
+_INSERT_CUSTOMER = Statement(insert(customers))
+_INSERT_IDENTITY = Statement(insert(identities))
 # Parameter names differ from the columns': an UPDATE reserves the column names for SET.
 _THREAD_SCOPE = (
     ticket_threads.c.tenant_id == bindparam("in_tenant"), ticket_threads.c.account_id == bindparam("in_account"),
@@ -53,55 +55,55 @@ _TICKET_FOR_KEYS = (
     .where(*_THREAD_SCOPE).order_by(tickets.c.id.desc()).limit(1)
 )
 # The common case of one key (a chat session) without the cost of expanding an IN list.
-_TICKET_FOR_KEY = (
-    select(*_TICKET_COLS).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id)
-    .where(*_THREAD_SCOPE[:2], ticket_threads.c.thread_key == bindparam("key"))
+_ONE_KEY = (*_THREAD_SCOPE[:2], ticket_threads.c.thread_key == bindparam("key"))
+_TICKET_FOR_KEY = Statement(
+    select(*_TICKET_COLS).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id).where(*_ONE_KEY)
 )
 _BOUND_KEYS = select(ticket_threads.c.thread_key).where(*_THREAD_SCOPE)
+_BOUND_KEY = Statement(select(ticket_threads.c.thread_key).where(*_ONE_KEY))
 _REPOINT_KEYS = update(ticket_threads).where(*_THREAD_SCOPE).values(ticket_id=bindparam("to_ticket"))
-_INSERT_THREAD_KEY = insert(ticket_threads)
-_TICKET_BY_NUMBER = select(*_TICKET_COLS).where(
-    tickets.c.tenant_id == bindparam("tenant_id"), tickets.c.number == bindparam("number"))
-_TICKET_BY_ID = select(*_TICKET_COLS).where(
-    tickets.c.tenant_id == bindparam("tenant_id"), tickets.c.id == bindparam("ticket_id"))
+_REPOINT_KEY = Statement(update(ticket_threads).where(*_ONE_KEY).values(ticket_id=bindparam("to_ticket")))
+_INSERT_THREAD_KEY = Statement(insert(ticket_threads))
+_TICKET_BY_NUMBER = Statement(select(*_TICKET_COLS).where(
+    tickets.c.tenant_id == bindparam("tenant_id"), tickets.c.number == bindparam("number")))
+_TICKET_BY_ID = Statement(select(*_TICKET_COLS).where(
+    tickets.c.tenant_id == bindparam("tenant_id"), tickets.c.id == bindparam("ticket_id")))
 # The row lock on the tenant serializes numbering (PostgreSQL); SQLite has one writer.
-_NEXT_NUMBER = (
+_NEXT_NUMBER = Statement(
     update(tenants).where(tenants.c.id == bindparam("tenant_id"))
     .values(next_ticket_number=tenants.c.next_ticket_number + 1).returning(tenants.c.next_ticket_number)
 )
-_INSERT_TICKET = insert(tickets)
-_INSERT_MESSAGE = insert(messages)
+_INSERT_TICKET = Statement(insert(tickets))
+_INSERT_MESSAGE = Statement(insert(messages))
 _INSERT_ATTACHMENTS = insert(attachments)
-_TOUCH = update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(updated_at=bindparam("now"))
-_REOPEN = update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
-    updated_at=bindparam("now"), status="open", closed_at=None)
+_TOUCH = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(updated_at=bindparam("now")))
+_REOPEN = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
+    updated_at=bindparam("now"), status="open", closed_at=None))
 _TICKET_HAS_MESSAGE = select(messages.c.id).where(
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.ticket_id == bindparam("ticket_id"),
     messages.c.dedup_key.in_(bindparam("keys", expanding=True)),
 ).limit(1)
-_MESSAGE_HEADERS = select(messages.c.headers).where(messages.c.id == bindparam("id")).with_for_update()
+_MESSAGE_HEADERS = Statement(select(messages.c.headers).where(messages.c.id == bindparam("id")).with_for_update())
 _TICKET_TAGS = select(tickets.c.tags, tickets.c.priority).where(tickets.c.id == bindparam("id")).with_for_update()
 _SET_TAGS = update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
     tags=bindparam("new_tags"), priority=bindparam("new_priority"))
 
 
 def find_message(conn: Connection, tenant_id: int, channel: str, dedup_key: str) -> Row | None:
-    return conn.execute(_FIND_MESSAGE, {"tenant_id": tenant_id, "channel": channel, "dedup_key": dedup_key}).first()
+    return _FIND_MESSAGE.first(conn, {"tenant_id": tenant_id, "channel": channel, "dedup_key": dedup_key})
 
 
 def resolve_customer(conn: Connection, tenant_id: int, kind: str, scope: str, value: str, name: str, now: int) -> Row:
     """The customer behind an identity, created on first contact. Returns (id, vip_tier)."""
-    row = conn.execute(_CUSTOMER_BY_IDENTITY,
-                       {"tenant_id": tenant_id, "kind": kind, "scope": scope, "value": value}).first()
+    row = _CUSTOMER_BY_IDENTITY.first(conn, {"tenant_id": tenant_id, "kind": kind, "scope": scope, "value": value})
     if row:
         return row
-    cid = conn.execute(_INSERT_CUSTOMER, {"tenant_id": tenant_id, "name": name[:200], "created_at": now}
-                       ).inserted_primary_key[0]
+    cid = _INSERT_CUSTOMER.insert(conn, {"tenant_id": tenant_id, "name": name[:200], "created_at": now})
     # A concurrent first contact of the same identity fails here on the unique key; the
     # caller retries the transaction and then finds the winner's customer.
-    conn.execute(_INSERT_IDENTITY, {"tenant_id": tenant_id, "customer_id": cid, "kind": kind, "scope": scope,
-                                    "value": value, "created_at": now})
-    return conn.execute(_CUSTOMER, {"id": cid}).one()
+    _INSERT_IDENTITY.insert(conn, {"tenant_id": tenant_id, "customer_id": cid, "kind": kind, "scope": scope,
+                                   "value": value, "created_at": now})
+    return _CUSTOMER.first(conn, {"id": cid})
 
 
 def ticket_for_keys(conn: Connection, tenant_id: int, account_id: int, keys: Iterable[str]) -> Row | None:
@@ -110,21 +112,22 @@ def ticket_for_keys(conn: Connection, tenant_id: int, account_id: int, keys: Ite
     if not keys:
         return None
     if len(keys) == 1:
-        return conn.execute(_TICKET_FOR_KEY, {"in_tenant": tenant_id, "in_account": account_id, "key": keys[0]}).first()
+        return _TICKET_FOR_KEY.first(conn, {"in_tenant": tenant_id, "in_account": account_id, "key": keys[0]})
     return conn.execute(_TICKET_FOR_KEYS, {"in_tenant": tenant_id, "in_account": account_id, "keys": keys}).first()
 
 
 def ticket_by_number(conn: Connection, tenant_id: int, number: int) -> Row | None:
-    return conn.execute(_TICKET_BY_NUMBER, {"tenant_id": tenant_id, "number": number}).first()
+    return _TICKET_BY_NUMBER.first(conn, {"tenant_id": tenant_id, "number": number})
 
 
 def create_ticket(conn: Connection, **values: Any) -> tuple[int, int]:
     """Insert a ticket with the tenant's next number; returns (id, number)."""
-    number = conn.execute(_NEXT_NUMBER, {"tenant_id": values["tenant_id"]}).scalar_one()
+    number = _NEXT_NUMBER.scalar(conn, {"tenant_id": values["tenant_id"]})
+    if number is None:
+        raise LookupError(f"no tenant {values['tenant_id']}")
     now = values.pop("now")
     values.setdefault("tags", [])
-    result = conn.execute(_INSERT_TICKET, {"number": number, "created_at": now, "updated_at": now, **values})
-    return result.inserted_primary_key[0], number
+    return _INSERT_TICKET.insert(conn, {"number": number, "created_at": now, "updated_at": now, **values}), number
 
 
 def bind_thread_keys(
@@ -135,20 +138,25 @@ def bind_thread_keys(
     keys = list(dict.fromkeys(k for k in keys if k))
     if not keys:
         return
-    scope = {"in_tenant": tenant_id, "in_account": account_id, "keys": keys}
-    existing = set(conn.execute(_BOUND_KEYS, scope).scalars())
-    if repoint and existing:
-        conn.execute(_REPOINT_KEYS, {**scope, "to_ticket": ticket_id})
-    missing = [k for k in keys if k not in existing]
-    if missing:
-        conn.execute(_INSERT_THREAD_KEY, [
-            {"tenant_id": tenant_id, "account_id": account_id, "thread_key": k, "ticket_id": ticket_id,
-             "created_at": now} for k in missing
-        ])
+    if len(keys) == 1:  # a chat session, a first mail: no IN list to expand
+        scope = {"in_tenant": tenant_id, "in_account": account_id, "key": keys[0]}
+        existing = {row.thread_key for row in _BOUND_KEY.all(conn, scope)}
+        if repoint and existing:
+            _REPOINT_KEY.rowcount(conn, {**scope, "to_ticket": ticket_id})
+    else:
+        scope = {"in_tenant": tenant_id, "in_account": account_id, "keys": keys}
+        existing = set(conn.execute(_BOUND_KEYS, scope).scalars())
+        if repoint and existing:
+            conn.execute(_REPOINT_KEYS, {**scope, "to_ticket": ticket_id})
+    for key in keys:
+        if key not in existing:
+            _INSERT_THREAD_KEY.insert(conn, {"tenant_id": tenant_id, "account_id": account_id, "thread_key": key,
+                                             "ticket_id": ticket_id, "created_at": now})
 
 
 def add_message(conn: Connection, **values: Any) -> int:
-    return conn.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
+    values.setdefault("headers", {})
+    return _INSERT_MESSAGE.insert(conn, values)
 
 
 def add_attachments(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -157,11 +165,11 @@ def add_attachments(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def touch_ticket(conn: Connection, ticket_id: int, now: int, reopen: bool = False) -> None:
-    conn.execute(_REOPEN if reopen else _TOUCH, {"ticket_id": ticket_id, "now": now})
+    (_REOPEN if reopen else _TOUCH).rowcount(conn, {"ticket_id": ticket_id, "now": now})
 
 
 def ticket_by_id(conn: Connection, tenant_id: int, ticket_id: int) -> Row | None:
-    return conn.execute(_TICKET_BY_ID, {"tenant_id": tenant_id, "ticket_id": ticket_id}).first()
+    return _TICKET_BY_ID.first(conn, {"tenant_id": tenant_id, "ticket_id": ticket_id})
 
 
 def ticket_has_message(conn: Connection, tenant_id: int, ticket_id: int, dedup_keys: Iterable[str]) -> bool:
@@ -175,7 +183,7 @@ def ticket_has_message(conn: Connection, tenant_id: int, ticket_id: int, dedup_k
 
 def message_headers(conn: Connection, message_id: int) -> dict:
     """A message's headers, its row locked until commit (a read-modify-write follows)."""
-    row = conn.execute(_MESSAGE_HEADERS, {"id": message_id}).first()
+    row = _MESSAGE_HEADERS.first(conn, {"id": message_id})
     return dict(row.headers or {}) if row else {}
 
 
