@@ -73,8 +73,9 @@ async def main(args: argparse.Namespace) -> list[dict]:
     if "calls" in args.scenarios:
         rows.append(await calls.run(args.records, args.batch, args.call_connections, os.environ.get("DATABASE_URL")))
     if "fixed_rate" in args.scenarios:
-        rows.append(await fixed_rate.run(args.rate, args.duration, args.rate_clients,
-                                         os.environ.get("DATABASE_URL"), args.drain_limit))
+        for rate in args.rate:
+            rows.append(await fixed_rate.run(rate, args.duration, args.rate_clients,
+                                             os.environ.get("DATABASE_URL"), args.drain_limit))
     against_limit(rows)
     return rows
 
@@ -88,7 +89,8 @@ if __name__ == "__main__":
                    help="wechat is the old name of chat")
     p.add_argument("--pushes", type=int, default=5000, help="chat scenario: safe-mode pushes")
     p.add_argument("--push-connections", type=int, default=16, help="chat scenario: concurrent clients")
-    p.add_argument("--rate", type=float, default=1000, help="fixed_rate scenario: msgs/s offered")
+    p.add_argument("--rate", type=float, nargs="+", default=[1000],
+                   help="fixed_rate scenario: msgs/s offered (one run per rate)")
     p.add_argument("--duration", type=float, default=30, help="fixed_rate scenario: seconds")
     p.add_argument("--rate-clients", type=int, default=8,
                    help="fixed_rate scenario: aiohttp client sessions")

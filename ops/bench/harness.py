@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ class System:
         self.smtp_port = free_port()
         self.procs: list[subprocess.Popen] = []
         self.logs: dict[int, Path] = {}
+        self.keep = False  # a failed run keeps its directory (role logs, database) to look at
 
     def env(self, **settings: object) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
@@ -92,6 +94,7 @@ class System:
         """Raise when a role process has exited: a wait on it would never end."""
         for proc in self.procs:
             if proc.poll() is not None:
+                self.keep = True
                 log = self.logs[proc.pid]
                 tail = log.read_text(errors="replace").strip().splitlines()[-5:]
                 raise RuntimeError(f"{proc.args[-1]} exited with {proc.returncode}; {log}:\n"
@@ -108,7 +111,8 @@ class System:
         raise RuntimeError(f"nothing listens on {port}")
 
     def stop(self) -> None:
-        """Role processes first (they finish their batch against a live Redis), then Redis."""
+        """Role processes first (they finish their batch against a live Redis), then Redis;
+        then the run's directory goes, unless the run failed."""
         for group in (self.procs, [self.redis]):
             for proc in group:
                 if proc.poll() is None:
@@ -119,3 +123,7 @@ class System:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if self.keep or sys.exc_info()[0] is not None:
+            print(f"bench: kept {self.dir} (role logs, database)", file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
