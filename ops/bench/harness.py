@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from core.redis import redis_binary
 from ticket_service.store import admin
@@ -29,12 +35,19 @@ def free_port() -> int:
 
 
 class System:
-    """Redis on a free port (appendonly, everysec), SQLite or DATABASE_URL, and role processes."""
+    """Redis on a free port (appendonly, everysec), a database and role processes.
+
+    The database is SQLite in the run's directory or, with DATABASE_URL, a scratch database
+    created on that PostgreSQL server for this run and dropped after it: a scenario starts
+    empty, and the database the URL names is never written to (its role needs CREATEDB).
+    """
 
     def __init__(self, database_url: str | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
         self.redis_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.server_url = database_url  # PostgreSQL: where the scratch database is made
+        self.scratch: str | None = None
         self.database_url = database_url or f"sqlite:///{self.dir / 'bench.db'}"
         self.smtp_port = free_port()
         self.procs: list[subprocess.Popen] = []
@@ -58,6 +71,11 @@ class System:
 
     async def start(self) -> int:
         """Start Redis, migrate, create the bench tenant; returns its email account id."""
+        if self.server_url is not None and make_url(self.server_url).get_backend_name() == "postgresql":
+            self.scratch = f"sb_bench_{secrets.token_hex(6)}"
+            await _admin(self.server_url, f'CREATE DATABASE "{self.scratch}"')
+            self.database_url = make_url(self.server_url).set(database=self.scratch).render_as_string(
+                hide_password=False)
         self.start_redis()
         db = Database(self.database_url)
         await migrate(db)
@@ -123,7 +141,25 @@ class System:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        if self.scratch is not None and not self.keep and sys.exc_info()[0] is None:
+            # stop() runs inside the scenario's event loop: the drop gets a loop of its own.
+            drop = threading.Thread(target=asyncio.run, args=(
+                _admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.scratch}" WITH (FORCE)'),))
+            drop.start()
+            drop.join()
         if self.keep or sys.exc_info()[0] is not None:
-            print(f"bench: kept {self.dir} (role logs, database)", file=sys.stderr)
+            kept = f"{self.dir} (role logs, database)" + (f" and database {self.scratch}" if self.scratch else "")
+            print(f"bench: kept {kept}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def _admin(server_url: str, sql: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE) on the server's own database."""
+    url = make_url(server_url)
+    conn = await asyncpg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
+                                 password=url.password, database=url.database or "postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
