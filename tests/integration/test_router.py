@@ -201,12 +201,13 @@ async def test_bad_event_between_good_ones_is_dead_lettered(system):
 
 
 async def test_routing_migration_matches_the_tables(system):
-    # 0002_routing creates exactly what tables.py declares for routing, on both databases.
+    # 0002_routing creates exactly what tables.py declares for routing, and 0003 the identity
+    # index, on both databases.
     def diff(conn):
         return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
 
     async with system.db.read() as conn:
         found = await conn.run_sync(diff)
     routing = ("routing_", "load_", "cap_", "last_agent_id", "last_assigned_at", "status_at", "language",
-               "assigned_at")
+               "assigned_at", "ix_identities_tenant_value")
     assert [d for d in found if any(name in repr(d) for name in routing)] == []

@@ -84,6 +84,8 @@ identities = Table(
     Column("value", String(320), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("tenant_id", "kind", "scope", "value", name="uq_identities_tenant_kind_scope_value"),
+    # Every message looks its sender up by value alone (kind and scope are matched after).
+    Index("ix_identities_tenant_value", "tenant_id", "value"),
 )
 
 agents = Table(
