@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from ops.bench import baseline, calls, chat, email, fixed_rate, router
+from ops.bench import baseline, calls, chat, email, fixed_rate, normalizer, router
 
 _TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
 _ASSIGNED = ["ingress_to_assigned_p50_ms", "ingress_to_assigned_p99_ms"]
@@ -21,6 +21,8 @@ COLUMNS = {
                "decision_p50_ms", "decision_p99_ms", "seconds"],
     "chat": ["scenario", "connections", "pushes", "fans", "tickets", "accepted_per_s", "http_p50_ms",
              "http_p99_ms", "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
+    "normalizer": ["scenario", "channel", "normalizers", "messages", "backlog", "tickets", "stored_per_s",
+                   "pct_of_limit", "seconds"],
     "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "pct_of_limit",
                "seconds"],
     "calls": ["scenario", "gateways", "normalizers", "connections", "records", "batch", "accepted_per_s",
@@ -33,8 +35,9 @@ COLUMNS = {
 # The figure of each scenario that is compared with the baseline's limit: for fixed_rate the
 # load the gateway took, which its latencies belong to.
 HEADLINE = {"email": "end_to_end_per_s", "chat": "end_to_end_per_s", "fixed_rate": "achieved_per_s",
+            "normalizer": "stored_per_s",
             "wechat": "accepted_per_s", "calls": "stored_per_s"}
-SCENARIOS = ["baseline", "email", "router", "chat", "calls", "fixed_rate"]
+SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "fixed_rate"]
 
 
 def against_limit(rows: list[dict]) -> None:
@@ -70,6 +73,8 @@ async def main(args: argparse.Namespace) -> list[dict]:
             rows.append(await router.run(args.agents, args.backlog, routers, os.environ.get("DATABASE_URL")))
     if "chat" in args.scenarios or "wechat" in args.scenarios:
         rows.append(await chat.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
+    if "normalizer" in args.scenarios:
+        rows.append(await normalizer.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
     if "calls" in args.scenarios:
         rows.append(await calls.run(args.records, args.batch, args.call_connections, os.environ.get("DATABASE_URL")))
     if "fixed_rate" in args.scenarios:
@@ -87,8 +92,9 @@ if __name__ == "__main__":
     p.add_argument("--normalizers", type=int, nargs="+", default=[1, 2], help="replica counts to compare")
     p.add_argument("--scenarios", nargs="+", choices=[*SCENARIOS, "wechat"], default=SCENARIOS,
                    help="wechat is the old name of chat")
-    p.add_argument("--pushes", type=int, default=5000, help="chat scenario: safe-mode pushes")
-    p.add_argument("--push-connections", type=int, default=16, help="chat scenario: concurrent clients")
+    p.add_argument("--pushes", type=int, default=5000, help="chat and normalizer scenarios: safe-mode pushes")
+    p.add_argument("--push-connections", type=int, default=16,
+                   help="chat and normalizer scenarios: concurrent clients")
     p.add_argument("--rate", type=float, nargs="+", default=[1000],
                    help="fixed_rate scenario: msgs/s offered (one run per rate)")
     p.add_argument("--duration", type=float, default=30, help="fixed_rate scenario: seconds")

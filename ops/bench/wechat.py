@@ -95,6 +95,13 @@ async def _client(http: aiohttp.ClientSession, url: str, work: list[tuple[str, d
     return ok
 
 
+async def send(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]], connections: int) -> int:
+    """The pushes from ``connections`` concurrent clients, each posting its share in turn;
+    returns how many were answered ``success``."""
+    shares = [work[i::connections] for i in range(connections)]
+    return sum(await asyncio.gather(*(_client(http, url, share) for share in shares)))
+
+
 async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
     """Ingress only: one gateway, no normalizer; every push must reach ``ingest.wechat``."""
     system = System(database_url)
@@ -104,8 +111,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
             await _client(http, url, work[:20])  # warm the account cache and connections
             started = time.perf_counter()
-            shares = [work[20:][i::connections] for i in range(connections)]
-            ok = sum(await asyncio.gather(*(_client(http, url, s) for s in shares)))
+            ok = await send(http, url, work[20:], connections)
             took = time.perf_counter() - started
         client = aioredis.Redis.from_url(system.redis_url)
         queued = await client.xlen("ingest.wechat")

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from ops.bench import baseline, chat, email, fixed_rate
+from ops.bench import baseline, chat, email, fixed_rate, normalizer
 from ops.bench.__main__ import COLUMNS, HEADLINE, against_limit, table
 
 LATENCIES = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms",
@@ -18,6 +18,7 @@ LATENCIES = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms",
 async def _tiny() -> dict[str, dict]:
     rows = [await baseline.run(n=200), await email.run(mails=40, connections=2),
             await chat.run(n=40, connections=4, fans=25),
+            await normalizer.run(n=60, connections=4),
             await fixed_rate.run(rate=50, duration=1, clients=2)]
     return {row["scenario"]: row for row in rows}
 
@@ -50,6 +51,14 @@ def test_chat_threads_fans_into_sessions_and_assigns_them(rows):
     assert row["http_p50_ms"] <= row["http_p99_ms"]
 
 
+def test_normalizer_works_off_a_backlog_it_did_not_see_arrive(rows):
+    row = rows["normalizer"]
+    # Paused while the 60 pushes arrived: all of them waited on the stream, then became rows
+    # threaded into one session ticket per fan (the warm-up's 20 fans among the 500).
+    assert (row["messages"], row["backlog"], row["tickets"]) == (60, 60, 60 + normalizer.WARM)
+    _positive(row, ["stored_per_s", "seconds"])
+
+
 def test_fixed_rate_offers_every_message_and_measures_its_latency(rows):
     row = rows["fixed_rate"]
     assert (row["offered_per_s"], row["messages"], row["stored"]) == (50, 50, 50)
@@ -71,5 +80,5 @@ def test_table_shows_every_column_and_the_share_of_the_limit(rows):
         if name in HEADLINE:
             assert row["pct_of_limit"] > 0
     starts = [next(i for i, line in enumerate(text.splitlines()) if line.startswith(f"{name} "))
-              for name in ("baseline", "email", "chat", "fixed_rate")]
+              for name in ("baseline", "email", "chat", "normalizer", "fixed_rate")]
     assert starts == sorted(starts)

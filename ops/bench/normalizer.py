@@ -1,0 +1,57 @@
+"""Normalizer scenario: one normalizer alone on a backlog of chat messages.
+
+The figure the issue compares with the raw bus+store limit: XREADGROUP, parse, dedup,
+customer, session threading, ticket and message rows, events, XACK, with nothing else on
+the machine's cores. A ``gateway`` takes N WeChat safe-mode pushes from 500 fans in turn
+(as in ``chat``) while the ``normalizer`` is paused (SIGSTOP) after a warm-up, so the whole
+backlog waits in ``ingest.wechat``; then the normalizer resumes and the clock runs until
+every message is a row. Process start-up and the gateway's work are outside the figure.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from ops.bench import latency, wechat
+from ops.bench.harness import System
+from ticket_service.store.db import Database
+
+WARM = 20
+
+
+async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
+    system = System(database_url)
+    try:
+        url = await wechat.start(system, pipeline=False)
+        normalizer = system.role("normalizer", batch_size=128)
+        work = wechat.pushes(n + WARM)
+        db = Database(system.database_url)
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
+                await wechat.send(http, url, work[:WARM], connections)
+                await latency.wait_stored(db, WARM, 60, check=system.check)
+                normalizer.send_signal(signal.SIGSTOP)
+                try:
+                    ok = await wechat.send(http, url, work[WARM:], connections)
+                    if ok != n:
+                        raise RuntimeError(f"{ok} of {n} pushes answered success")
+                    client = aioredis.Redis.from_url(system.redis_url)
+                    try:
+                        queued = await client.xlen("ingest.wechat")
+                    finally:
+                        await client.aclose()
+                finally:
+                    started = time.perf_counter()
+                    normalizer.send_signal(signal.SIGCONT)
+            done = await latency.wait_stored(db, n + WARM, check=system.check) - started
+            tickets, _ = await latency.tickets_and_unassigned(db)
+        finally:
+            await db.dispose()
+        return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
+                "tickets": tickets, "normalizers": 1, "stored_per_s": round(n / done, 1), "seconds": round(done, 2)}
+    finally:
+        system.stop()
