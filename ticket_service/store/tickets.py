@@ -15,11 +15,10 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from ticket_service.store import customers as customers_store
 from ticket_service.store.compiled import Statement
 from ticket_service.store.tables import (
     attachments,
-    customers,
-    identities,
     messages,
     tenants,
     ticket_threads,
@@ -36,15 +35,6 @@ _FIND_MESSAGE = Statement(select(messages.c.id, messages.c.ticket_id, messages.c
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.channel == bindparam("channel"),
     messages.c.dedup_key == bindparam("dedup_key"),
 ))
-_CUSTOMER_BY_IDENTITY = Statement(
-    select(customers.c.id, customers.c.vip_tier)
-    .join(identities, identities.c.customer_id == customers.c.id)
-    .where(identities.c.tenant_id == bindparam("tenant_id"), identities.c.kind == bindparam("kind"),
-           identities.c.scope == bindparam("scope"), identities.c.value == bindparam("value"))
-)
-_CUSTOMER = Statement(select(customers.c.id, customers.c.vip_tier).where(customers.c.id == bindparam("id")))
-_INSERT_CUSTOMER = Statement(insert(customers))
-_INSERT_IDENTITY = Statement(insert(identities))
 # Parameter names differ from the columns': an UPDATE reserves the column names for SET.
 _THREAD_SCOPE = (
     ticket_threads.c.tenant_id == bindparam("in_tenant"), ticket_threads.c.account_id == bindparam("in_account"),
@@ -93,17 +83,10 @@ def find_message(conn: Connection, tenant_id: int, channel: str, dedup_key: str)
     return _FIND_MESSAGE.first(conn, {"tenant_id": tenant_id, "channel": channel, "dedup_key": dedup_key})
 
 
-def resolve_customer(conn: Connection, tenant_id: int, kind: str, scope: str, value: str, name: str, now: int) -> Row:
-    """The customer behind an identity, created on first contact. Returns (id, vip_tier)."""
-    row = _CUSTOMER_BY_IDENTITY.first(conn, {"tenant_id": tenant_id, "kind": kind, "scope": scope, "value": value})
-    if row:
-        return row
-    cid = _INSERT_CUSTOMER.insert(conn, {"tenant_id": tenant_id, "name": name[:200], "created_at": now})
-    # A concurrent first contact of the same identity fails here on the unique key; the
-    # caller retries the transaction and then finds the winner's customer.
-    _INSERT_IDENTITY.insert(conn, {"tenant_id": tenant_id, "customer_id": cid, "kind": kind, "scope": scope,
-                                   "value": value, "created_at": now})
-    return _CUSTOMER.first(conn, {"id": cid})
+def resolve_customer(conn: Connection, tenant_id: int, kind: str, scope: str, value: str, name: str,
+                     now: int) -> customers_store.Customer:
+    """The customer behind one identity, created on first contact (``customers.resolve``)."""
+    return customers_store.resolve(conn, tenant_id, (kind, scope, value), [], name, now)
 
 
 def ticket_for_keys(conn: Connection, tenant_id: int, account_id: int, keys: Iterable[str]) -> Row | None:
