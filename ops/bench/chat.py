@@ -13,7 +13,6 @@ p50/p99 (``ops.bench.latency``) of the measured messages and of the tickets they
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -26,15 +25,6 @@ from ticket_service.store.db import Database
 FANS = 500
 
 
-async def _client(http: aiohttp.ClientSession, url: str, work: list, answers: list[float]) -> int:
-    ok = 0
-    for push in work:
-        sent = time.perf_counter()
-        ok += await wechat.post(http, url, push)
-        answers.append((time.perf_counter() - sent) * 1000)
-    return ok
-
-
 async def run(n: int = 5000, connections: int = 16, database_url: str | None = None,
               fans: int = FANS) -> dict:
     system = System(database_url)
@@ -45,13 +35,12 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
         db = Database(system.database_url)
         try:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
-                await _client(http, url, work[:warm], [])
+                await wechat.send(http, url, work[:warm], 1)
                 await latency.wait_stored(db, warm, 60, check=system.check)
                 await latency.wait_assigned(db, 60, check=system.check)
                 since, answers = now_ms(), []
                 started = time.perf_counter()
-                shares = [work[warm:][i::connections] for i in range(connections)]
-                ok = sum(await asyncio.gather(*(_client(http, url, s, answers) for s in shares)))
+                ok = await wechat.send(http, url, work[warm:], connections, answers)
                 took = time.perf_counter() - started
             if ok != n - warm:
                 raise RuntimeError(f"{ok} of {n - warm} pushes answered success")

@@ -88,18 +88,23 @@ async def post(http: aiohttp.ClientSession, url: str, push: tuple[str, dict]) ->
         return resp.status == 200 and await resp.text() == "success"
 
 
-async def _client(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]]) -> int:
+async def _client(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]],
+                  answers: list[float] | None) -> int:
     ok = 0
     for push in work:
+        sent = time.perf_counter()
         ok += await post(http, url, push)
+        if answers is not None:
+            answers.append((time.perf_counter() - sent) * 1000)
     return ok
 
 
-async def send(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]], connections: int) -> int:
+async def send(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]], connections: int,
+               answers: list[float] | None = None) -> int:
     """The pushes from ``connections`` concurrent clients, each posting its share in turn;
-    returns how many were answered ``success``."""
+    returns how many were answered ``success``. ``answers`` collects each answer time (ms)."""
     shares = [work[i::connections] for i in range(connections)]
-    return sum(await asyncio.gather(*(_client(http, url, share) for share in shares)))
+    return sum(await asyncio.gather(*(_client(http, url, share, answers) for share in shares)))
 
 
 async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
@@ -109,7 +114,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
         url = await start(system, pipeline=False)
         work = pushes(n)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
-            await _client(http, url, work[:20])  # warm the account cache and connections
+            await send(http, url, work[:20], 1)  # warm the account cache and connections
             started = time.perf_counter()
             ok = await send(http, url, work[20:], connections)
             took = time.perf_counter() - started
