@@ -49,6 +49,10 @@ class _Flat:
             self.text.append(data)
 
 
+_NO_DOCTYPE, _NO_ENTITY = _refuse("a DOCTYPE"), _refuse("an entity declaration")
+_NO_EXTERNAL = _refuse("an external entity")
+
+
 def _tag(name: str) -> str:
     return "{" + name if "}" in name else name  # namespaced, as ElementTree writes it
 
@@ -60,10 +64,9 @@ def fields(data: bytes | str) -> dict[str, str]:
     parser.buffer_text = True
     parser.StartElementHandler, parser.EndElementHandler = flat.start, flat.end
     parser.CharacterDataHandler = flat.chars
-    parser.StartDoctypeDeclHandler = _refuse("a DOCTYPE")
-    parser.EntityDeclHandler = _refuse("an entity declaration")
-    parser.UnparsedEntityDeclHandler = _refuse("an entity declaration")
-    parser.ExternalEntityRefHandler = _refuse("an external entity")
+    parser.StartDoctypeDeclHandler = _NO_DOCTYPE
+    parser.EntityDeclHandler = parser.UnparsedEntityDeclHandler = _NO_ENTITY
+    parser.ExternalEntityRefHandler = _NO_EXTERNAL
     try:
         parser.Parse(data, True)
     except expat.ExpatError as exc:
