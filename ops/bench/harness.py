@@ -141,13 +141,14 @@ class System:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        if self.scratch is not None and not self.keep and sys.exc_info()[0] is None:
+        failed = self.keep or sys.exc_info()[0] is not None
+        if self.scratch is not None and not failed:
             # stop() runs inside the scenario's event loop: the drop gets a loop of its own.
             drop = threading.Thread(target=asyncio.run, args=(
                 _admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.scratch}" WITH (FORCE)'),))
             drop.start()
             drop.join()
-        if self.keep or sys.exc_info()[0] is not None:
+        if failed:
             kept = f"{self.dir} (role logs, database)" + (f" and database {self.scratch}" if self.scratch else "")
             print(f"bench: kept {kept}", file=sys.stderr)
         else:
