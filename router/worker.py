@@ -13,7 +13,7 @@ from core.bus import Bus
 from core.envelope import Envelope
 from core.errors import PermanentError
 from core.settings import Settings
-from core.worker import NotAttempted, Worker, bound
+from core.worker import NotAttempted, Worker
 from router.assignment import Assigner, Pull, Route
 from ticket_service import events
 from ticket_service.store.db import Database
@@ -73,7 +73,7 @@ class Router(Worker):
     async def handle_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
         """The routes and pulls of the batch in shared rounds (see ``Assigner.apply``), split
         where an agent changes status. When a round fails for anything but an outage, its
-        events are handled one by one, so that only a bad one fails."""
+        events are handled one by one (``Worker.handle_batch``), so that only a bad one fails."""
         results: list[BaseException | None] = [None] * len(envelopes)
         group: list[tuple[int, list[Route | Pull]]] = []
         for i, envelope in enumerate(envelopes):
@@ -86,10 +86,10 @@ class Router(Worker):
                 group.append((i, requests))
                 continue
             if await self._apply(envelopes, group, results):
-                return results
+                return self._not_attempted(results, i)
             group = []
-            results[i] = await self._one(envelopes[i])
-            if results[i] is not None and self.is_outage(results[i]):
+            [results[i]] = await super().handle_batch([envelope])
+            if self._outage(results[i]):
                 return self._not_attempted(results, i + 1)
         await self._apply(envelopes, group, results)
         return results
@@ -106,23 +106,12 @@ class Router(Worker):
             if self.is_outage(exc):
                 for i, _ in group:
                     results[i] = exc
-                self._not_attempted(results, group[-1][0] + 1)
                 return True
             log.warning("router.batch_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
-        for i, _ in group:
-            results[i] = await self._one(envelopes[i])
-            if results[i] is not None and self.is_outage(results[i]):
-                self._not_attempted(results, i + 1)
-                return True
-        return False
-
-    async def _one(self, envelope: Envelope) -> BaseException | None:
-        with bound(envelope):
-            try:
-                await self.handle(envelope)
-            except Exception as exc:
-                return exc
-        return None
+        singles = await super().handle_batch([envelopes[i] for i, _ in group])
+        for (i, _), result in zip(group, singles, strict=True):
+            results[i] = result
+        return any(self._outage(result) for result in singles)
 
     @staticmethod
     def _not_attempted(results: list[BaseException | None], start: int) -> list[BaseException | None]:

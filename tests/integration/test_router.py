@@ -11,6 +11,7 @@ from support import make_mail
 
 from core import keys
 from core.ids import now_ms
+from core.worker import NotAttempted
 from router.assignment import Assigner
 from router.worker import Router
 from ticket_service import events
@@ -211,3 +212,18 @@ async def test_routing_migration_matches_the_tables(system):
     routing = ("routing_", "load_", "cap_", "last_agent_id", "last_assigned_at", "status_at", "language",
                "assigned_at", "ix_identities_tenant_value")
     assert [d for d in found if any(name in repr(d) for name in routing)] == []
+
+
+async def test_a_round_that_fails_is_retried_event_by_event_and_only_the_bad_one_fails(system):
+    agent = await _agent(system, "Al", status="online", capacity={"email": 5})
+    for who in ("a", "b"):
+        await system.publish(make_mail(sender=f"{who}@example.com")[0])
+    await system.drain()
+    first, second = [t.id for t in await system.tickets()]
+    # A ticket id no database column holds: the shared round fails on it, not on the others.
+    batch = [events.event_envelope(events.TICKET_CREATED, "acme", "", "", tenant_id=system.tenant, ticket_id=t)
+             for t in (first, 2**63, second)]
+    results = await Router(system.bus, system.settings, system.db).handle_batch(batch)
+    assert [r is None for r in results] == [True, False, True]
+    assert not isinstance(results[1], NotAttempted)
+    assert await _assignees(system) == {1: agent, 2: agent}
