@@ -9,20 +9,15 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from hashlib import sha256
-from html import unescape
-from mimetypes import MimeTypes
 
-import nh3
-
-from connectors.email import tnef
+from connectors.email import headers, tnef
 from connectors.email.autoreply import auto_reason
-from connectors.email.charsets import decode_bytes, decode_header_value, unescape_8bit
-from connectors.inbound import Attachment, Inbound, Sender
+from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
+from connectors.email.charsets import decode_header_value, unescape_8bit
+from connectors.inbound import Inbound, Sender
 from core.envelope import Envelope
 from core.errors import PermanentError
 
-MAX_DEPTH = 50  # multipart levels walked; deeper parts are ignored
-MAX_PARTS = 1000  # parts walked; later parts are ignored
 MAX_NESTING = 100  # boundaries open at once: refused before parsing
 MAX_HEADER_FIELDS = 5000
 MAX_HEADER_CHARS = 16 * 1024
@@ -38,16 +33,8 @@ _CLOSE = re.compile(rb"^--([^\r\n]{1,200}?)--[ \t]*\r?$", re.M)  # RFC 2046 §5.
 _MSGID = re.compile(r"<([^<>]*)>")
 _HEADER_MSGID = re.compile(r"^\s*Message-ID:\s*<([^<>\s]{1,998})>", re.I | re.M)
 _TICKET = re.compile(r"\[(?:ticket\s*)?#\s*([0-9]{1,12})\]", re.I)
-_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([\w.:-]{1,40})", re.I)
-_BLOCK_TAGS = {"p", "div", "br", "li", "tr", "hr", "pre", "table", "ul", "ol", "blockquote",
-               "h1", "h2", "h3", "h4", "h5", "h6"}
-_BLOCK_TAG = re.compile(rf"</?(?:{'|'.join(_BLOCK_TAGS)})>")  # nh3 output: no attributes
-_SPACES = re.compile(r"[ \t\r\n\f]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
-_DROP_CONTENT = {"script", "style", "title"}
-_URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # RFC 2392: <img src="cid:..."> inline parts
-_TYPES = MimeTypes()  # the built-in table only, so default names do not depend on the host
 _PLAIN_CHARSETS = frozenset({"us-ascii", "ascii", "utf-8", "utf8"})
+_WORD_CHARSET = re.compile(rb"=\?([A-Za-z0-9_.:-]{1,40})(?:\*[A-Za-z-]{1,20})?\?[BbQq]\?")
 
 
 class UnparseableMail(PermanentError):
@@ -94,9 +81,8 @@ def parse(envelope: Envelope) -> list[Inbound]:
     """Turn one raw RFC 5322 message into exactly one Inbound."""
     raw, meta = envelope.payload, envelope.meta
     msg = read_message(raw)
-    leaves = _leaves(msg)
-    hint = _charset_hint(leaves)
-    text, html, attachments = _body(leaves, hint)
+    hint = _charsets(msg)
+    text, html, attachments = body(msg, hint, _EML_POLICY)
     attachments, tnef_text = tnef.expand(attachments)
     text = text or tnef_text
     own = _own_id(msg.get("Message-ID"))
@@ -111,7 +97,7 @@ def parse(envelope: Envelope) -> list[Inbound]:
     reason = auto_reason(msg, sender.value, return_path)
     if reason == "bounce":
         # The bounced original's id leads the refs, so the bounce lands on its ticket.
-        irt = list(dict.fromkeys([*_bounced_ids(leaves, text), *irt]))
+        irt = list(dict.fromkeys([*_bounced_ids(msg, text), *irt]))
     return [Inbound(
         dedup_key=dedup_key, sender=sender, subject=subject, text=text, html=html,
         attachments=attachments, sent_at=_sent_at(msg.get("Date")), own_key=own,
@@ -124,11 +110,11 @@ def parse(envelope: Envelope) -> list[Inbound]:
     )]
 
 
-def _bounced_ids(leaves: list[tuple[Message, int]], text: str) -> list[str]:
+def _bounced_ids(msg: Message, text: str) -> list[str]:
     """Message-IDs of the mail a bounce returns: the attached original or its headers
     (RFC 3464 §2, RFC 6522), else the copy Exim and qmail quote in the text."""
     found: list[str] = []
-    for part, _ in leaves:
+    for part in _leaves(msg):
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "message/global") and part.is_multipart():
             inner = part.get_payload()
@@ -140,11 +126,51 @@ def _bounced_ids(leaves: list[tuple[Message, int]], text: str) -> list[str]:
     return list(dict.fromkeys(found or _HEADER_MSGID.findall(text)))
 
 
+def _leaves(msg: Message) -> list[Message]:
+    """Non-multipart parts (a message/rfc822 is one) in document order, within the caps."""
+    leaves: list[Message] = []
+    stack, seen = [(msg, 0)], 0
+    while stack and seen < MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            if depth < MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in reversed(part.get_payload()))
+        else:
+            leaves.append(part)
+    return leaves
+
+
+def _charsets(msg: Message) -> tuple[str, ...]:
+    """The charsets this mail declares, in order: its parts', then its encoded words'.
+
+    Raw 8-bit headers and undeclared parts are usually in one of them (Foxmail, Outlook).
+    """
+    found: list[str] = []
+    stack, seen = [msg], 0
+    while stack and seen < MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        charset = part.get_param("charset")
+        if isinstance(charset, str) and charset.strip().lower() not in _PLAIN_CHARSETS:
+            found.append(charset.strip().lower())
+        if part.is_multipart():
+            stack.extend(c for c in reversed(part.get_payload()) if isinstance(c, Message))
+    words = _WORD_CHARSET.findall(_raw_headers(msg))
+    found += [w.decode("ascii").lower() for w in words]
+    return tuple(c for c in dict.fromkeys(found) if c not in _PLAIN_CHARSETS)[:8]
+
+
+def _raw_headers(msg: Message) -> bytes:
+    return "\n".join(f"{k}: {v}" for k, v in msg.raw_items()).encode("utf-8", "surrogateescape")
+
+
 def read_message(raw: bytes) -> Message:
     """Parse the bytes, refusing what is not a mail or would take unbounded time."""
     if not raw.strip():
         raise UnparseableMail("empty payload")
     _check_nesting(raw)
+    raw = headers.repair(raw)
     try:
         msg = BytesParser(policy=_POLICY).parsebytes(raw)
     except RecursionError:
@@ -182,136 +208,6 @@ def _has_body(msg: Message) -> bool:
     return bool(payload) if isinstance(payload, list) else bool(str(payload or "").strip())
 
 
-def _leaves(msg: Message) -> list[tuple[Message, int]]:
-    """Leaf parts in document order, each with its nearest multipart/alternative (or -1)."""
-    leaves: list[tuple[Message, int]] = []
-    stack, seen = [(msg, 0, -1)], 0
-    while stack and seen < MAX_PARTS:
-        part, depth, group = stack.pop()
-        seen += 1
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
-            if depth < MAX_DEPTH:
-                group = seen if part.get_content_subtype() == "alternative" else group
-                stack.extend((child, depth + 1, group) for child in reversed(part.get_payload()))
-        else:
-            leaves.append((part, group))
-    return leaves
-
-
-def _charset_hint(leaves: list[tuple[Message, int]]) -> str | None:
-    """The first declared body charset: raw 8-bit headers are usually in it (Foxmail)."""
-    for part, _ in leaves:
-        charset = part.get_content_charset()
-        if charset and charset not in _PLAIN_CHARSETS:
-            return charset
-    return None
-
-
-def _body(leaves: list[tuple[Message, int]], hint: str | None) -> tuple[str, str, list[Attachment]]:
-    """Text, sanitized HTML and attachments; one text and one HTML per alternative."""
-    texts: list[str] = []
-    htmls: list[str] = []
-    attachments: list[Attachment] = []
-    taken: set[tuple[int, str]] = set()
-    for part, group in leaves:
-        kind = _body_kind(part)
-        if not kind:
-            attachments.append(_attachment(part, len(attachments) + 1, hint))
-        elif group < 0 or (group, kind) not in taken:
-            taken.add((group, kind))
-            (htmls if kind == "html" else texts).append(_part_text(part, kind == "html"))
-    text = "\n\n".join(t.strip() for t in texts if t.strip())
-    html = "\n".join(htmls)
-    if not text and html:
-        text = html_to_text(html)
-    clean = nh3.clean(html, clean_content_tags=_DROP_CONTENT, url_schemes=_URL_SCHEMES)
-    return text, clean.strip(), attachments
-
-
-def _body_kind(part: Message) -> str:
-    """"plain" or "html" for a body part, "" for an attachment."""
-    if (part.get_content_disposition() == "attachment"
-            or part.get_param("filename", None, "content-disposition") is not None
-            or part.get_param("name", None, "content-type") is not None):
-        return ""
-    ctype = part.get_content_type()
-    if ctype == "text/html":
-        return "html"
-    # A multipart without a usable boundary cannot be split: show it as text.
-    return "plain" if ctype == "text/plain" or ctype.startswith("multipart/") else ""
-
-
-def _part_text(part: Message, html: bool) -> str:
-    data = part.get_payload(decode=True) or b""
-    charset = part.get_content_charset()
-    if charset is None and html:
-        found = _META_CHARSET.search(data[:4096])
-        charset = found.group(1).decode("ascii") if found else None
-    text = decode_bytes(data, charset)
-    # NUL is legal in 8-bit MIME but not in a PostgreSQL text column.
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from HTML: block tags become line breaks, all other markup is dropped."""
-    bare = nh3.clean(html, tags=_BLOCK_TAGS, clean_content_tags=_DROP_CONTENT, attributes={},
-                     link_rel=None)
-    text = unescape(_BLOCK_TAG.sub("\n", _SPACES.sub(" ", bare))).replace("\xa0", " ")
-    lines = "\n".join(line.strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", lines).strip()
-
-
-def _attachment(part: Message, n: int, hint: str | None) -> Attachment:
-    ctype = part.get_content_type()
-    data = _message_bytes(part) if part.is_multipart() else part.get_payload(decode=True) or b""
-    name = _safe_name(_filename(part, hint) or _eml_name(part, hint))
-    if not name:
-        name = f"attachment-{n}{_TYPES.guess_extension(ctype) or '.bin'}"
-    cid = _own_id(part.get("Content-ID")) or None
-    # RFC 2392: a part with a Content-ID is shown where the HTML points at it.
-    inline = cid is not None and part.get_content_disposition() != "attachment"
-    return Attachment(filename=name, content_type=ctype, data=data, content_id=cid, inline=inline)
-
-
-def _filename(part: Message, hint: str | None) -> str:
-    """The sender's file name: RFC 2231 first (RFC 6266 §4.3), then RFC 2047 or raw 8-bit."""
-    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
-        values = [v for k, v in part.get_params([], header=header)[1:] if k.strip().lower() == param]
-        extended = next((v for v in values if isinstance(v, tuple)), None)
-        if extended is not None:
-            # (charset, language, %-decoded text as latin-1), continuations already joined.
-            charset, _, text = extended
-            return decode_bytes(text.encode("latin-1", "surrogateescape"), charset or hint)
-        if values:
-            # Outlook and Foxmail put RFC 2047 words inside the quotes, against RFC 2047 §5.
-            return decode_header_value(values[0], hint)
-    return ""
-
-
-def _eml_name(part: Message, hint: str | None) -> str:
-    payload = part.get_payload() if part.get_content_type() == "message/rfc822" else None
-    if not isinstance(payload, list) or not payload or not isinstance(payload[0], Message):
-        return ""
-    subject = _line(decode_header_value(payload[0].get("Subject", ""), hint))
-    return subject.replace("/", "_").replace("\\", "_")[:200] + ".eml" if subject else ""
-
-
-def _safe_name(name: str) -> str:
-    """The last path component, printable only: senders do send ../../etc/passwd."""
-    name = "".join(ch for ch in name if ch.isprintable())
-    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return "" if name in (".", "..") else name[:255]
-
-
-def _message_bytes(part: Message) -> bytes:
-    """A message/* part's content, regenerated: the stdlib keeps no byte offsets."""
-    try:
-        return b"".join(m.as_bytes(policy=_EML_POLICY)
-                        for m in part.get_payload() if isinstance(m, Message))
-    except (RecursionError, ValueError, TypeError, LookupError):
-        return b""
-
-
 def _addresses(values: list[str], hint: str | None) -> list[tuple[str, str]]:
     """(lower-case address, display name) pairs; [] for what the stdlib cannot parse."""
     try:
@@ -326,8 +222,10 @@ def _addresses(values: list[str], hint: str | None) -> list[tuple[str, str]]:
     return found
 
 
-def _sender(msg: Message, meta: dict[str, str], hint: str | None) -> Sender:
-    for header in ("From", "Sender"):
+def _sender(msg: Message, meta: dict[str, str], hint: tuple[str, ...]) -> Sender:
+    # A From without an address ("我" <>) is answered at Reply-To (RFC 5322 §3.6.2); the
+    # Return-Path is the bounce address, often a list's or a bulk sender's: last.
+    for header in ("From", "Reply-To", "Sender"):
         found = _addresses(msg.get_all(header, []), hint)
         if found:
             return Sender(kind="email", value=found[0][0], name=found[0][1])
@@ -335,7 +233,18 @@ def _sender(msg: Message, meta: dict[str, str], hint: str | None) -> Sender:
         found = _addresses([value], hint)
         if found:
             return Sender(kind="email", value=found[0][0])
-    return Sender(kind="email", value="")
+    # "From: MAILER-DAEMON (Mail Delivery System)": a local name is still who sent it.
+    local = _local_only(msg.get("From", ""))
+    return Sender(kind="email", value=local)
+
+
+def _local_only(value: str) -> str:
+    try:
+        pairs = getaddresses([value])
+    except (RecursionError, ValueError, IndexError, TypeError):
+        return ""
+    addr = unescape_8bit(pairs[0][1]).strip().lower() if len(pairs) == 1 else ""
+    return addr if addr and " " not in addr and "@" not in addr and addr.isprintable() else ""
 
 
 def _raw_header(msg: Message, name: str) -> str | None:

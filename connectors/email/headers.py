@@ -1,0 +1,51 @@
+"""Repair a header block that a careless gateway broke, before the stdlib parser reads it.
+
+Two breakages seen from real senders: a folded line that lost its leading white space (an
+anti-spam gateway re-wrapping a long base64 header), which would end the header block there;
+and a line of junk before the first field ("---- Original email message ----"), which
+would make the whole mail "no header fields". A line is only taken into the header block
+when a well-known field follows it, so a body written without a blank line stays a body.
+"""
+
+from __future__ import annotations
+
+import re
+
+# RFC 5322 §3.6.8: field-name is printable US-ASCII except ":"; obsolete syntax (§4.5)
+# allows white space before the colon.
+_FIELD = re.compile(rb"^[!-9;-~]+[ \t]*:")
+_KNOWN = re.compile(
+    rb"^(?:from|to|cc|bcc|subject|date|message-id|in-reply-to|references|reply-to|sender|"
+    rb"return-path|received|mime-version|content-[a-z-]+|x-[!-9;-~]+)[ \t]*:", re.I)
+MAX_SCAN_LINES = 2000
+
+
+def repair(raw: bytes) -> bytes:
+    """``raw`` with stray header lines folded back in and a junk first line dropped."""
+    end = _block_end(raw)
+    lines = raw[:end].splitlines(keepends=True)[:MAX_SCAN_LINES]
+    if not lines:
+        return raw
+    # The index of the last well-known field: stray lines before it are header text.
+    last_known = max((i for i, line in enumerate(lines) if _KNOWN.match(line)), default=-1)
+    out: list[bytes] = []
+    changed = False
+    for i, line in enumerate(lines):
+        if _FIELD.match(line) or line[:1] in (b" ", b"\t") or i >= last_known:
+            out.append(line)
+        elif i == 0 and line.startswith(b"From "):
+            out.append(line)  # the mbox separator: the stdlib sets it aside itself
+        elif i == 0:
+            changed = True  # junk before the first field: dropped
+        else:
+            out.append(b" " + line)  # a continuation that lost its fold (RFC 5322 §2.2.3)
+            changed = True
+    if not changed:
+        return raw
+    return b"".join(out) + raw[len(b"".join(lines)):]
+
+
+def _block_end(raw: bytes) -> int:
+    """Where the header block ends: the first empty line (RFC 5322 §2.1)."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return min(ends) + 1 if ends else len(raw)
