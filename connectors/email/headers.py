@@ -31,7 +31,10 @@ def repair(raw: bytes) -> bytes:
     out: list[bytes] = []
     changed = False
     for i, line in enumerate(lines):
-        if _FIELD.match(line) or line[:1] in (b" ", b"\t") or i >= last_known:
+        # A parameter list ending in ";" goes on: "boundary=..." below it is part of it.
+        params_go_on = bool(out) and out[-1].rstrip().endswith(b";")
+        if (_FIELD.match(line) or line[:1] in (b" ", b"\t")
+                or (i >= last_known and not params_go_on)):
             out.append(line)
         elif i == 0 and line.startswith(b"From "):
             out.append(line)  # the mbox separator: the stdlib sets it aside itself
