@@ -4,7 +4,8 @@ Zammad's ``test/data/mail/mailNNN.box`` come with ``mailNNN.yml``: what its pars
 (from, subject, body, attachments). Chatwoot's ``spec/fixtures/files/*.eml`` come with
 assertions in its specs, which ``CHATWOOT`` below restates. The mails are the projects' own
 fixtures and stay outside this repository (``SWITCHBOARD_PEER_CORPUS`` or a
-``shared/corpus/peers`` folder beside or above the checkout).
+``shared/corpus/peers`` folder beside or above the checkout, or under /work for a
+clone made elsewhere on the build machine).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def corpus_root() -> Path | None:
     """The folder holding ``zammad/`` and ``chatwoot/``, or None when it is not here."""
     if os.environ.get("SWITCHBOARD_PEER_CORPUS"):
         return Path(os.environ["SWITCHBOARD_PEER_CORPUS"])
-    for parent in Path(__file__).resolve().parents:
+    for parent in (*Path(__file__).resolve().parents, Path("/work")):
         candidate = parent / "shared" / "corpus" / "peers"
         if candidate.is_dir():
             return candidate
