@@ -155,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         return routercli.main(settings, args)
     if args.command in ROLES:
         # libuv's loop: cheaper socket wakeups for every role (HTTP, SMTP, Redis, the DB thread).
-        uvloop.run(_serve(settings, args.command, getattr(args, "drain", False)))
+        try:
+            uvloop.run(_serve(settings, args.command, getattr(args, "drain", False)))
+        except SettingsError as exc:  # e.g. a TLS certificate that cannot be loaded
+            print(f"switchboard: {exc}", file=sys.stderr)
+            return 2
         return 0
     try:
         print(asyncio.run(_admin(settings, args)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import structlog
 from aiosmtpd.smtp import SMTP, Session
@@ -107,12 +108,17 @@ class CountingSMTP(SMTP):
 
 
 async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, max_size: int,
-                hostname: str) -> asyncio.Server:
-    """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552."""
+                hostname: str, tls_context: ssl.SSLContext | None = None,
+                require_tls: bool = False) -> asyncio.Server:
+    """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552.
+
+    With ``tls_context`` STARTTLS is offered (RFC 3207); ``require_tls`` answers MAIL before
+    it with 530, for domains that publish MTA-STS and take no mail in plain text.
+    """
     handler = InboundHandler(bus, accounts)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: CountingSMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, hostname=hostname,
-                     ident="Switchboard ESMTP"),
+                     ident="Switchboard ESMTP", tls_context=tls_context, require_starttls=require_tls),
         host=host, port=port,
     )
