@@ -38,6 +38,9 @@ class Settings:
     # Email
     max_message_size: int = 25 * 1024 * 1024
     smtp_hostname: str = "switchboard.local"
+    smtp_tls_cert: str = ""  # PEM certificate chain; with smtp_tls_key, SMTP offers STARTTLS
+    smtp_tls_key: str = ""
+    smtp_require_tls: bool = False  # refuse MAIL before STARTTLS (530), RFC 3207 §4
     # IMAP pollers (`switchboard connector imap`)
     imap_timeout_s: float = 30.0  # every network step; a hung server cannot hang the poller
     imap_poll_interval_s: float = 60.0  # servers without IDLE
@@ -47,6 +50,7 @@ class Settings:
     imap_backoff_max_s: float = 60.0  # reconnect backoff ceiling
     imap_max_attempts: int = 3  # failed fetches of one UID before it is quarantined
     imap_batch: int = 50  # UIDs fetched per round
+    imap_tls_ca: str = ""  # extra CA certificates (PEM) the poller trusts besides the system's
     # Wire
     blob_threshold: int = 256 * 1024
     # Consumer loop

@@ -69,13 +69,16 @@ def _add_imap_parser(account) -> None:
     imap.add_argument("address", help="the support address; registered for the tenant if new")
     imap.add_argument("--tenant", required=True)
     imap.add_argument("--host", required=True)
-    imap.add_argument("--port", type=int, help="default 993 (ssl) or 143")
+    imap.add_argument("--port", type=int, help="default 993 (ssl), 143 (starttls or none)")
     imap.add_argument("--user", required=True)
     secret = imap.add_mutually_exclusive_group(required=True)
     secret.add_argument("--password", help="visible to other local users; prefer --password-stdin")
     secret.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     imap.add_argument("--folder", default="INBOX")
-    imap.add_argument("--security", choices=mailboxes.SECURITY, default="ssl")
+    imap.add_argument("--security", choices=mailboxes.SECURITY,
+                      help="default ssl on port 993, starttls on any other; none only when asked for")
+    imap.add_argument("--no-tls-verify", action="store_true",
+                      help="accept the server's certificate unchecked (self-signed): encrypted, not authenticated")
     imap.add_argument("--after", default="leave", metavar="leave|seen|move:FOLDER",
                       help="what to do with a message once it is on the stream")
     imap.add_argument("--start", choices=mailboxes.START, default="all",
@@ -85,9 +88,9 @@ def _add_imap_parser(account) -> None:
 async def _imap_account(settings: Settings, conn, tenant: int, args: argparse.Namespace) -> str:
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else args.password
     after, _, move_to = args.after.partition(":")
-    port = args.port or (993 if args.security == "ssl" else 143)
+    port = args.port or (993 if args.security in (None, "ssl") else 143)
     imap = mailboxes.imap_settings(args.host, port, args.user, args.folder, args.security, after, move_to,
-                                   args.start)
+                                   args.start, tls_verify=not args.no_tls_verify)
     account = await mailboxes.set_imap(conn, tenant, args.address, imap, seal(settings.secret_key, password))
     return f"email account {args.address} fetches {args.user}@{args.host}:{port}/{args.folder} (id {account})"
 
@@ -155,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         return routercli.main(settings, args)
     if args.command in ROLES:
         # libuv's loop: cheaper socket wakeups for every role (HTTP, SMTP, Redis, the DB thread).
-        uvloop.run(_serve(settings, args.command, getattr(args, "drain", False)))
+        try:
+            uvloop.run(_serve(settings, args.command, getattr(args, "drain", False)))
+        except SettingsError as exc:  # e.g. a TLS certificate that cannot be loaded
+            print(f"switchboard: {exc}", file=sys.stderr)
+            return 2
         return 0
     try:
         print(asyncio.run(_admin(settings, args)))

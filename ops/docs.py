@@ -37,6 +37,12 @@ HELP: dict[str, str] = {
     "max_message_size": "Largest accepted message in bytes (25 MiB): announced in SMTP "
     "`EHLO SIZE` and refused with 552 above it; also the HTTP body limit.",
     "smtp_hostname": "Name the SMTP server gives in its greeting and `EHLO` reply.",
+    "smtp_tls_cert": "PEM certificate chain (leaf first) for SMTP `STARTTLS` (RFC 3207); set "
+    "with `smtp_tls_key` and the server offers `STARTTLS`. Unreadable files stop the role at start.",
+    "smtp_tls_key": "PEM private key of `smtp_tls_cert` (unencrypted; keep it readable by the "
+    "role only).",
+    "smtp_require_tls": "Answer `MAIL` before `STARTTLS` with 530 (RFC 3207 §4): no mail in plain "
+    "text. Needs `smtp_tls_cert`; senders without TLS cannot deliver at all.",
     "imap_timeout_s": "Seconds any one IMAP network step (connect, login, search, fetch, IDLE "
     "exit) may take before the poller drops the connection and reconnects.",
     "imap_poll_interval_s": "Seconds between polls of a mailbox whose server lacks IDLE.",
@@ -50,6 +56,8 @@ HELP: dict[str, str] = {
     "imap_max_attempts": "Failed fetches of one message (UID) before it is quarantined in "
     "`dead.imap` and the mailbox moves on.",
     "imap_batch": "Messages (UIDs) fetched per round from one mailbox.",
+    "imap_tls_ca": "PEM file of CA certificates the IMAP poller trusts besides the system's, "
+    "e.g. a company CA that signed the mail server's certificate.",
     "blob_threshold": "Payloads larger than this many bytes go to the blob store; the stream "
     "entry carries the reference (claim check).",
     "batch_size": "Entries a worker reads per `XREADGROUP` and reclaims per `XAUTOCLAIM`.",

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from connectors.email import smtp
+from connectors.email import tls as email_tls
 from connectors.email.imap import ImapPoller
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
@@ -72,9 +73,10 @@ async def router(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
 
 async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     s = rt.settings
+    tls = email_tls.server_context(s.smtp_tls_cert, s.smtp_tls_key, required=s.smtp_require_tls)
     server = await smtp.serve(
         rt.bus, AccountDirectory(rt.db, s.account_cache_s, s.secret_key), s.host, s.smtp_port,
-        max_size=s.max_message_size, hostname=s.smtp_hostname,
+        max_size=s.max_message_size, hostname=s.smtp_hostname, tls_context=tls, require_tls=s.smtp_require_tls,
     )
     log.info("smtp.listening", host=s.host, port=s.smtp_port)
     await stop.wait()

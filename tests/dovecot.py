@@ -7,11 +7,13 @@ import os
 import pwd
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 from pathlib import Path
 
 from support import free_port, wait_for
+from tls_certs import Certs
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
@@ -22,9 +24,8 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+listen = {address}
+{tls}
 auth_mechanisms = plain login
 default_internal_user = {internal}
 default_login_user = {internal}
@@ -46,11 +47,13 @@ userdb {{
 service imap-login {{
   chroot =
   inet_listener imap {{
-    address = 127.0.0.1
+    address = {address}
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {address}
+    port = {imaps_port}
+    ssl = {imaps_ssl}
   }}
 }}
 service anvil {{
@@ -59,13 +62,28 @@ service anvil {{
 """
 
 
-class Dovecot:
-    """``dovecot -F`` on a free loopback port; users are added to its passwd file on the fly."""
+def _tls(certs: Certs | None, required: bool) -> str:
+    if certs is None:
+        return "ssl = no\ndisable_plaintext_auth = no"
+    return (f"ssl = {'required' if required else 'yes'}\nssl_cert = <{certs.cert}\nssl_key = <{certs.key}\n"
+            f"disable_plaintext_auth = {'yes' if required else 'no'}")
 
-    def __init__(self) -> None:
+
+class Dovecot:
+    """``dovecot -F`` on a free loopback port; users are added to its passwd file on the fly.
+
+    With ``certs`` it offers STARTTLS (``ssl = yes``); ``tls_required`` also refuses any login
+    before it (``ssl = required``), which Dovecot enforces only for clients that are not on its
+    own address, hence ``address`` (127.0.0.2: the tests connect from 127.0.0.1).
+    """
+
+    def __init__(self, certs: Certs | None = None, *, tls_required: bool = False,
+                 address: str = "127.0.0.1") -> None:
+        self.certs, self.address = certs, address
         self.root = Path(tempfile.mkdtemp(prefix="sb-dovecot-"))
         self.root.chmod(0o755)  # the mail user (nobody, when we are root) walks into it
         self.port = free_port()
+        self.imaps_port = free_port() if certs else 0  # TLS from the first byte (RFC 8314)
         self.conf = self.root / "dovecot.conf"
         self.proc: subprocess.Popen | None = None
         if os.geteuid() == 0:
@@ -76,7 +94,9 @@ class Dovecot:
             internal, group, uid, gid, first = me.pw_name, None, me.pw_uid, me.pw_gid, me.pw_uid
             group = subprocess.run(["id", "-gn"], capture_output=True, text=True).stdout.strip()
         self.conf.write_text(_CONF.format(root=self.root, internal=internal, group=group, uid=uid, gid=gid,
-                                          first_uid=first, port=self.port, password=PASSWORD))
+                                          first_uid=first, port=self.port, password=PASSWORD,
+                                          address=address, tls=_tls(certs, tls_required),
+                                          imaps_port=self.imaps_port, imaps_ssl="yes" if certs else "no"))
         for sub in ("mail", "run", "state"):
             (self.root / sub).mkdir()
         shutil.chown(self.root / "mail", uid, gid)
@@ -101,7 +121,7 @@ class Dovecot:
 
     def _answers(self) -> bool:
         try:
-            imaplib.IMAP4("127.0.0.1", self.port, timeout=1).logout()
+            imaplib.IMAP4(self.address, self.port, timeout=1).logout()
             return True
         except OSError:
             return False
@@ -111,8 +131,10 @@ class Dovecot:
         return name
 
     def connect(self, user: str) -> imaplib.IMAP4:
-        client = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        client = imaplib.IMAP4(self.address, self.port, timeout=10)
         try:
+            if self.certs is not None:
+                client.starttls(ssl.create_default_context(cafile=str(self.certs.ca)))
             client.login(user, PASSWORD)
         except imaplib.IMAP4.error:
             client.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import structlog
 from aiosmtpd.smtp import SMTP, Session
@@ -79,24 +80,45 @@ def _count(outcome: str, reason: str) -> None:
     metrics.INGRESS.labels(CHANNEL, outcome, reason).inc()
 
 
+TOO_MUCH_DATA = "552 Error: Too much mail data"  # aiosmtpd's own words for DATA over the size
+
+
 class CountingSMTP(SMTP):
-    """aiosmtpd answers oversized and over-long mail itself; count those refusals too."""
+    """aiosmtpd's server with no line length limit short of the message size; counts its refusals.
+
+    RFC 5322 §2.1.1 limits lines to 998 octets for senders, and real mail breaks it (HTML
+    mailers writing a whole body on one line). Postfix accepts such lines and so do we: a
+    bounce for a long line is a customer's mail lost, and the bytes are kept as sent.
+    """
+
+    def __init__(self, handler, *, data_size_limit: int, **kwargs) -> None:
+        # aiosmtpd sizes its stream reader with line_length_limit in __init__ and refuses a
+        # longer DATA line with 500; any line that fits in the message may be that long
+        # (+ CRLF and a stuffed dot, RFC 5321 §4.5.2). Memory stays bounded by the size.
+        self.line_length_limit = data_size_limit + len(b".\r\n")
+        super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
 
     async def push(self, status: str) -> None:
+        if status.startswith("500 Line too long"):
+            # Only a line longer than the whole message may be gets here: that is too much data.
+            status = TOO_MUCH_DATA
         if status.startswith("552"):
             _count("rejected", "too_large")
-        elif status.startswith("500 Line too long"):
-            _count("rejected", "line_too_long")
         await super().push(status)
 
 
 async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, max_size: int,
-                hostname: str) -> asyncio.Server:
-    """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552."""
+                hostname: str, tls_context: ssl.SSLContext | None = None,
+                require_tls: bool = False) -> asyncio.Server:
+    """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552.
+
+    With ``tls_context`` STARTTLS is offered (RFC 3207); ``require_tls`` answers MAIL before
+    it with 530, for domains that publish MTA-STS and take no mail in plain text.
+    """
     handler = InboundHandler(bus, accounts)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: CountingSMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, hostname=hostname,
-                     ident="Switchboard ESMTP"),
+                     ident="Switchboard ESMTP", tls_context=tls_context, require_starttls=require_tls),
         host=host, port=port,
     )

@@ -57,7 +57,8 @@ def test_account_password_is_stored_encrypted(database_url, redis_url, tmp_path,
     _setup(env, dovecot, {"help@acme.test": imap_user})
     [(settings, secret_enc)] = query(database_url, select(channel_accounts.c.settings, channel_accounts.c.secret_enc))
     assert settings["imap"] == {"host": "127.0.0.1", "port": dovecot.port, "user": imap_user, "folder": "INBOX",
-                                "security": "none", "after": "leave", "move_to": "", "start": "all"}
+                                "security": "none", "tls_verify": True, "after": "leave", "move_to": "",
+                                "start": "all"}
     assert PASSWORD not in secret_enc
     assert unseal(SECRET, secret_enc) == PASSWORD
     no_key = subprocess.run([*SWITCHBOARD, "account", "imap", "x@acme.test", "--tenant", "acme", "--host", "h",

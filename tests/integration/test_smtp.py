@@ -2,6 +2,7 @@
 
 import asyncio
 import smtplib
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,7 +18,9 @@ from ticket_service.store.directory import AccountDirectory
 
 
 @pytest.fixture
-async def server(sqlite_url, redis_url, tmp_path):
+async def server(request, sqlite_url, redis_url, tmp_path):
+    """The SMTP server on a free port (64 KiB limit unless a test passes serve() options)."""
+    options = {"max_size": 64 * 1024, **getattr(request, "param", {})}
     db = Database(sqlite_url)
     await migrate(db)
     async with db.write() as conn:
@@ -29,7 +32,7 @@ async def server(sqlite_url, redis_url, tmp_path):
     client = aioredis.Redis.from_url(redis_url)
     bus = Bus(client, BlobStore(tmp_path / "blobs"), 256 * 1024)
     port = free_port()
-    srv = await smtp.serve(bus, AccountDirectory(db), "127.0.0.1", port, max_size=64 * 1024, hostname="mx.test")
+    srv = await smtp.serve(bus, AccountDirectory(db), "127.0.0.1", port, hostname="mx.test", **options)
     yield port, client
     srv.close()
     await srv.wait_closed()
@@ -97,3 +100,85 @@ async def test_queue_down_gets_451_temporary_failure(server):
     finally:
         await client.config_set("maxmemory", 0)
     assert await client.xlen("ingest.email") == 0
+
+
+def _send_without_size(port, raw):
+    # Like a client that does not declare SIZE in MAIL: the size is only known during DATA.
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo()
+        assert c.mail("zhang.wei@example.cn")[0] == 250
+        assert c.rcpt(SUPPORT)[0] == 250
+        return c.data(raw)
+
+
+@pytest.mark.parametrize("server", [{"max_size": 1024 * 1024}], indirect=True)
+@pytest.mark.parametrize("length", [5_000, 100_000])
+async def test_lines_longer_than_998_octets_are_accepted_byte_for_byte(server, length):
+    # RFC 5322 §2.1.1 binds senders; as Postfix does, a long line is no reason to bounce.
+    port, client = server
+    head, _ = make_mail(body="short first line")
+    raw = head.replace(b"\n", b"\r\n") + b"<p>" + b"x" * length + b"</p>\r\n.dot-stuffed\r\n"
+    code, text = await asyncio.to_thread(_send_without_size, port, raw)
+    assert code == 250, text
+    [env] = await _entries(client)
+    assert env.payload == raw
+
+
+async def test_one_line_longer_than_the_size_limit_gets_552_not_500(server):
+    # Without SIZE in MAIL, a single 100,000-octet line against a 64 KiB limit: too much data.
+    port, client = server
+    head, _ = make_mail(body="")
+    code, text = await asyncio.to_thread(_send_without_size, port, head + b"y" * 100_000 + b"\r\n")
+    assert (code, text) == (552, b"Error: Too much mail data")
+    assert await client.xlen("ingest.email") == 0
+
+
+async def test_many_lines_over_the_size_limit_get_552_during_data(server):
+    port, client = server
+    raw, _ = make_mail(body=("z" * 70 + "\n") * 1000)  # 71,000 octets of short lines
+    code, text = await asyncio.to_thread(_send_without_size, port, raw.replace(b"\n", b"\r\n"))
+    assert (code, text) == (552, b"Error: Too much mail data")
+    assert await client.xlen("ingest.email") == 0
+
+
+def _peer_mails() -> list:
+    # Other helpdesks' test mails, in shared/ beside the repository (or a folder above it).
+    here = Path(__file__).resolve()
+    for folder in here.parents:
+        peers = folder / "shared" / "corpus" / "peers"
+        if peers.is_dir():
+            return sorted(peers.glob("zammad/*.box")) + sorted(peers.glob("chatwoot/*.eml"))
+    raise AssertionError(f"no shared/corpus/peers above {here}")
+
+
+def _as_delivered(raw: bytes) -> bytes:
+    # What an MTA puts on the wire and its receiver stores: CRLF line ends, ending in CRLF.
+    wire = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return wire if wire.endswith(b"\r\n") else wire + b"\r\n"
+
+
+def _send_all(port, mails: list) -> list:
+    refused = []
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        for path in mails:
+            try:
+                c.sendmail("mailer@example.net", [SUPPORT], _as_delivered(path.read_bytes()))
+            except smtplib.SMTPException as exc:
+                refused.append((path.name, str(exc)[:200]))
+                c.rset()
+    return refused
+
+
+@pytest.mark.parametrize("server", [{"max_size": 25 * 1024 * 1024}], indirect=True)
+async def test_every_peer_corpus_mail_is_accepted_and_kept_byte_for_byte(server, tmp_path):
+    # Zammad's and Chatwoot's test mails (long lines, 8-bit, up to 1.5 MB) over real SMTP.
+    port, client = server
+    bus = Bus(client, BlobStore(tmp_path / "blobs"), 256 * 1024)  # large ones are claim-checked
+    mails = _peer_mails()
+    assert {p.parent.name for p in mails} == {"zammad", "chatwoot"}
+    refused = await asyncio.to_thread(_send_all, port, mails)
+    assert refused == []
+    envs = [await bus.materialize(env) for env in await _entries(client)]
+    assert len(envs) == len(mails)
+    mismatched = [p.name for p, env in zip(mails, envs, strict=True) if env.payload != _as_delivered(p.read_bytes())]
+    assert mismatched == []

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticket_service.store import admin
 from ticket_service.store.tables import channel_accounts, tenants
 
-SECURITY = ("ssl", "none")  # implicit TLS (RFC 8314) or plain, e.g. on a private network
+# Implicit TLS (RFC 8314, port 993), STARTTLS (RFC 3501 §6.2.1, port 143) or plain text,
+# e.g. on a private network; never plain text unless asked for.
+SECURITY = ("ssl", "starttls", "none")
 AFTER = ("leave", "seen", "move")
 START = ("all", "new")
 
@@ -28,6 +30,7 @@ class ImapMailbox:
     secret_enc: str
     folder: str = "INBOX"
     security: str = "ssl"
+    tls_verify: bool = True  # False: accept a self-signed certificate (encrypted, not authenticated)
     after: str = "leave"  # leave | seen | move
     move_to: str = ""
     start: str = "all"  # all: take in what the folder already holds; new: only what arrives later
@@ -38,8 +41,14 @@ class ImapMailbox:
         return f"{self.account_id}:{self.folder}"
 
 
-def imap_settings(host: str, port: int, user: str, folder: str = "INBOX", security: str = "ssl",
-                  after: str = "leave", move_to: str = "", start: str = "all") -> dict:
+def default_security(port: int | None) -> str:
+    """What a mailbox speaks when not told: TLS from the start on 993 (or no port), else STARTTLS."""
+    return "ssl" if port in (None, 993) else "starttls"
+
+
+def imap_settings(host: str, port: int, user: str, folder: str = "INBOX", security: str | None = None,
+                  after: str = "leave", move_to: str = "", start: str = "all", tls_verify: bool = True) -> dict:
+    security = security or default_security(port)
     if security not in SECURITY:
         raise ValueError(f"security must be one of {SECURITY}")
     if after not in AFTER or (after == "move") != bool(move_to):
@@ -47,7 +56,7 @@ def imap_settings(host: str, port: int, user: str, folder: str = "INBOX", securi
     if start not in START:
         raise ValueError(f"start must be one of {START}")
     return {"host": host, "port": int(port), "user": user, "folder": folder, "security": security,
-            "after": after, "move_to": move_to, "start": start}
+            "tls_verify": bool(tls_verify), "after": after, "move_to": move_to, "start": start}
 
 
 async def set_imap(conn: AsyncConnection, tenant: int, address: str, imap: dict, secret_enc: str) -> int:
@@ -86,6 +95,7 @@ async def imap_mailboxes(conn: AsyncConnection) -> list[ImapMailbox]:
             account_id=account_id, tenant_slug=slug, address=address, host=imap["host"],
             port=int(imap["port"]), user=imap["user"], secret_enc=secret_enc or "",
             folder=imap.get("folder", "INBOX"), security=imap.get("security", "ssl"),
+            tls_verify=imap.get("tls_verify", True),
             after=imap.get("after", "leave"), move_to=imap.get("move_to", ""),
             start=imap.get("start", "all"),
         ))

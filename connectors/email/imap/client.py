@@ -37,8 +37,12 @@ class Folder:
 class ImapSession:
     """Connect, log in, select one folder; then search, fetch, flag, move and IDLE in it."""
 
-    def __init__(self, host: str, port: int, *, use_ssl: bool, timeout: float) -> None:
-        self.host, self.port, self.use_ssl, self.timeout = host, port, use_ssl, timeout
+    def __init__(self, host: str, port: int, *, security: str, tls: ssl.SSLContext | None,
+                 timeout: float) -> None:
+        """``security``: ssl (TLS from the start, RFC 8314), starttls (RFC 3501 §6.2.1) or none."""
+        if security != "none" and tls is None:
+            raise ValueError(f"security={security} needs a TLS context")
+        self.host, self.port, self.security, self.tls, self.timeout = host, port, security, tls, timeout
         self.client: aioimaplib.IMAP4 | None = None
         self.lost = asyncio.Event()
 
@@ -57,11 +61,15 @@ class ImapSession:
         return response.lines
 
     async def open(self, user: str, password: str, folder: str) -> Folder:
-        cls, extra = (aioimaplib.IMAP4_SSL, {"ssl_context": ssl.create_default_context()}) if self.use_ssl \
-            else (aioimaplib.IMAP4, {})
-        self.client = cls(host=self.host, port=self.port, timeout=self.timeout,
-                          conn_lost_cb=self._connection_lost, **extra)
+        self.client = aioimaplib.IMAP4(host=self.host, port=self.port, timeout=self.timeout,
+                                       conn_lost_cb=self._connection_lost,
+                                       ssl_context=self.tls if self.security == "ssl" else None)
         await self._step("connect", self.client.wait_hello_from_server())
+        if self.security == "starttls":
+            await self._starttls()
+        if self.client.has_capability("LOGINDISABLED"):  # RFC 3501 §6.2.3: LOGIN must not be sent
+            raise ImapFailure(f"login: the server takes no password without TLS (LOGINDISABLED) and "
+                              f"security={self.security}; use starttls or ssl")
         self._ok("login", await self._step("login", self.client.login(user, password)))
         lines = self._ok("select", await self._step("select", self.client.select(_quote(folder))))
         blob = b"\n".join(line for line in lines if isinstance(line, bytes | bytearray))
@@ -71,10 +79,31 @@ class ImapSession:
         uidnext = _UIDNEXT.search(blob)
         return Folder(int(validity.group(1)), int(uidnext.group(1)) if uidnext else None)
 
+    async def _starttls(self) -> None:
+        """Upgrade before LOGIN; a server without STARTTLS gets no password in plain text."""
+        protocol = self._protocol()
+        if "STARTTLS" not in protocol.capabilities:
+            raise ImapFailure("starttls: the server does not offer STARTTLS; not logging in without TLS "
+                              "(security=none would send the password in plain text)")
+        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        self._ok("starttls", await self._step("starttls", protocol.execute(command)))
+        loop = asyncio.get_running_loop()
+        protocol.transport = await self._step("tls handshake", loop.start_tls(
+            protocol.transport, protocol, self.tls, server_hostname=self.host))
+        # RFC 3501 §6.2.1: capabilities announced before TLS are forgotten and asked for again.
+        await self._step("capability", protocol.capability())
+
     def _connection_lost(self, exc: Exception | None) -> None:
         self.lost.set()
         if self.client is not None:  # wake an IDLE waiting for a push that will never come
             self.client.protocol.idle_queue.put_nowait([b"connection lost"])
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version of the connection (``TLSv1.3``), None in plain text."""
+        transport = self.client.protocol.transport if self.client is not None else None
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        return ssl_object.version() if ssl_object is not None else None
 
     @property
     def supports_idle(self) -> bool:

@@ -15,13 +15,14 @@ import structlog
 from redis.exceptions import RedisError
 
 from connectors.email.imap.client import FetchFailure, Folder, ImapFailure, ImapSession
+from connectors.email.tls import client_context
 from core import keys, metrics
 from core.bus import Bus
 from core.credentials import CredentialError, unseal
 from core.envelope import FIELD, Envelope
 from core.ids import now_ms
 from core.lease import Lease
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 from ticket_service.store.mailboxes import ImapMailbox
 
 log = structlog.get_logger()
@@ -61,24 +62,32 @@ class MailboxPoller:
         """Connect, drain, wait for more (IDLE or poll); on any failure reconnect with backoff."""
         backoff = 0.5
         while True:
-            session = ImapSession(self.mailbox.host, self.mailbox.port, use_ssl=self.mailbox.security == "ssl",
-                                  timeout=self.settings.imap_timeout_s)
+            session = None
             try:
+                session = self.session()
                 password = unseal(self.settings.secret_key, self.mailbox.secret_enc)
                 folder = await session.open(self.mailbox.user, password, self.mailbox.folder)
-                self.log.info("imap.connected", uidvalidity=folder.uidvalidity, idle=session.supports_idle)
+                self.log.info("imap.connected", uidvalidity=folder.uidvalidity, idle=session.supports_idle,
+                              tls=session.tls_version or "none")
                 if self.mailbox.start == "new":
                     await self.skip_existing(folder)
                 while True:
                     await self.drain(session, folder.uidvalidity)
                     backoff = 0.5
                     await self._wait(session)
-            except (ImapFailure, CredentialError, RedisError, OSError) as exc:
+            except (ImapFailure, CredentialError, SettingsError, RedisError, OSError) as exc:
                 self.log.warning("imap.reconnect", error=str(exc), backoff_s=round(backoff, 2))
             finally:
-                await session.close()
+                if session is not None:
+                    await session.close()
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
             backoff = min(backoff * 2, self.settings.imap_backoff_max_s)
+
+    def session(self) -> ImapSession:
+        """A connection to this mailbox's server, TLS as its ``security`` says."""
+        m = self.mailbox
+        tls = None if m.security == "none" else client_context(self.settings.imap_tls_ca, verify=m.tls_verify)
+        return ImapSession(m.host, m.port, security=m.security, tls=tls, timeout=self.settings.imap_timeout_s)
 
     async def _wait(self, session: ImapSession) -> None:
         if session.supports_idle:

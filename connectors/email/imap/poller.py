@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.email.imap.mailbox import LeaseLost, MailboxPoller
+from connectors.email.tls import client_context
 from core import keys, metrics
 from core.bus import Bus
 from core.ids import new_id, now_ms
@@ -41,6 +42,7 @@ class ImapPoller:
         self.mailboxes: list[ImapMailbox] = []
 
     async def run(self, stop: asyncio.Event) -> None:
+        client_context(self.settings.imap_tls_ca)  # a CA file that cannot be read stops the role now
         log.info("imap.poller_started", owner=self.owner)
         try:
             while not stop.is_set():
