@@ -2,10 +2,10 @@
 
 import asyncio
 import smtplib
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from peer_corpus import corpus_root
 from support import SUPPORT, free_port, make_mail
 
 from connectors.email import smtp
@@ -142,13 +142,10 @@ async def test_many_lines_over_the_size_limit_get_552_during_data(server):
 
 
 def _peer_mails() -> list:
-    # Other helpdesks' test mails, in shared/ beside the repository (or a folder above it).
-    here = Path(__file__).resolve()
-    for folder in here.parents:
-        peers = folder / "shared" / "corpus" / "peers"
-        if peers.is_dir():
-            return sorted(peers.glob("zammad/*.box")) + sorted(peers.glob("chatwoot/*.eml"))
-    raise AssertionError(f"no shared/corpus/peers above {here}")
+    # Other helpdesks' test mails, found where the peer-corpus parse test finds them.
+    peers = corpus_root()
+    assert peers is not None and peers.is_dir(), "no shared/corpus/peers beside the checkout"
+    return sorted(peers.glob("zammad/*.box")) + sorted(peers.glob("chatwoot/*.eml"))
 
 
 def _as_delivered(raw: bytes) -> bytes:
