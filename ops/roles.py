@@ -132,11 +132,21 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 def local_secret(data_dir: Path) -> str:
+    """``<data>/secret_key``, made on first use; `run` and the CLI next to it share it."""
     path = data_dir / "secret_key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside and linked in: a process starting at the same moment sees either no
+        # key or the whole key, and both end up with the same one.
+        tmp = data_dir / f".secret_key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
@@ -151,7 +161,8 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
     if demo:
         lines += [
             f"  demo tenant {demo['tenant']}: mail {demo['email']}",
-            f"  API key     {demo['api_key']}  (also in {s.data_dir / 'demo.json'})",
+            # A prefix only: stdout ends up in logs; the key itself is in demo.json (0600).
+            f"  API key     {demo['api_key'][:8]}…  (whole key in {s.data_dir / 'demo.json'})",
         ]
         if "wechat" in demo:
             base = f"http://{s.host}:{s.http_port}"
