@@ -16,6 +16,7 @@ from connectors.email import smtp
 from connectors.email.imap import ImapPoller
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
+from ops import httpserver
 from ops.demo import ensure_demo
 from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
@@ -93,6 +94,7 @@ async def imap_poller(rt: Runtime, stop: asyncio.Event) -> None:
 
 def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
     app = web.Application(client_max_size=rt.settings.max_message_size)
+    app.on_response_prepare.append(httpserver.secure_headers)
     setup_ops(app, rt.health)
     if gateway:
         setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key))
@@ -102,13 +104,10 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
 
 
 async def http_server(rt: Runtime, stop: asyncio.Event, api: bool = True, gateway: bool = True) -> None:
-    runner = web.AppRunner(http_app(rt, api, gateway), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, rt.settings.host, rt.settings.http_port)
-    await site.start()
+    listener = await httpserver.listen(http_app(rt, api, gateway), rt.settings, rt.settings.http_port)
     log.info("http.listening", host=rt.settings.host, port=rt.settings.http_port, api=api, gateway=gateway)
     await stop.wait()
-    await runner.cleanup()
+    await listener.close()
 
 
 async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
