@@ -76,6 +76,8 @@ async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     server = await smtp.serve(
         rt.bus, AccountDirectory(rt.db, s.account_cache_s, s.secret_key), s.host, s.smtp_port,
         max_size=s.max_message_size, hostname=s.smtp_hostname,
+        limits=smtp.SessionLimits(s.smtp_idle_timeout_s, s.smtp_max_recipients, s.smtp_max_unknown_recipients,
+                                  s.smtp_max_connections_per_ip, s.max_connections),
     )
     log.info("smtp.listening", host=s.host, port=s.smtp_port)
     await stop.wait()
