@@ -9,7 +9,12 @@ from typing import Any
 
 import structlog
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Addresses in any script (RFC 6531: 李伟@例子.中国, jörg@bücher.de): a local part is a run of
+# anything but blanks and the delimiters around addresses; it must start a run (lookbehind),
+# so a long token without "@" is scanned once, not once per character.
+_ADDR = r"[^\s@<>()=\[\]\\,;:\"'`]"
+_LABEL = r"[^\s@<>()=\[\]\\,;:\"'`.]"
+_EMAIL = re.compile(rf"(?<!{_ADDR})({_ADDR}){_ADDR}*@((?:{_LABEL}+\.)+[^\W\d_]{{2,}})")
 # Phone-like runs: optional +, 7-15 digits with common separators, not inside a word.
 _PHONE = re.compile(r"(?<![\w.-])\+?\d[\d ().-]{5,18}\d(?![\w.-])")
 _SECRET_KEYS = re.compile(r"(pass|secret|token|api_?key|authorization|credential|cookie)", re.I)
@@ -56,18 +61,27 @@ def redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[st
     return event
 
 
+def _redact_message(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A stdlib record's message is free text, not an event name: mask it like any value."""
+    if isinstance(event.get("event"), str):
+        event["event"] = redact_text(event["event"])
+    return event
+
+
+HANDLER_NAME = "switchboard"
+
+
 def configure(level: str = "info", fmt: str = "auto", role: str = "") -> None:
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_processor,
-            renderer,
-        ],
+        processors=[*shared, redact_processor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -75,5 +89,16 @@ def configure(level: str = "info", fmt: str = "auto", role: str = "") -> None:
     structlog.contextvars.clear_contextvars()
     if role:
         structlog.contextvars.bind_contextvars(role=role)
-    # Libraries that use stdlib logging (aiosmtpd, alembic) go to stderr at warning and up.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Libraries that use stdlib logging (aiosmtpd's mail.log, aiohttp, alembic) go through the
+    # same redaction and renderer, at warning and up.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, _redact_message],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_processor, renderer],
+    ))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)

@@ -50,7 +50,7 @@ class EmbeddedRedis:
             return False
 
     def start(self, timeout: float = 10.0) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.socket.exists() and self._alive():
             return self.url
         self.socket.unlink(missing_ok=True)
@@ -61,7 +61,8 @@ class EmbeddedRedis:
             "--save", "", "--daemonize", "no", "--loglevel", "warning",
             "--logfile", str(self.dir / "redis.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # umask 077: the AOF holds raw mail; redis-server creates it 0644 under the default umask.
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

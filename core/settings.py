@@ -41,6 +41,15 @@ class Settings:
     smtp_tls_cert: str = ""  # PEM certificate chain; with smtp_tls_key, SMTP offers STARTTLS
     smtp_tls_key: str = ""
     smtp_require_tls: bool = False  # refuse MAIL before STARTTLS (530), RFC 3207 §4
+    smtp_idle_timeout_s: float = 300.0  # RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes
+    smtp_max_recipients: int = 100  # unique RCPTs per mail; RFC 5321 §4.5.3.1.8: at least 100
+    smtp_max_unknown_recipients: int = 20  # 550s in one session before 421 and close
+    smtp_max_connections_per_ip: int = 50  # as Postfix's smtpd_client_connection_count_limit
+    # HTTP
+    http_header_timeout_s: float = 10.0  # a new connection's request line and headers
+    http_idle_timeout_s: float = 60.0  # keep-alive: an idle (or half-sent) connection is closed
+    http_max_connections_per_ip: int = 256  # an office of agents may share one address
+    max_connections: int = 1000  # open connections per listener (SMTP, HTTP); 0: no cap
     # IMAP pollers (`switchboard connector imap`)
     imap_timeout_s: float = 30.0  # every network step; a hung server cannot hang the poller
     imap_poll_interval_s: float = 60.0  # servers without IDLE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -54,10 +55,11 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
                 return f"tenant {args.slug} created (id {await admin.create_tenant(conn, args.slug, args.name)})"
             tenant = await admin.tenant_id(conn, args.tenant)
             if args.command == "account" and args.action == "imap":
-                return await _imap_account(rt.settings, conn, tenant, args)
+                return await _imap_account(_secret_key(settings), conn, tenant, args)
             if args.command == "account":
-                account = await admin.add_account(conn, tenant, args.channel, args.address,
-                                                  _settings(args.setting), secret_key=settings.secret_key)
+                values = _settings(args.setting)
+                key = _secret_key(settings) if admin.SECRET_SETTINGS & set(values) else ""
+                account = await admin.add_account(conn, tenant, args.channel, args.address, values, secret_key=key)
                 return f"{args.channel} account {args.address} added (id {account})"
             if args.command == "apikey":
                 return await admin.create_api_key(conn, tenant, args.name)
@@ -85,13 +87,27 @@ def _add_imap_parser(account) -> None:
                       help="all: also take in what the folder holds now; new: only later mail")
 
 
-async def _imap_account(settings: Settings, conn, tenant: int, args: argparse.Namespace) -> str:
+def _secret_key(settings: Settings) -> str:
+    """The key the processes on this data folder use: SWITCHBOARD_SECRET_KEY, else the one
+    ``switchboard run`` keeps in the data folder (made here the same way when absent)."""
+    if settings.secret_key:
+        return settings.secret_key
+    try:
+        return roles.local_secret(settings.data_dir)
+    except OSError as exc:
+        raise CredentialError(
+            f"no secret key to seal credentials with: SWITCHBOARD_SECRET_KEY is not set and "
+            f"{settings.data_dir / 'secret_key'} cannot be read or created ({exc.strerror}); "
+            "secrets are never stored in the clear") from None
+
+
+async def _imap_account(secret_key: str, conn, tenant: int, args: argparse.Namespace) -> str:
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else args.password
     after, _, move_to = args.after.partition(":")
     port = args.port or (993 if args.security in (None, "ssl") else 143)
     imap = mailboxes.imap_settings(args.host, port, args.user, args.folder, args.security, after, move_to,
                                    args.start, tls_verify=not args.no_tls_verify)
-    account = await mailboxes.set_imap(conn, tenant, args.address, imap, seal(settings.secret_key, password))
+    account = await mailboxes.set_imap(conn, tenant, args.address, imap, seal(secret_key, password))
     return f"email account {args.address} fetches {args.user}@{args.host}:{port}/{args.folder} (id {account})"
 
 
@@ -145,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Files this process creates (data folder, database, blobs, keys) are its owner's alone.
+    os.umask(0o077)
     args = parser().parse_args(argv)
     try:
         settings = load(path=args.config)

@@ -43,6 +43,22 @@ HELP: dict[str, str] = {
     "role only).",
     "smtp_require_tls": "Answer `MAIL` before `STARTTLS` with 530 (RFC 3207 §4): no mail in plain "
     "text. Needs `smtp_tls_cert`; senders without TLS cannot deliver at all.",
+    "smtp_idle_timeout_s": "Seconds an SMTP session may wait for the next command (and a DATA "
+    "transfer may take) before it is closed; RFC 5321 asks for at least 5 minutes.",
+    "smtp_max_recipients": "Distinct recipients accepted in one mail; more get `452 4.5.3 Too "
+    "many recipients` (RFC 5321 asks servers to take at least 100).",
+    "smtp_max_unknown_recipients": "Unknown recipients (550) one SMTP session may try before it "
+    "is answered 421 and closed (address harvesting).",
+    "smtp_max_connections_per_ip": "Open SMTP connections from one address; more are answered "
+    "`421 4.7.0 Too many connections from your address`. `0`: no cap.",
+    "http_header_timeout_s": "Seconds a new HTTP connection has to send its request line and "
+    "headers; a slower one is answered 408 and closed.",
+    "http_idle_timeout_s": "Seconds an HTTP keep-alive connection may sit idle (or half-sent) "
+    "before it is closed.",
+    "http_max_connections_per_ip": "Open HTTP connections from one address; more are answered "
+    "429 and closed. `0`: no cap (set it behind a proxy, where every client has the proxy's address).",
+    "max_connections": "Open connections per listener (SMTP, HTTP); more are answered 421 / 503 "
+    "and closed. `0`: no cap.",
     "imap_timeout_s": "Seconds any one IMAP network step (connect, login, search, fetch, IDLE "
     "exit) may take before the poller drops the connection and reconnects.",
     "imap_poll_interval_s": "Seconds between polls of a mailbox whose server lacks IDLE.",

@@ -17,6 +17,7 @@ from connectors.email import tls as email_tls
 from connectors.email.imap import ImapPoller
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
+from ops import httpserver
 from ops.demo import ensure_demo
 from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
@@ -77,6 +78,8 @@ async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     server = await smtp.serve(
         rt.bus, AccountDirectory(rt.db, s.account_cache_s, s.secret_key), s.host, s.smtp_port,
         max_size=s.max_message_size, hostname=s.smtp_hostname, tls_context=tls, require_tls=s.smtp_require_tls,
+        limits=smtp.SessionLimits(s.smtp_idle_timeout_s, s.smtp_max_recipients, s.smtp_max_unknown_recipients,
+                                  s.smtp_max_connections_per_ip, s.max_connections),
     )
     log.info("smtp.listening", host=s.host, port=s.smtp_port)
     await stop.wait()
@@ -95,6 +98,7 @@ async def imap_poller(rt: Runtime, stop: asyncio.Event) -> None:
 
 def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
     app = web.Application(client_max_size=rt.settings.max_message_size)
+    app.on_response_prepare.append(httpserver.secure_headers)
     setup_ops(app, rt.health)
     if gateway:
         setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key))
@@ -104,13 +108,10 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
 
 
 async def http_server(rt: Runtime, stop: asyncio.Event, api: bool = True, gateway: bool = True) -> None:
-    runner = web.AppRunner(http_app(rt, api, gateway), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, rt.settings.host, rt.settings.http_port)
-    await site.start()
+    listener = await httpserver.listen(http_app(rt, api, gateway), rt.settings, rt.settings.http_port)
     log.info("http.listening", host=rt.settings.host, port=rt.settings.http_port, api=api, gateway=gateway)
     await stop.wait()
-    await runner.cleanup()
+    await listener.close()
 
 
 async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
@@ -134,11 +135,21 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 def local_secret(data_dir: Path) -> str:
+    """``<data>/secret_key``, made on first use; `run` and the CLI next to it share it."""
     path = data_dir / "secret_key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside and linked in: a process starting at the same moment sees either no
+        # key or the whole key, and both end up with the same one.
+        tmp = data_dir / f".secret_key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
@@ -153,7 +164,8 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
     if demo:
         lines += [
             f"  demo tenant {demo['tenant']}: mail {demo['email']}",
-            f"  API key     {demo['api_key']}  (also in {s.data_dir / 'demo.json'})",
+            # A prefix only: stdout ends up in logs; the key itself is in demo.json (0600).
+            f"  API key     {demo['api_key'][:8]}…  (whole key in {s.data_dir / 'demo.json'})",
         ]
         if "wechat" in demo:
             base = f"http://{s.host}:{s.http_port}"

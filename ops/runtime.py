@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.redis import EmbeddedRedis, connect, redis_url
@@ -17,7 +20,9 @@ class Runtime:
 
     async def start(self) -> Runtime:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(s.data_dir)
+        if not s.database_url:
+            private_file(s.data_dir / "switchboard.db")
         url, self.embedded = redis_url(s)
         self.redis = connect(url)
         self.db = Database(s.effective_database_url)
@@ -38,3 +43,16 @@ class Runtime:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+
+def private_data_dir(path: Path) -> None:
+    """The data folder holds raw mail, the database and keys: only its owner may enter it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(path, st.st_mode & 0o700)  # a folder made by an older version (0755) is closed too
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 if absent; SQLite gives its -wal and -shm files the database's mode."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import ssl
+from dataclasses import dataclass
 
 import structlog
 from aiosmtpd.smtp import SMTP, Session
@@ -13,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import keys, metrics
 from core.bus import Bus
+from core.connections import PER_IP, ConnectionLimits
 from core.envelope import Envelope
 from ticket_service.store.admin import Account
 from ticket_service.store.directory import AccountDirectory
@@ -22,47 +26,86 @@ CHANNEL = "email"
 STREAM = keys.ingest_stream(CHANNEL)
 
 
+# C0, DEL and C1 controls (NUL among them): never stored from an SMTP command.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Command text as it may be stored or echoed: controls dropped; bytes that were not UTF-8
+    (aiosmtpd keeps them as surrogates) become U+FFFD instead of failing the stream write."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROLS.sub("", text)
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What one SMTP listener allows a client (the settings ``smtp_*`` and ``max_connections``)."""
+
+    idle_timeout_s: float = 300.0
+    max_recipients: int = 100
+    max_unknown_recipients: int = 20
+    max_connections_per_ip: int = 50
+    max_connections: int = 1000
+
+
 class InboundHandler:
     """aiosmtpd handler hooks; RCPT is checked early so unknown mail is refused in-session."""
 
-    def __init__(self, bus: Bus, accounts: AccountDirectory) -> None:
+    def __init__(self, bus: Bus, accounts: AccountDirectory, limits: SessionLimits = SessionLimits()) -> None:
         self.bus = bus
         self.accounts = accounts
+        self.limits = limits
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options):
+        key = address.strip().lower()
+        if any(known.strip().lower() == key for known in envelope.rcpt_tos):
+            return "250 2.1.5 OK"  # a repeated recipient counts once
+        if len(envelope.rcpt_tos) >= self.limits.max_recipients:
+            # RFC 5321 §4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
+            _count("rejected", "too_many_recipients")
+            return "452 4.5.3 Too many recipients"
         try:
-            account = await self.accounts.by_address(CHANNEL, address.strip().lower())
+            account = await self.accounts.by_address(CHANNEL, key)
         except SQLAlchemyError:
             log.error("smtp.account_lookup_failed", exc_info=True)
             _count("rejected", "lookup_failed")
             return "451 4.3.0 Temporary lookup failure, try again later"
         if account is None:
-            log.info("smtp.rejected", reason="unknown_recipient", rcpt=address)
-            _count("rejected", "unknown_recipient")
-            return f"550 5.1.1 <{address}>: no support mailbox here by that address"
+            return self._unknown(session, address)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
-        session.__dict__.setdefault("sb_accounts", []).append(account)
+        # Kept on the transaction's envelope, which RSET and a new MAIL replace.
+        envelope.__dict__.setdefault("sb_accounts", []).append((account, address))
         return "250 2.1.5 OK"
 
+    def _unknown(self, session: Session, address: str) -> str:
+        log.info("smtp.rejected", reason="unknown_recipient", rcpt=address)
+        _count("rejected", "unknown_recipient")
+        unknown = session.__dict__["sb_unknown"] = session.__dict__.get("sb_unknown", 0) + 1
+        if unknown >= self.limits.max_unknown_recipients:
+            # Guessing addresses (directory harvest): the session ends here (CountingSMTP closes it).
+            session.__dict__["sb_hang_up"] = True
+            return "421 4.7.0 Too many unknown recipients, closing connection"
+        return f"550 5.1.1 <{_printable(address)}>: no support mailbox here by that address"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
-        accounts: list[Account] = session.__dict__.pop("sb_accounts", [])
+        accounts: list[tuple[Account, str]] = envelope.__dict__.pop("sb_accounts", [])
         raw = envelope.original_content or b""
         # One envelope per tenant: a mail to two of a tenant's mailboxes is one message (it
-        # would dedup anyway), but two tenants each get their own copy.
-        first: dict[int, Account] = {}
-        for account in accounts:
-            first.setdefault(account.tenant_id, account)
+        # would dedup anyway), but two tenants each get their own copy, naming only their own
+        # recipients (a tenant never learns which other businesses got the mail).
+        tenants: dict[int, tuple[Account, list[str]]] = {}
+        for account, address in accounts:
+            tenants.setdefault(account.tenant_id, (account, []))[1].append(address)
         meta = {
-            "mail_from": envelope.mail_from or "",
-            "rcpt_to": ",".join(envelope.rcpt_tos),
+            "mail_from": _printable(envelope.mail_from or ""),
             "remote_addr": str((session.peer or ("",))[0]),
-            "helo": session.host_name or "",
+            "helo": _printable(session.host_name or ""),
         }
         items = [
             (STREAM, Envelope(tenant=a.tenant_slug, channel=CHANNEL, account=str(a.id), payload=raw,
-                              content_type="message/rfc822", meta=meta))
-            for a in first.values()
+                              content_type="message/rfc822", meta={**meta, "rcpt_to": ",".join(rcpts)}))
+            for a, rcpts in tenants.values()
         ]
         try:
             await self.bus.publish_many(items)
@@ -82,6 +125,13 @@ def _count(outcome: str, reason: str) -> None:
 
 TOO_MUCH_DATA = "552 Error: Too much mail data"  # aiosmtpd's own words for DATA over the size
 
+# RFC 5321 §3.8 and RFC 3463: 421 closes the session; 4.7.0 is a policy refusal, 4.3.2 a
+# system not accepting network messages.
+TOO_MANY = {
+    PER_IP: b"421 4.7.0 Too many connections from your address\r\n",
+    "total": b"421 4.3.2 Too many connections, try again later\r\n",
+}
+
 
 class CountingSMTP(SMTP):
     """aiosmtpd's server with no line length limit short of the message size; counts its refusals.
@@ -89,14 +139,48 @@ class CountingSMTP(SMTP):
     RFC 5322 §2.1.1 limits lines to 998 octets for senders, and real mail breaks it (HTML
     mailers writing a whole body on one line). Postfix accepts such lines and so do we: a
     bounce for a long line is a customer's mail lost, and the bytes are kept as sent.
+
+    It also admits each connection against the listener's caps and hangs up a session its
+    handler has ended with 421.
     """
 
-    def __init__(self, handler, *, data_size_limit: int, **kwargs) -> None:
+    def __init__(self, handler, *, data_size_limit: int, connections: ConnectionLimits, **kwargs) -> None:
         # aiosmtpd sizes its stream reader with line_length_limit in __init__ and refuses a
         # longer DATA line with 500; any line that fits in the message may be that long
         # (+ CRLF and a stuffed dot, RFC 5321 §4.5.2). Memory stays bounded by the size.
         self.line_length_limit = data_size_limit + len(b".\r\n")
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
+        self.connections = connections
+        self.counted: str | None = None  # the peer address, while counted in
+        self.refused = False
+    def connection_made(self, transport) -> None:
+        if self.transport is None:  # not the second call after STARTTLS
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if isinstance(peer, tuple) else ""
+            over = self.connections.admit(address)
+            if over:
+                log.info("smtp.refused", reason=f"too_many_connections_{over}", remote_addr=address)
+                _count("rejected", "too_many_connections")
+                self.refused = True
+                transport.write(TOO_MANY[over])
+                transport.close()
+                return
+            self.counted = address
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        if self.refused:
+            return
+        if self.counted is not None:
+            self.connections.release(self.counted)
+            self.counted = None
+        super().connection_lost(error)
+
+    @functools.wraps(SMTP.smtp_RCPT)
+    async def smtp_RCPT(self, arg) -> None:
+        await super().smtp_RCPT(arg)
+        if self.session.__dict__.get("sb_hang_up") and self.transport is not None:
+            self.transport.close()  # after the 421 went out
 
     async def push(self, status: str) -> None:
         if status.startswith("500 Line too long"):
@@ -108,17 +192,19 @@ class CountingSMTP(SMTP):
 
 
 async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, max_size: int,
-                hostname: str, tls_context: ssl.SSLContext | None = None,
-                require_tls: bool = False) -> asyncio.Server:
+                hostname: str, limits: SessionLimits = SessionLimits(),
+                tls_context: ssl.SSLContext | None = None, require_tls: bool = False) -> asyncio.Server:
     """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552.
 
     With ``tls_context`` STARTTLS is offered (RFC 3207); ``require_tls`` answers MAIL before
     it with 530, for domains that publish MTA-STS and take no mail in plain text.
     """
-    handler = InboundHandler(bus, accounts)
+    handler = InboundHandler(bus, accounts, limits)
+    connections = ConnectionLimits(limits.max_connections_per_ip, limits.max_connections)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: CountingSMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, hostname=hostname,
-                     ident="Switchboard ESMTP", tls_context=tls_context, require_starttls=require_tls),
+                             ident="Switchboard ESMTP", timeout=limits.idle_timeout_s, connections=connections,
+                             tls_context=tls_context, require_starttls=require_tls),
         host=host, port=port,
     )

@@ -58,7 +58,9 @@ class System:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         env.update(REDIS_URL=self.redis_url, DATABASE_URL=self.database_url,
                    SWITCHBOARD_DATA_DIR=str(self.dir / "data"), SWITCHBOARD_LOG_LEVEL="warning",
-                   SWITCHBOARD_SMTP_PORT=str(self.smtp_port), SWITCHBOARD_DEMO="false")
+                   SWITCHBOARD_SMTP_PORT=str(self.smtp_port), SWITCHBOARD_DEMO="false",
+                   # every bench client connects from 127.0.0.1: no per-address connection cap
+                   SWITCHBOARD_HTTP_MAX_CONNECTIONS_PER_IP="0", SWITCHBOARD_SMTP_MAX_CONNECTIONS_PER_IP="0")
         env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in settings.items()})
         return env
 

@@ -5,6 +5,8 @@ import hmac
 import json
 import signal
 import smtplib
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +15,9 @@ from email.message import EmailMessage
 
 import pytest
 from support import free_port, role_env, wait_for
+
+from connectors.wechat.verify import sign
+from core.credentials import unseal
 
 
 @pytest.fixture
@@ -44,6 +49,15 @@ def _get(port: int, path: str, key: str) -> dict:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _cli(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=60)
 
 
 def test_mail_in_ticket_out_on_embedded_defaults(running, tmp_path):
@@ -94,3 +108,65 @@ def test_demo_call_center_posts_a_missed_call_that_becomes_a_callback_ticket(run
                         what="the call's ticket in the API")
     assert (ticket["channel"], ticket["subject"]) == ("voice", "Call back +8613800138000 (missed)")
     assert {"auth_token", "username", "password"} <= set(voice)
+
+
+def test_data_folder_database_wal_and_aof_are_private(running, tmp_path):
+    # The folder holds raw mail (AOF), personal data (database) and keys: owner only.
+    data = tmp_path / "data"
+    assert _mode(data) == 0o700 and _mode(data / "redis") == 0o700
+    for name in ("switchboard.db", "switchboard.db-wal", "secret_key", "demo.json"):
+        assert _mode(data / name) == 0o600, name
+    aof = [p for p in (data / "redis").rglob("*") if p.is_file() and "appendonly" in p.name]
+    assert aof, "no AOF files under data/redis"
+    assert {p.name: _mode(p) for p in aof} == {p.name: 0o600 for p in aof}
+
+
+def test_banner_shows_only_a_prefix_of_the_demo_api_key(running, tmp_path):
+    # stdout lands in logs; the whole key stays in demo.json only.
+    _, demo, _, _ = running
+    out = wait_for(lambda: "Switchboard is running" in (text := (tmp_path / "stdout").read_text()) and text,
+                   what="the banner")
+    assert f"API key     {demo['api_key'][:8]}…" in out
+    assert demo["api_key"] not in out and demo["api_key"][8:] not in out
+
+
+def test_cli_next_to_run_seals_secrets_with_the_data_folder_key(running, tmp_path):
+    # `switchboard account …` beside `make run`: same key as the gateway, never plaintext.
+    _, _, http, _ = running
+    data = tmp_path / "data"
+    env = role_env(data, None, None)
+    assert _cli(env, "tenant", "create", "acme").returncode == 0
+    done = _cli(env, "account", "add", "wechat", "acme-mp", "--tenant", "acme", "--setting", "token=wx-token-7f3a",
+                "--setting", "mode=compatible")
+    assert done.returncode == 0, done.stderr
+    done = _cli(env, "account", "imap", "help@acme.test", "--tenant", "acme", "--host", "127.0.0.1", "--user",
+                "help", "--password-stdin", stdin="imap-pass-19c2\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("email account help@acme.test fetches help@127.0.0.1:993/INBOX")
+    with sqlite3.connect(data / "switchboard.db") as db:
+        rows = {a: (json.loads(s), e) for a, s, e in db.execute(
+            "SELECT address, settings, secret_enc FROM channel_accounts WHERE address IN ('acme-mp', 'help@acme.test')")}
+    key = (data / "secret_key").read_text().strip()
+    settings, sealed = rows["acme-mp"]
+    assert settings == {"mode": "compatible"} and "wx-token-7f3a" not in sealed
+    assert json.loads(unseal(key, sealed)) == {"token": "wx-token-7f3a"}
+    settings, sealed = rows["help@acme.test"]
+    assert "imap-pass-19c2" not in json.dumps(settings) + sealed and unseal(key, sealed) == "imap-pass-19c2"
+    # The running gateway opens the token with the same key: WeChat's URL check passes.
+    ts, nonce = str(int(time.time())), "n0nce"
+    query = f"signature={sign('wx-token-7f3a', ts, nonce)}&timestamp={ts}&nonce={nonce}&echostr=hello-7"
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/wechat/acme-mp?{query}", timeout=5) as r:
+        assert (r.status, r.read()) == (200, b"hello-7")
+
+
+def test_cli_refuses_a_secret_setting_when_no_key_can_be_had(tmp_path):
+    # The key file cannot be read (here: a folder in its place): the token is refused, not stored in clear.
+    data = tmp_path / "data"
+    env = role_env(data, None, f"sqlite:///{tmp_path / 'sb.db'}")
+    assert _cli(env, "tenant", "create", "acme").returncode == 0
+    (data / "secret_key").mkdir()
+    done = _cli(env, "account", "add", "wechat", "acme-mp", "--tenant", "acme", "--setting", "token=t0k3n")
+    assert done.returncode == 1
+    assert "no secret key to seal credentials with" in done.stderr and "never stored in the clear" in done.stderr
+    with sqlite3.connect(tmp_path / "sb.db") as db:
+        assert db.execute("SELECT count(*) FROM channel_accounts").fetchone() == (0,)

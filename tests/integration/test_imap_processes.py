@@ -61,10 +61,12 @@ def test_account_password_is_stored_encrypted(database_url, redis_url, tmp_path,
                                 "start": "all"}
     assert PASSWORD not in secret_enc
     assert unseal(SECRET, secret_enc) == PASSWORD
-    no_key = subprocess.run([*SWITCHBOARD, "account", "imap", "x@acme.test", "--tenant", "acme", "--host", "h",
-                             "--user", "u", "--password", "p"], env=role_env(tmp_path, redis_url, database_url),
-                            capture_output=True, text=True, timeout=60)
-    assert no_key.returncode == 1 and "secret_key is not set" in no_key.stderr
+    # No SWITCHBOARD_SECRET_KEY: sealed with the data folder's key, the one `switchboard run` there uses.
+    _cli(role_env(tmp_path, redis_url, database_url), "account", "imap", "x@acme.test", "--tenant", "acme",
+         "--host", "h", "--user", "u", "--password-stdin", stdin="p-local\n")
+    [(sealed,)] = query(database_url, select(channel_accounts.c.secret_enc)
+                        .where(channel_accounts.c.address == "x@acme.test"))
+    assert "p-local" not in sealed and unseal((tmp_path / "secret_key").read_text().strip(), sealed) == "p-local"
 
 
 def test_sigkill_between_fetch_and_checkpoint_loses_and_duplicates_nothing(

@@ -7,6 +7,8 @@ import sys
 
 from support import role_env
 
+from core.credentials import unseal
+
 
 def test_account_add_takes_repeated_settings_as_json_or_text(tmp_path):
     env = role_env(tmp_path / "data", None, f"sqlite:///{tmp_path / 'sb.db'}")
@@ -23,6 +25,9 @@ def test_account_add_takes_repeated_settings_as_json_or_text(tmp_path):
     assert "wechat account acme-mp added" in out
     cli("account", "add", "webform", "contact", "--tenant", "acme", "--setting", 'cors_origins=["https://shop.example"]')
     with sqlite3.connect(tmp_path / "sb.db") as db:
-        rows = dict(db.execute("SELECT address, settings FROM channel_accounts ORDER BY id").fetchall())
-    assert json.loads(rows["acme-mp"]) == {"token": "abc123", "mode": "safe", "max_body": 4096}
-    assert json.loads(rows["contact"]) == {"cors_origins": ["https://shop.example"]}
+        rows = {a: (json.loads(s), e) for a, s, e in db.execute("SELECT address, settings, secret_enc FROM channel_accounts")}
+    # The token is sealed with the data folder's key (the one `switchboard run` there uses).
+    settings, sealed = rows["acme-mp"]
+    assert settings == {"mode": "safe", "max_body": 4096} and "abc123" not in sealed
+    assert json.loads(unseal((tmp_path / "data" / "secret_key").read_text().strip(), sealed)) == {"token": "abc123"}
+    assert rows["contact"] == ({"cors_origins": ["https://shop.example"]}, None)

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import structlog
 
@@ -37,3 +38,47 @@ def test_redact_text_leaves_ticket_numbers_alone():
 def test_ip_addresses_are_not_taken_for_phone_numbers():
     assert redact_text("listening on 127.0.0.1:2525, peer 10.20.30.40") == "listening on 127.0.0.1:2525, peer 10.20.30.40"
     assert redact_text("tel 010.6552.9988") == "tel ***88"
+
+
+def test_addresses_in_any_script_are_masked():
+    # RFC 6531 addresses: Chinese and German mailboxes, composed or decomposed umlauts.
+    assert redact_text("from 李伟@例子.中国 to jörg@bücher.de") == "from 李***@例子.中国 to j***@bücher.de"
+    assert redact_text("jo\u0308rg@bu\u0308cher.de") == "j***@bu\u0308cher.de"
+    assert redact_text("mail_from=Zhang.Wei@Example.CN;") == "mail_from=Z***@Example.CN;"
+    assert redact_text('"王芳" <wang.fang@邮件.公司>') == '"王芳" <w***@邮件.公司>'
+
+
+def test_unicode_address_in_a_structlog_field_is_masked(capsys):
+    configure("info", "json")
+    structlog.get_logger().info("smtp.rejected", rcpt="李伟@例子.中国", note="cc jörg@bücher.de")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (line["rcpt"], line["note"]) == ("李***@例子.中国", "cc j***@bücher.de")
+
+
+def test_stdlib_logger_records_come_out_masked_as_json(capsys):
+    # aiosmtpd logs on "mail.log" with %-args; the record goes through the same redaction.
+    configure("info", "json")
+    logging.getLogger("mail.log").warning("%r rejected sender %s", ("10.0.0.9", 4242), "zhang.wei@example.cn")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["event"] == "('10.0.0.9', 4242) rejected sender z***@example.cn"
+    assert (line["level"], line["logger"]) == ("warning", "mail.log") and "timestamp" in line
+
+
+def test_stdlib_tracebacks_are_masked(capsys):
+    # aiohttp.server logs a handler's exception with its traceback: the text is masked too.
+    configure("info", "json")
+    try:
+        raise ValueError("cannot deliver to jörg@bücher.de, call +86 138 0013 8000")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["event"] == "Error handling request" and line["logger"] == "aiohttp.server"
+    assert "ValueError: cannot deliver to j***@bücher.de, call ***00" in line["exception"]
+    assert "jörg" not in json.dumps(line, ensure_ascii=False) and "0013" not in line["exception"]
+
+
+def test_stdlib_info_chatter_stays_below_the_threshold(capsys):
+    # aiosmtpd logs every peer and command at info: not printed, as before.
+    configure("info", "json")
+    logging.getLogger("mail.log").info("Peer: %r", ("10.0.0.9", 4242))
+    assert capsys.readouterr().err == ""
