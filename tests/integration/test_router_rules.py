@@ -17,11 +17,15 @@ from sqlalchemy import func, insert, select, update
 from support import make_mail
 
 from core.ids import now_ms
+from core.settings import load
+from ops.cli import parser
+from router import cli as routercli
 from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.rule_schema import MAX_RULES
 from ticket_service.store import admin
 from ticket_service.store import routing as store
+from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import (
     customers,
     routing_decisions,
@@ -226,3 +230,30 @@ async def test_a_waiting_ticket_with_unusable_requirements_is_passed_over_by_pul
         held = dict((await conn.execute(select(tickets.c.id, tickets.c.assignee_id))).all())
     assert held == {first.id: None, second.id: agent}
     assert (await _queued(system, first.id)).requirements == {"required": ["zz"]}
+
+
+def test_the_command_line_checks_rules_as_the_api_does(sqlite_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+
+    async def tenant() -> None:
+        db = Database(sqlite_url)
+        await migrate(db)
+        async with db.write() as conn:
+            await admin.create_tenant(conn, "acme")
+        await db.dispose()
+
+    asyncio.run(tenant())
+    refused = [
+        (["--escalate-after", "1", "--widen-require", "zh=-1"],
+         "widen.required must map skill names to non-negative integers"),
+        (["--escalate-after", str(10**23)], "escalate_after_s must be an integer from 0 to 2147483647"),
+        (["--keywords", ",".join(f"k{i}" for i in range(101))], "match.keywords has over 100 entries"),
+        (["--position", "-1"], "position must be an integer from 0 to 2147483647"),
+    ]
+    for options, message in refused:
+        args = parser().parse_args(["rule", "add", "r", "--tenant", "acme", *options])
+        assert routercli.main(load(), args) == 2
+        assert capsys.readouterr().err == f"switchboard: {message}\n"
+    args = parser().parse_args(["rule", "list", "--tenant", "acme"])
+    assert routercli.main(load(), args) == 0 and json.loads(capsys.readouterr().out) == []
