@@ -27,15 +27,11 @@ STATUSES = ("online", "away", "offline")
 TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
 
 
-def _bad(message: str) -> ApiError:
-    return invalid(message)
-
-
 def _levels(value: Any, name: str) -> dict[str, int]:
     try:
         return rule_schema.levels(value, name, _MAX_AGENT_SKILLS)
     except rule_schema.RuleError as exc:
-        raise _bad(exc.message) from None
+        raise invalid(exc.message) from None
 
 
 async def _publish(request: web.Request, kind: str, tenant_id: int, **fields: Any) -> None:
@@ -76,16 +72,16 @@ async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
     body = await json_object(request)
     name, email = body.get("name"), body.get("email")
     if not isinstance(name, str) or not name or not isinstance(email, str) or "@" not in email:
-        raise _bad("name and email are required")
+        raise invalid("name and email are required")
     if len(name) > _MAX_NAME or len(email) > _MAX_EMAIL:
-        raise _bad(f"name must be at most {_MAX_NAME} and email at most {_MAX_EMAIL} characters")
+        raise invalid(f"name must be at most {_MAX_NAME} and email at most {_MAX_EMAIL} characters")
     status = body.get("status", "offline")
     if status not in STATUSES:
-        raise _bad(f"status must be one of {', '.join(STATUSES)}")
+        raise invalid(f"status must be one of {', '.join(STATUSES)}")
     tier = integer(body.get("tier", 0), "tier")
     capacity = body.get("capacity", {})
     if not isinstance(capacity, dict) or set(capacity) - set(store.CLASSES):
-        raise _bad(f"capacity must map the classes {', '.join(store.CLASSES)} to integers")
+        raise invalid(f"capacity must map the classes {', '.join(store.CLASSES)} to integers")
     capacity = {cls: integer(n, f"capacity.{cls}") for cls, n in capacity.items()}
     try:
         async with request.app[DB].write() as conn:
@@ -105,7 +101,7 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
     agent_id = parse_id(request.match_info["id"])
     status = (await json_object(request)).get("status")
     if status not in STATUSES:
-        raise _bad(f"status must be one of {', '.join(STATUSES)}")
+        raise invalid(f"status must be one of {', '.join(STATUSES)}")
     async with request.app[DB].write() as conn:
         before = await conn.run_sync(store.set_agent_status, tenant_id, agent_id, status, now_ms())
         if before is None:
@@ -220,7 +216,7 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     body = await json_object(request)
     status = body.get("status")
     if status is not None and status not in TICKET_STATUSES:
-        raise _bad(f"status must be one of {', '.join(TICKET_STATUSES)}")
+        raise invalid(f"status must be one of {', '.join(TICKET_STATUSES)}")
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
