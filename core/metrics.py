@@ -55,6 +55,12 @@ ROUTER_DECISIONS = Counter(
     "switchboard_router_decisions_total", "Routing decisions by outcome (assigned, queued, escalated, lost_race).",
     ["outcome"],
 )
+ROUTER_ERRORS = Counter(
+    "switchboard_router_errors_total",
+    "Entries the router passed over because they failed: a stored rule or waiting ticket's requirements "
+    "it cannot read (bad_rule, bad_requirements), or one step of the periodic pass (escalation, reconcile, pull).",
+    ["kind"],
+)
 IMAP_LEASE_HELD = Gauge(
     "switchboard_imap_lease_held", "1 while this poller holds the lease on a mailbox folder (account:folder).",
     ["mailbox"],

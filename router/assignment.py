@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Row
 from core import metrics
 from core.ids import now_ms
 from router import policy, snapshot
+from ticket_service.rule_schema import RuleError
 from ticket_service.store import routing as store
 from ticket_service.store.db import Database
 
@@ -72,7 +73,8 @@ class Pull:
     taken: int = 0
 
 
-def _held(row) -> bool:
+def held(row) -> bool:
+    """Someone holds the ticket, or it is closed: it is not routed."""
     return row.status in store.CLOSED or (row.assignee_id is not None and row.assigned_at is not None)
 
 
@@ -96,7 +98,7 @@ class _Queue:
     def __init__(self, conn: Connection) -> None:
         self.conn, self.taken = conn, set()
         self.pages: dict[tuple[int, str], list[Row]] = {}
-        self.requirements: dict[int, policy.Requirements] = {}  # per queue entry
+        self.requirements: dict[int, policy.Requirements | None] = {}  # per queue entry
         self._depth: dict[tuple[int, str], int] = {}
 
     def head(self, tenant_id: int, cls: str, n: int) -> list[Row]:
@@ -110,12 +112,27 @@ class _Queue:
             depth = self._depth[key] = max(2 * depth, n + len(rows) - len(visible))
             rows = self.pages[key] = store.queue_page(self.conn, tenant_id, cls, depth)
 
-    def requirement(self, entry: Row) -> policy.Requirements:
-        req = self.requirements.get(entry.id)
-        if req is None:
-            req = self.requirements[entry.id] = policy.widened(
-                policy.Requirements.from_json(entry.requirements), entry.stage)
-        return req
+    def requirement(self, entry: Row) -> policy.Requirements | None:
+        """The entry's requirements at its stage; None when they are not usable (nobody takes it)."""
+        if entry.id not in self.requirements:
+            self.requirements[entry.id] = waiting_requirements(entry)
+        return self.requirements[entry.id]
+
+
+def waiting_requirements(entry: Row) -> policy.Requirements | None:
+    """A waiting ticket's requirements; None, logged and counted, when the stored ones are not
+    usable (queued before rules were checked). Routing the ticket again replaces them."""
+    try:
+        return snapshot.requirements(entry.requirements, entry.stage)
+    except RuleError as exc:
+        metrics.ROUTER_ERRORS.labels("bad_requirements").inc()
+        log.error("router.bad_requirements", tenant_id=entry.tenant_id, ticket_id=entry.ticket_id,
+                  rule_id=entry.rule_id, error=exc.message)
+        return None
+
+
+def _may_take(agent: policy.Agent, cls: str, req: policy.Requirements | None) -> bool:
+    return req is not None and not policy.exclusions(agent, cls, req)
 
 
 def _eligible_waiting(queue: _Queue, tenant_id: int, agent: policy.Agent, cls: str, scan: int) -> list[Row]:
@@ -125,7 +142,7 @@ def _eligible_waiting(queue: _Queue, tenant_id: int, agent: policy.Agent, cls: s
     limit = min(_FIRST_LOOK + free, scan)
     while True:
         entries = queue.head(tenant_id, cls, limit)
-        picks = [e for e in entries if not policy.exclusions(agent, cls, queue.requirement(e))][:free]
+        picks = [e for e in entries if _may_take(agent, cls, queue.requirement(e))][:free]
         if len(picks) == free or limit >= scan or len(entries) < limit:
             return picks
         limit = scan
@@ -145,11 +162,11 @@ def _read(conn: Connection, routes: list[int], pulls: list[tuple[int, int]], cac
     pulling agents, and the queue pages their picks come from."""
     read = _Read([], {}, [], _Queue(conn))
     rows = store.tickets_for_routing(conn, routes)
-    open_ids = [t for t in routes if (row := rows.get(t)) is not None and not _held(row)]
+    open_ids = [t for t in routes if (row := rows.get(t)) is not None and not held(row)]
     texts, waiting = store.first_message_texts(conn, open_ids), store.queued_entries(conn, open_ids)
     for ticket_id in routes:
         row = rows.get(ticket_id)
-        if row is None or _held(row):
+        if row is None or held(row):
             read.routes.append(_RouteRead(row))
             continue
         read.routes.append(_RouteRead(row, texts[ticket_id], waiting.get(ticket_id)))
@@ -195,6 +212,7 @@ class _RouteClaim:
     detail_json: str
     lost: list[int]
     started: float
+    replace: bool = False  # the ticket's waiting entry is not usable: the decision replaces it
 
     def _detail(self, agent_id: int | None, tried: list[int]) -> store.RawJSON:
         claim = json.dumps({"agent_id": agent_id, "lost_race": self.lost + tried})
@@ -203,8 +221,10 @@ class _RouteClaim:
     def apply(self, conn: Connection) -> _Claimed:
         row, cls = self.row, self.cls
         locked = store.lock_ticket(conn, row.id)
-        if locked is None or _held(locked):
+        if locked is None or held(locked):
             return _Claimed("held", locked.assignee_id if locked else None)
+        if self.replace:
+            store.dequeue(conn, row.id)
         if row.language is None:
             store.set_language(conn, row.id, self.language)
         tried: list[int] = []
@@ -246,7 +266,7 @@ class _PullClaim:
     def apply(self, conn: Connection) -> _Claimed:
         entry = self.entry
         locked = store.lock_ticket(conn, entry.ticket_id)
-        if locked is None or _held(locked):
+        if locked is None or held(locked):
             store.dequeue(conn, entry.ticket_id)
             return _Claimed("stale")
         now = now_ms()  # as this commits, not when the walk was planned
@@ -293,7 +313,7 @@ def _pull(tenant_id: int, agent: policy.Agent, queue: _Queue, gone: set[int], sc
                 continue
             position += 1
             req = queue.requirement(entry)
-            if policy.exclusions(agent, cls, req):
+            if not _may_take(agent, cls, req):
                 skipped.append(entry.ticket_id)
                 continue
             claim = _PullClaim(entry, agent.id, now, {
@@ -348,24 +368,7 @@ def _claim(conn: Connection, walks: list[_Walk], routes: list[_RouteClaim]) -> t
     return [_in_one(conn, walk) for walk in walks], [claim.apply(conn) for claim in routes]
 
 
-# --- escalation and requeueing ----------------------------------------------------------
-
-def _escalate(conn: Connection, entry: Row, stage: int, base: policy.Requirements, now: int) -> bool:
-    """Move a waiting ticket to ``stage``; False when it is no longer waiting (it is dequeued)."""
-    locked = store.lock_ticket(conn, entry.ticket_id)
-    if locked is None or _held(locked):
-        store.dequeue(conn, entry.ticket_id)
-        return False
-    store.set_stage(conn, entry.ticket_id, stage, policy.next_stage_at(base, entry.queued_at, stage))
-    if stage > entry.stage:
-        tags = list(locked.tags or [])
-        if policy.ESCALATED_TAG not in tags:
-            store.set_tags(conn, entry.ticket_id, [*tags, policy.ESCALATED_TAG])
-        store.record(conn, entry.tenant_id, entry.ticket_id, "escalated", now, rule_id=entry.rule_id,
-                     detail={"stage": stage, "requirements": policy.widened(base, stage).to_json(),
-                             "waited_s": (now - entry.queued_at) // 1000})
-    return True
-
+# --- requeueing ----------------------------------------------------------
 
 def _requeue(conn: Connection, tenant_id: int, ticket_id: int, now: int, status: str) -> int | None:
     freed = store.unassign(conn, ticket_id, now, only_status=store.NOT_STARTED)
@@ -383,7 +386,6 @@ class Assigner:
     def __init__(self, db: Database, aging_ms: int, scan: int = 200,
                  snapshot_ttl_s: float = SNAPSHOT_TTL_S) -> None:
         self.db, self.aging_ms, self.scan, self.snapshot_ttl_s = db, aging_ms, scan, snapshot_ttl_s
-        self._depth_labels: set[tuple[str, str]] = set()
         self._tenants: dict[int, snapshot.Tenant] = {}
 
     def forget(self, tenant_id: int | None = None) -> None:
@@ -450,7 +452,7 @@ class Assigner:
             row = route_read.row
             if row is None:
                 results[id(route)] = Outcome("missing", route.ticket_id)
-            elif _held(row):
+            elif held(row):
                 results[id(route)] = Outcome("held", route.ticket_id, row.assignee_id)
             else:
                 snap = cached[row.tenant_id]
@@ -499,26 +501,27 @@ class Assigner:
         row, now = read.row, route.now
         language = row.language or policy.detect_language(read.text)
         ticket = snapshot.ticket(row, language, read.text)
-        if read.waiting is not None:
-            base = policy.Requirements.from_json(read.waiting.requirements)
-            req, trace = policy.widened(base, read.waiting.stage), []
-        else:
+        waiting = read.waiting
+        req = None if waiting is None else waiting_requirements(waiting)
+        replace, trace = waiting is not None and req is None, []
+        if req is None:
             rule, trace = policy.match_rule(snap.rules, ticket)
             req = policy.requirements(rule)
         cls = policy.channel_class(ticket.channel)
         decision = policy.decide(ticket, snap.pool, req, now)
         detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
                   **decision.explain()}
-        queue = None if read.waiting is not None else {
+        since = waiting.queued_at if replace else now  # a replaced entry keeps its place
+        queue = None if waiting is not None and not replace else {
             "tenant_id": row.tenant_id, "ticket_id": row.id, "channel_class": cls, "vip_tier": row.vip_tier,
-            "rank": policy.queue_rank(now, row.vip_tier, req.priority, self.aging_ms), "queued_at": now,
+            "rank": policy.queue_rank(since, row.vip_tier, req.priority, self.aging_ms), "queued_at": since,
             "rule_id": req.rule_id, "requirements": req.to_json(), "stage": 0,
-            "next_stage_at": policy.next_stage_at(req, now, 0),
+            "next_stage_at": policy.next_stage_at(req, since, 0),
         }
         # A snapshot from an earlier read is re-checked before the ticket is queued.
         recheck = None if fresh or route.rechecked else req
         return _RouteClaim(row, language, [agent.id for agent, _ in decision.top(_MAX_TRIES)], cls, now, recheck,
-                           queue, detail, json.dumps(detail), list(route.lost), route.started)
+                           queue, detail, json.dumps(detail), list(route.lost), route.started, replace)
 
     def _routed(self, route: Route, claim: _RouteClaim, snap: snapshot.Tenant, outcome: _Claimed, results: dict,
                 again: list) -> None:
@@ -551,22 +554,7 @@ class Assigner:
         metrics.INGRESS_TO_ASSIGNED.observe(max(now_ms() - since_ms, 0) / 1000)
         log.info("router.assigned", ticket_id=ticket_id, agent_id=agent_id, via=via)
 
-    # --- waiting too long, agents leaving, drift ----------------------------------------
-
-    async def escalate_due(self, limit: int = 200) -> int:
-        """Move waiting tickets past their rule's escalation time to the next stage; retry them."""
-        now = now_ms()
-        due = await self.db.run_read(store.due_escalations, now, limit)
-        for entry in due:
-            base = policy.Requirements.from_json(entry.requirements)
-            stage = max(policy.escalation_stage(base, now - entry.queued_at), entry.stage)
-            if not await self.db.run_write(_escalate, entry, stage, base, now):
-                continue
-            if stage > entry.stage:
-                metrics.ROUTER_DECISIONS.labels("escalated").inc()
-                log.info("router.escalated", ticket_id=entry.ticket_id, stage=stage)
-                await self.route(entry.ticket_id, via="escalation")
-        return len(due)
+    # --- agents leaving ---------------------------------------------------------------------
 
     async def agent_changed(self, tenant_id: int, agent_id: int, status: str) -> None:
         """Online: pull. Away/offline: per tenant setting, hand back tickets not started yet."""
@@ -580,24 +568,3 @@ class Assigner:
         for ticket_id in tickets:
             if await self.db.run_write(_requeue, tenant_id, ticket_id, now_ms(), status) is not None:
                 await self.route(ticket_id, via="requeue")
-
-    async def reconcile(self) -> None:
-        """Correct load drift, let every agent with room pull, and publish queue depths."""
-        self.forget()
-        for tenant_id in await self.db.run_read(store.tenant_ids):
-            fixes = await self.db.run_write(store.reconcile_loads, tenant_id)
-            for agent_id, cls, was, now in fixes:
-                log.warning("router.load_drift", agent_id=agent_id, channel_class=cls, was=was, now=now)
-            room = await self.db.run_read(store.agents_with_room, tenant_id)
-            await self.apply([Pull(tenant_id, agent_id) for agent_id in room])
-        await self.publish_depths()
-
-    async def publish_depths(self) -> None:
-        depths = await self.db.run_read(store.queue_depths)
-        seen = set()
-        for slug, tier, count in depths:
-            metrics.ROUTER_QUEUE_DEPTH.labels(slug, str(tier)).set(count)
-            seen.add((slug, str(tier)))
-        for labels in self._depth_labels - seen:
-            metrics.ROUTER_QUEUE_DEPTH.labels(*labels).set(0)
-        self._depth_labels = seen

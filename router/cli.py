@@ -159,7 +159,10 @@ def explain_text(trail: dict) -> str:
             head += f" -> agent {d['agent_id']}"
         lines.append(head + f"  (via {d.get('via', '-')}, {d['elapsed_us']} µs)")
         for r in d.get("rules", []):
-            lines.append(f"  rule {r['rule']!r}: " + ("hit" if r["hit"] else "; ".join(r["misses"])))
+            if "rules_not_listed" in r:
+                lines.append(f"  ... {r['rules_not_listed']} more rules missed")
+            else:
+                lines.append(f"  rule {r['rule']!r}: " + ("hit" if r["hit"] else "; ".join(r["misses"])))
         if req := d.get("requirements"):
             lines.append(f"  needs skills {req['required'] or '-'}, prefers {req['preferred'] or '-'}, "
                          f"tier >= {req['min_tier']}, stage {req['stage']}")

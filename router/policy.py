@@ -134,35 +134,65 @@ def detect_language(text: str) -> str:
 
 # --- rules ----------------------------------------------------------------------------
 
+# A decision's trace is stored with it: what it quotes from rules is bounded, so a rule's
+# size (up to rule_schema.MAX_RULE_BYTES) is not copied into every decision.
+TRACE_RULES = 20  # missed rules listed in a trace; the rest are counted
+TRACE_VALUES = 3  # values of a rule's list quoted in a miss
+TRACE_CHARS = 40  # characters of each quoted value
+TRACE_REASONS = 5  # reasons listed per excluded agent
+
+
+def _quoted(values: Iterable[Any]) -> str:
+    """The first few values, each cut short: ``['a', 'b', 'c'] and 4 more``."""
+    values = list(values)
+    shown = [v[:TRACE_CHARS] + "…" if isinstance(v, str) and len(v) > TRACE_CHARS else v
+             for v in values[:TRACE_VALUES]]
+    more = len(values) - len(shown)
+    return f"{shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= TRACE_CHARS else value[:TRACE_CHARS] + "…"
+
+
 def rule_misses(rule: Rule, ticket: Ticket) -> list[str]:
     """Why ``rule`` does not match ``ticket``; empty when it matches."""
     m, why = rule.match, []
     if m.get("channels") and ticket.channel not in m["channels"]:
-        why.append(f"channel {ticket.channel} not in {list(m['channels'])}")
+        why.append(f"channel {_cut(ticket.channel)} not in {_quoted(m['channels'])}")
     if m.get("accounts") and ticket.account_id not in m["accounts"]:
-        why.append(f"account {ticket.account_id} not in {list(m['accounts'])}")
+        why.append(f"account {ticket.account_id} not in {_quoted(m['accounts'])}")
     if m.get("tags") and not set(m["tags"]) <= set(ticket.tags):
-        why.append(f"tags {sorted(set(m['tags']) - set(ticket.tags))} missing")
+        why.append(f"tags {_quoted(sorted(set(m['tags']) - set(ticket.tags)))} missing")
     if m.get("languages") and ticket.language not in m["languages"]:
-        why.append(f"language {ticket.language or '?'} not in {list(m['languages'])}")
+        why.append(f"language {_cut(ticket.language) or '?'} not in {_quoted(m['languages'])}")
     if ticket.customer_tier < int(m.get("min_customer_tier", 0)):
         why.append(f"customer tier {ticket.customer_tier} < {m['min_customer_tier']}")
     if m.get("keywords"):
         text = ticket.text.casefold()
         if not any(k.casefold() in text for k in m["keywords"]):
-            why.append(f"none of the keywords {list(m['keywords'])}")
+            why.append(f"none of the keywords {_quoted(m['keywords'])}")
     return why
 
 
 def match_rule(rules: Iterable[Rule], ticket: Ticket) -> tuple[Rule | None, list[dict]]:
-    """The first matching rule in table order, and the trace of every rule looked at."""
-    trace = []
+    """The first matching rule in table order, and the trace of the rules looked at: the first
+    ``TRACE_RULES`` misses, then ``{"rules_not_listed": n}`` for any more, then the hit."""
+    trace: list[dict] = []
+    unlisted = 0
+    hit = None
     for rule in rules:
         misses = rule_misses(rule, ticket)
+        if misses and len(trace) >= TRACE_RULES:
+            unlisted += 1
+            continue
         trace.append({"rule_id": rule.id, "rule": rule.name, "hit": not misses, "misses": misses})
         if not misses:
-            return rule, trace
-    return None, trace
+            hit = rule
+            break
+    if unlisted:
+        trace.insert(TRACE_RULES, {"rules_not_listed": unlisted})
+    return hit, trace
 
 
 def requirements(rule: Rule | None) -> Requirements:
@@ -420,9 +450,15 @@ class Decision:
             }} for k in self._order(limit)],
             "candidates_total": len(self._candidates),
             "excluded": [{"agent_id": i, "agent": agents[i].name,
-                          "reasons": exclusions(agents[i], self._cls, self._req)} for i in excluded[:limit]],
+                          "reasons": _listed(exclusions(agents[i], self._cls, self._req))} for i in excluded[:limit]],
             "excluded_total": len(excluded),
         }
+
+
+def _listed(reasons: list[str]) -> list[str]:
+    if len(reasons) <= TRACE_REASONS:
+        return reasons
+    return [*reasons[:TRACE_REASONS], f"and {len(reasons) - TRACE_REASONS} more"]
 
 
 def decide(ticket: Ticket, agents: Pool | Iterable[Agent], req: Requirements, now: int) -> Decision:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import structlog
 from sqlalchemy.engine import Row
 
+from core import metrics
 from router import policy
+from ticket_service import rule_schema
 from ticket_service.store import routing as store
+
+log = structlog.get_logger()
 
 _AT = {column.name: i for i, column in enumerate(store.AGENT_COLS)}
 _ID, _NAME, _STATUS, _TIER, _SKILLS, _LAST = (_AT[n] for n in ("id", "name", "status", "tier", "skills",
@@ -26,11 +31,31 @@ def agent(row: Row) -> policy.Agent:
 
 
 def rule(row: Row) -> policy.Rule:
+    """A stored rule, checked as the API checks a new one; ``RuleError`` when it is not usable."""
+    fields = rule_schema.rule({name: getattr(row, name) for name in rule_schema.FIELDS})
     return policy.Rule(
-        id=row.id, name=row.name, match=dict(row.match or {}), required=dict(row.required or {}),
-        preferred=dict(row.preferred or {}), priority=row.priority, min_tier=row.min_tier,
-        escalate_after_s=row.escalate_after_s, widen=dict(row.widen or {}),
+        id=row.id, name=fields["name"], match=fields["match"], required=fields["required"],
+        preferred=fields["preferred"], priority=fields.get("priority", 0), min_tier=fields.get("min_tier", 0),
+        escalate_after_s=fields.get("escalate_after_s"), widen=fields["widen"],
     )
+
+
+def usable_rules(rows: list[Row]) -> list[policy.Rule]:
+    """The rules routing goes by: a stored rule the API would refuse (written before rules
+    were checked, or by hand) is passed over, logged and counted, so it breaks nobody's routing."""
+    rules = []
+    for row in rows:
+        try:
+            rules.append(rule(row))
+        except rule_schema.RuleError as exc:
+            metrics.ROUTER_ERRORS.labels("bad_rule").inc()
+            log.error("router.bad_rule", tenant_id=row.tenant_id, rule_id=row.id, error=exc.message)
+    return rules
+
+
+def requirements(data: object, stage: int) -> policy.Requirements:
+    """A waiting ticket's stored requirements at ``stage``; ``RuleError`` when they are not usable."""
+    return policy.widened(policy.Requirements.from_json(rule_schema.requirements(data)), stage)
 
 
 def ticket(row: Row, language: str, text: str) -> policy.Ticket:
@@ -53,7 +78,7 @@ class Tenant:
 
     def __init__(self, agent_rows: list[Row], rule_rows: list[Row], read_at: float) -> None:
         self.pool = policy.Pool(agent(r) for r in agent_rows)
-        self.rules = [rule(r) for r in rule_rows]
+        self.rules = usable_rules(rule_rows)
         self.read_at = read_at
 
     def put(self, fresh: policy.Agent) -> None:

@@ -15,6 +15,7 @@ from core.errors import PermanentError
 from core.settings import Settings
 from core.worker import NotAttempted, Worker
 from router.assignment import Assigner, Pull, Route
+from router.periodic import Periodic
 from ticket_service import events
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
@@ -41,6 +42,7 @@ class Router(Worker):
         super().__init__(bus, settings, [keys.TICKET_EVENTS], consumer)
         self.db = db
         self.assigner = Assigner(db, settings.router_aging_s * 1000, settings.router_queue_scan)
+        self.periodic = Periodic(self.assigner)
 
     async def setup(self) -> None:
         await super().setup()
@@ -122,8 +124,7 @@ class Router(Worker):
 
     async def tick(self) -> None:
         """The periodic pass: escalations, load drift, pulls for agents with room, queue depths."""
-        await self.assigner.escalate_due()
-        await self.assigner.reconcile()
+        await self.periodic.run()
 
     async def _ticker(self) -> None:
         interval = self.settings.router_reconcile_ms / 1000

@@ -13,6 +13,7 @@ from connectors.contact import email as checked_email
 _CONVERSATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UPLOAD = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 MAX_TEXT, MAX_ATTACHMENTS = 10_000, 10
+MAX_SENT_AT = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: any later number is no clock's reading
 
 
 @dataclass(slots=True)
@@ -43,6 +44,8 @@ def _str(doc: dict, name: str, limit: int, required: bool = False) -> str:
 def read(body: bytes, region: str = "CN") -> AppMessage:
     try:
         doc = json.loads(body)
+    except RecursionError:
+        raise FieldError("malformed", "JSON nests too deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise FieldError("malformed", f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -73,7 +76,7 @@ def read(body: bytes, region: str = "CN") -> AppMessage:
     if not msg.text and not msg.uploads:
         raise FieldError("missing_field", "a message needs 'text' or 'attachments'")
     sent_at = doc.get("sent_at")
-    if sent_at is not None and (not isinstance(sent_at, int) or isinstance(sent_at, bool) or sent_at < 0):
-        raise FieldError("invalid_field", "'sent_at' must be epoch milliseconds")
+    if sent_at is not None and (type(sent_at) is not int or not 0 <= sent_at <= MAX_SENT_AT):
+        raise FieldError("invalid_field", f"'sent_at' must be epoch milliseconds from 0 to {MAX_SENT_AT}")
     msg.sent_at = sent_at
     return msg

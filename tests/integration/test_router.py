@@ -13,6 +13,7 @@ from core import keys
 from core.ids import now_ms
 from core.worker import NotAttempted
 from router.assignment import Assigner
+from router.periodic import Periodic
 from router.worker import Router
 from ticket_service import events
 from ticket_service.store import admin
@@ -124,7 +125,7 @@ async def test_reconcile_corrects_load_drift(system):
     await _router_drain(system)
     async with system.db.write() as conn:
         await conn.execute(update(agents).values(load_email=3))  # drift: two phantom tickets
-    await Assigner(system.db, 600_000).reconcile()
+    await Periodic(Assigner(system.db, 600_000)).reconcile()
     assert await _loads(system) == {agent: 1}
 
 
@@ -138,7 +139,7 @@ async def test_waiting_vip_escalates_drops_then_widens_and_is_flagged(system):
     await _router_drain(system)
     assert await _assignees(system) == {1: None}
     ticket = (await system.tickets())[0]
-    assigner = Assigner(system.db, 600_000)
+    assigner = Periodic(Assigner(system.db, 600_000))
     async with system.db.write() as conn:  # as if the ticket had waited 61 s, then 121 s
         await conn.execute(update(routing_queue).values(queued_at=routing_queue.c.queued_at - 61_000,
                                                         next_stage_at=routing_queue.c.next_stage_at - 61_000))

@@ -151,6 +151,21 @@ async def test_malformed_json_is_400(edge):
     await _refused(edge, 400, "malformed", await edge.app.send(b'{"id": '))
 
 
+async def test_deeply_nested_json_is_400(edge):
+    await _refused(edge, 400, "malformed", await edge.app.send(b"[" * 50_000))
+
+
+async def test_sent_at_no_clock_can_read_is_400_before_anything_is_queued(edge):
+    # 10^30 ms passed the old check, was accepted with 202 and then dead-lettered by the normalizer.
+    for sent_at in (10**30, 253_402_300_800_000, -1, 1.7e12, True):
+        status, body = await edge.app.send(message(sent_at=sent_at))
+        assert (status, body["error"]) == (400, {
+            "code": "invalid_field", "message": "'sent_at' must be epoch milliseconds from 0 to 253402300799999"})
+    assert await edge.xlen("sdk") == 0
+    status, _ = await edge.app.send(message(sent_at=253_402_300_799_999))
+    assert status == 202 and await edge.xlen("sdk") == 1
+
+
 async def test_message_without_user_is_400(edge):
     doc = message()
     del doc["user"]

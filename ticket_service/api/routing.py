@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -12,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from core.bus import Bus
 from core.ids import now_ms
 from core.keys import TICKET_EVENTS
-from ticket_service import events
+from ticket_service import events, rule_schema
 from ticket_service.api.auth import authenticated
+from ticket_service.api.body import integer, invalid, json_object
 from ticket_service.api.errors import ApiError, not_found, parse_id
 from ticket_service.api.tickets import DB, PREFIX, iso_ms
 from ticket_service.store import admin
@@ -21,32 +21,17 @@ from ticket_service.store import routing as store
 from ticket_service.store.tables import tickets
 
 BUS = web.AppKey("api_bus", Bus)
+_MAX_NAME, _MAX_EMAIL = 200, 320  # agents.name VARCHAR(200), agents.email VARCHAR(320)
+_MAX_AGENT_SKILLS = 100
 STATUSES = ("online", "away", "offline")
 TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
-_RULE_FIELDS = {"name", "position", "match", "required", "preferred", "priority", "min_tier",
-                "escalate_after_s", "widen"}
-
-
-def _bad(message: str) -> ApiError:
-    return ApiError(400, "invalid_body", message)
-
-
-async def _body(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _bad("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise _bad("body must be a JSON object")
-    return body
 
 
 def _levels(value: Any, name: str) -> dict[str, int]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in value.items()
-    ):
-        raise _bad(f"{name} must map names to non-negative integers")
-    return value
+    try:
+        return rule_schema.levels(value, name, _MAX_AGENT_SKILLS)
+    except rule_schema.RuleError as exc:
+        raise invalid(exc.message) from None
 
 
 async def _publish(request: web.Request, kind: str, tenant_id: int, **fields: Any) -> None:
@@ -84,19 +69,20 @@ async def list_agents(request: web.Request, tenant_id: int) -> web.Response:
 @authenticated
 async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
     """POST /agents: {name, email, tier, skills: {skill: level}, capacity: {email, chat, voice}, status}."""
-    body = await _body(request)
+    body = await json_object(request)
     name, email = body.get("name"), body.get("email")
     if not isinstance(name, str) or not name or not isinstance(email, str) or "@" not in email:
-        raise _bad("name and email are required")
+        raise invalid("name and email are required")
+    if len(name) > _MAX_NAME or len(email) > _MAX_EMAIL:
+        raise invalid(f"name must be at most {_MAX_NAME} and email at most {_MAX_EMAIL} characters")
     status = body.get("status", "offline")
     if status not in STATUSES:
-        raise _bad(f"status must be one of {', '.join(STATUSES)}")
-    tier = body.get("tier", 0)
-    if not isinstance(tier, int) or isinstance(tier, bool) or tier < 0:
-        raise _bad("tier must be a non-negative integer")
-    capacity = _levels(body.get("capacity", {}), "capacity")
-    if set(capacity) - set(store.CLASSES):
-        raise _bad(f"capacity classes are {', '.join(store.CLASSES)}")
+        raise invalid(f"status must be one of {', '.join(STATUSES)}")
+    tier = integer(body.get("tier", 0), "tier")
+    capacity = body.get("capacity", {})
+    if not isinstance(capacity, dict) or set(capacity) - set(store.CLASSES):
+        raise invalid(f"capacity must map the classes {', '.join(store.CLASSES)} to integers")
+    capacity = {cls: integer(n, f"capacity.{cls}") for cls, n in capacity.items()}
     try:
         async with request.app[DB].write() as conn:
             agent_id = await admin.create_agent(conn, tenant_id, name, email, status=status, tier=tier,
@@ -113,9 +99,9 @@ async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
 async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response:
     """PUT /agents/{id}/status {"status": "online" | "away" | "offline"}."""
     agent_id = parse_id(request.match_info["id"])
-    status = (await _body(request)).get("status")
+    status = (await json_object(request)).get("status")
     if status not in STATUSES:
-        raise _bad(f"status must be one of {', '.join(STATUSES)}")
+        raise invalid(f"status must be one of {', '.join(STATUSES)}")
     async with request.app[DB].write() as conn:
         before = await conn.run_sync(store.set_agent_status, tenant_id, agent_id, status, now_ms())
         if before is None:
@@ -135,32 +121,22 @@ async def list_rules(request: web.Request, tenant_id: int) -> web.Response:
 
 def rule_fields(body: dict) -> dict:
     """Validated rule columns from a request body (shared with the CLI)."""
-    unknown = set(body) - _RULE_FIELDS
-    if unknown:
-        raise _bad(f"unknown rule field {sorted(unknown)[0]!r}")
-    if not isinstance(body.get("name"), str) or not body["name"]:
-        raise _bad("name is required")
-    out = {"name": body["name"], "match": body.get("match", {}),
-           "required": _levels(body.get("required", {}), "required"),
-           "preferred": _levels(body.get("preferred", {}), "preferred"), "widen": body.get("widen", {})}
-    if not isinstance(out["match"], dict) or not isinstance(out["widen"], dict):
-        raise _bad("match and widen must be objects")
-    for name in ("priority", "min_tier", "escalate_after_s", "position"):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise _bad(f"{name} must be a non-negative integer")
-        if value is not None:
-            out[name] = value
-    return out
+    try:
+        return rule_schema.rule(body)
+    except rule_schema.RuleError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
 
 
 @authenticated
 async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
     """POST /routing/rules: insert at ``position`` (1 = first) or append."""
-    fields = rule_fields(await _body(request))
-    async with request.app[DB].write() as conn:
-        rule_id = await conn.run_sync(store.add_rule, tenant_id, now_ms(), **fields)
-        rows = await conn.run_sync(store.list_rules, tenant_id)
+    fields = rule_fields(await json_object(request))
+    try:
+        async with request.app[DB].write() as conn:
+            rule_id = await conn.run_sync(store.add_rule, tenant_id, now_ms(), **fields)
+            rows = await conn.run_sync(store.list_rules, tenant_id)
+    except rule_schema.RuleError as exc:  # the tenant's rule table is full
+        raise ApiError(exc.status, exc.code, exc.message) from None
     return web.json_response(rule_json(next(r for r in rows if r.id == rule_id)), status=201)
 
 
@@ -237,12 +213,12 @@ def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict,
 async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     """PATCH /tickets/{id} {"status"?, "assignee"?: agent id | null}: solve, close, reassign."""
     ticket_id = parse_id(request.match_info["id"])
-    body = await _body(request)
+    body = await json_object(request)
     status = body.get("status")
     if status is not None and status not in TICKET_STATUSES:
-        raise _bad(f"status must be one of {', '.join(TICKET_STATUSES)}")
-    if "assignee" in body and body["assignee"] is not None and not isinstance(body["assignee"], int):
-        raise _bad("assignee must be an agent id or null")
+        raise invalid(f"status must be one of {', '.join(TICKET_STATUSES)}")
+    if body.get("assignee") is not None:
+        integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
         freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms())
     if status in store.CLOSED:

@@ -25,6 +25,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
+from ticket_service.rule_schema import MAX_RULES, RuleError
 from ticket_service.store.compiled import RawJSON, Statement
 from ticket_service.store.tables import (
     agents,
@@ -112,6 +113,8 @@ _MAKE_ROOM = Statement(
     .where(routing_rules.c.tenant_id == B("b_tenant"), routing_rules.c.position >= B("b_position"))
     .values(position=routing_rules.c.position + 1)
 )
+_COUNT_RULES = Statement(select(func.count().label("n")).select_from(routing_rules)
+                         .where(routing_rules.c.tenant_id == B("tenant_id")))
 _ADD_RULE = insert(routing_rules)
 _DELETE_RULE = Statement(delete(routing_rules).where(routing_rules.c.tenant_id == B("b_tenant"),
                                                       routing_rules.c.id == B("b_rule")))
@@ -122,7 +125,13 @@ def list_rules(conn: Connection, tenant_id: int) -> list[Row]:
 
 
 def add_rule(conn: Connection, tenant_id: int, now: int, position: int | None = None, **fields: Any) -> int:
-    """Insert a rule at ``position`` (1 = first), or last; later rules move down one."""
+    """Insert a rule at ``position`` (1 = first), or last; later rules move down one.
+
+    Raises ``RuleError`` when the tenant already has ``MAX_RULES``: every rule is looked at
+    for every ticket, and each decision's trace lists them.
+    """
+    if _COUNT_RULES.scalar(conn, {"tenant_id": tenant_id}) >= MAX_RULES:
+        raise RuleError(f"a tenant has at most {MAX_RULES} routing rules", 400, "too_many_rules")
     last = _LAST_POSITION.scalar(conn, {"tenant_id": tenant_id}) or 0
     if position is None or position > last:
         position = last + 1
@@ -258,6 +267,9 @@ _ENQUEUE = {
 _DEQUEUE = Statement(delete(routing_queue).where(routing_queue.c.ticket_id == B("b_ticket")))
 _SET_STAGE = Statement(update(routing_queue).where(routing_queue.c.ticket_id == B("b_ticket"))
                         .values(stage=B("b_stage"), next_stage_at=B("b_next_at")))
+_POSTPONE_STAGE = Statement(update(routing_queue)
+                            .where(routing_queue.c.ticket_id == B("b_ticket"), routing_queue.c.next_stage_at < B("b_at"))
+                            .values(next_stage_at=B("b_at")))
 _DUE_ESCALATIONS = Statement(select(routing_queue).where(routing_queue.c.next_stage_at <= B("now"))
                               .order_by(routing_queue.c.next_stage_at).limit(B("limit")))
 _RECORD = Statement(insert(routing_decisions), ("tenant_id", "ticket_id", "outcome", "agent_id", "rule_id",
@@ -314,6 +326,11 @@ def dequeue(conn: Connection, ticket_id: int) -> None:
 
 def set_stage(conn: Connection, ticket_id: int, stage: int, next_at: int | None) -> None:
     _SET_STAGE.rowcount(conn, {"b_ticket": ticket_id, "b_stage": stage, "b_next_at": next_at})
+
+
+def postpone_stage(conn: Connection, ticket_id: int, at: int) -> None:
+    """Make a waiting ticket's next escalation due no earlier than ``at``."""
+    _POSTPONE_STAGE.rowcount(conn, {"b_ticket": ticket_id, "b_at": at})
 
 
 def due_escalations(conn: Connection, now: int, limit: int) -> list[Row]:
