@@ -1,9 +1,20 @@
 import json
 import logging
 
+import pytest
 import structlog
 
-from core.logging import configure, redact_text
+from core.logging import HANDLER_NAME, configure, redact_text
+
+
+@pytest.fixture(autouse=True)
+def _unconfigure():
+    # configure() binds the test's captured stderr; later tests in the process must not log to it.
+    yield
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
 
 
 def test_redaction_masks_emails_phones_and_secrets(capsys):
