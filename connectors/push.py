@@ -158,14 +158,15 @@ def check_timestamp(raw: str, max_skew_s: int, per_second: int = 1) -> None:
         raise Reject(401, "stale_timestamp", f"timestamp is {skew} s off the server clock (limit {max_skew_s} s)")
 
 
-async def remember_nonce(gw: Gateway, account: Account, timestamp: str, nonce: str, body: bytes) -> bool:
-    """Record a verified (timestamp, nonce) with the body's hash; True on its first use.
+async def remember_nonce(gw: Gateway, account: Account, timestamp: str, nonce: str, body: bytes) -> None:
+    """Record a verified (timestamp, nonce) with the body's hash; refuse it with another body.
 
     Call only after the signature verified, so no one without the secret can use up nonces.
     The record lives as long as the timestamp can pass ``check_timestamp`` (``2 * max_skew_s``
     from the first use at worst). The same triple with the same body is the platform resending
-    (False: enqueue it again, the store dedups it); with another body it is a forgery built
-    on a signature seen before: 409 ``replayed``.
+    (enqueued again and deduplicated by the store: answering it without an XADD could lose a
+    push whose first attempt failed after this record); with another body it is a forgery
+    built on a signature seen before: 409 ``replayed``.
     """
     key = keys.push_nonce_key(account.id, timestamp, nonce)
     digest = hashlib.sha256(body).hexdigest().encode()
@@ -175,7 +176,8 @@ async def remember_nonce(gw: Gateway, account: Account, timestamp: str, nonce: s
         first, seen = await pipe.execute()
     if seen is not None and seen != digest:
         raise Reject(409, "replayed", "this signed timestamp and nonce were already used for another push")
-    return bool(first)
+    if not first:
+        log.info("push.resent", channel=account.channel, account=account.id)
 
 
 RECEIPT_TTL_S = 30 * 24 * 3600
