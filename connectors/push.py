@@ -7,6 +7,7 @@ A push route verifies cheaply, wraps the raw body in an Envelope, XADDs it and a
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from core import keys, metrics
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.envelope import Envelope
+from core.settings import Settings
 from ticket_service.store.admin import Account
 from ticket_service.store.db import Database
 from ticket_service.store.directory import AccountDirectory
@@ -29,6 +31,7 @@ from ticket_service.store.directory import AccountDirectory
 log = structlog.get_logger()
 
 DEFAULT_MAX_BODY = 64 * 1024  # a WeChat/Weibo push or an SDK message is a few KiB at most
+DEFAULT_MAX_SKEW_S = Settings().push_max_skew_s
 
 
 @dataclass(slots=True)
@@ -38,6 +41,7 @@ class Gateway:
     bus: Bus
     accounts: AccountDirectory
     blobs: BlobStore
+    max_skew_s: int = DEFAULT_MAX_SKEW_S  # signed timestamps further from now are refused
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -139,6 +143,41 @@ async def publish(gw: Gateway, stream: str, env: Envelope, channel: str) -> str:
 
 def clock_s() -> int:
     return int(time.time())
+
+
+def check_timestamp(raw: str, max_skew_s: int, per_second: int = 1) -> None:
+    """Refuse a signed timestamp further than ``max_skew_s`` from our clock.
+
+    WeChat's and Weibo's signatures never expire by themselves, so without this a signature
+    seen once verifies forever. ``per_second``: 1000 for a channel that signs milliseconds.
+    """
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
+        raise Reject(400, "bad_timestamp", "timestamp is not a number")
+    skew = abs(clock_s() - int(raw) // per_second)
+    if skew > max_skew_s:
+        raise Reject(401, "stale_timestamp", f"timestamp is {skew} s off the server clock (limit {max_skew_s} s)")
+
+
+async def remember_nonce(gw: Gateway, account: Account, timestamp: str, nonce: str, body: bytes) -> None:
+    """Record a verified (timestamp, nonce) with the body's hash; refuse it with another body.
+
+    Call only after the signature verified, so no one without the secret can use up nonces.
+    The record lives as long as the timestamp can pass ``check_timestamp`` (``2 * max_skew_s``
+    from the first use at worst). The same triple with the same body is the platform resending
+    (enqueued again and deduplicated by the store: answering it without an XADD could lose a
+    push whose first attempt failed after this record); with another body it is a forgery
+    built on a signature seen before: 409 ``replayed``.
+    """
+    key = keys.push_nonce_key(account.id, timestamp, nonce)
+    digest = hashlib.sha256(body).hexdigest().encode()
+    async with gw.redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, digest, nx=True, ex=2 * gw.max_skew_s + 1)
+        pipe.get(key)
+        first, seen = await pipe.execute()
+    if seen is not None and seen != digest:
+        raise Reject(409, "replayed", "this signed timestamp and nonce were already used for another push")
+    if not first:
+        log.info("push.resent", channel=account.channel, account=account.id)
 
 
 RECEIPT_TTL_S = 30 * 24 * 3600

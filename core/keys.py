@@ -71,3 +71,8 @@ def sdk_upload_key(account_id: int, upload_id: str) -> str:
 
 def rate_key(scope: str, window: int) -> str:
     return f"{_KEY}rate:{scope}:{window}"
+
+
+def push_nonce_key(account_id: int, timestamp: str, nonce: str) -> str:
+    """sha256 of the body first pushed with this signed (timestamp, nonce), for the timestamp window."""
+    return f"{_KEY}push:nonce:{account_id}:{timestamp}:{nonce}"

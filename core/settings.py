@@ -73,6 +73,8 @@ class Settings:
     reopen_window_s: int = 7 * 24 * 3600
     session_window_s: int = 24 * 3600
     account_cache_s: float = 30.0
+    # Push gateway (WeChat, Weibo): a signed timestamp further than this from now is refused
+    push_max_skew_s: int = 300
     # Routing
     router_aging_s: int = 600  # waiting this long counts as one VIP tier
     router_reconcile_ms: int = 5_000  # load drift, escalations and queue pulls

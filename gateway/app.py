@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from connectors import forms, sdk, voice, wechat, weibo
-from connectors.push import GATEWAY, Gateway
+from connectors.push import DEFAULT_MAX_SKEW_S, GATEWAY, Gateway
 from core.bus import Bus
 from gateway import receipts
 from ticket_service.store.directory import AccountDirectory
@@ -19,9 +19,11 @@ CHANNEL_ROUTES = (
 )
 
 
-def setup_gateway(app: web.Application, bus: Bus, accounts: AccountDirectory) -> None:
-    """Mount every push channel; ``accounts`` is the cached lookup the routes may use."""
+def setup_gateway(app: web.Application, bus: Bus, accounts: AccountDirectory,
+                  max_skew_s: int = DEFAULT_MAX_SKEW_S) -> None:
+    """Mount every push channel; ``accounts`` is the cached lookup the routes may use,
+    ``max_skew_s`` the ``push_max_skew_s`` setting."""
     app[BUS] = bus
-    app[GATEWAY] = Gateway(bus, accounts, bus.blobs)
+    app[GATEWAY] = Gateway(bus, accounts, bus.blobs, max_skew_s)
     for setup in CHANNEL_ROUTES:
         setup(app)

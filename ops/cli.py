@@ -151,7 +151,8 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--tenant", required=True)
     add.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                      help="account setting (repeatable); VALUE is JSON when it parses, else text, "
-                     "e.g. token=abc mode=safe 'cors_origins=[\"https://shop.example\"]'")
+                     "e.g. token=abc mode=safe 'cors_origins=[\"https://shop.example\"]'; a wechat "
+                     "account is mode=safe unless mode=compatible or mode=plaintext is given")
     _add_imap_parser(account)
     apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
     key = apikey.add_parser("create", help="create an API key and print it (shown once)")

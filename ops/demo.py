@@ -21,6 +21,7 @@ DEMO_CALLS = "demo-callcenter"  # the {account} of /voice/…/records|twilio|fre
 def _push_channels() -> dict:
     """Settings of the demo's push accounts, with fresh secrets."""
     return {
+        # Compatible, not the safe default: README's curl example posts a plaintext push.
         "wechat": {"account": DEMO_PUSH, "token": secrets.token_hex(8), "mode": "compatible",
                    # EncodingAESKey: 43 characters of base64 for a 32-byte key.
                    "aes_key": base64.b64encode(secrets.token_bytes(32)).decode()[:43],

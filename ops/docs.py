@@ -90,6 +90,10 @@ HELP: dict[str, str] = {
     "seconds of the last one in the same session joins the same ticket.",
     "account_cache_s": "Seconds a channel account lookup (recipient address → tenant) is cached "
     "per process.",
+    "push_max_skew_s": "WeChat and Weibo pushes whose signed timestamp is further than this many "
+    "seconds from the gateway's clock are refused (401 `stale_timestamp`); a signed timestamp and "
+    "nonce are remembered this long on either side, so a second use with another body is refused "
+    "(409 `replayed`). Keep the gateways' clocks in sync (NTP).",
     "router_aging_s": "Queue order: each VIP tier a ticket's customer has counts as this many "
     "seconds of waiting (each point of rule priority as a tenth of it).",
     "router_reconcile_ms": "How often one router replica (the others skip that round) escalates "

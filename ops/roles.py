@@ -101,7 +101,8 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     app.on_response_prepare.append(httpserver.secure_headers)
     setup_ops(app, rt.health)
     if gateway:
-        setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key))
+        setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key),
+                      rt.settings.push_max_skew_s)
     if api:
         setup_api(app, rt.db, rt.blobs, bus=rt.bus, secret_key=rt.settings.secret_key)
     return app

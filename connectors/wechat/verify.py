@@ -32,6 +32,8 @@ class Keys:
 
     @classmethod
     def from_settings(cls, settings: dict) -> Keys:
+        # Accounts are stored with a mode (new ones: safe); a row without one predates that
+        # default and keeps the plaintext mode it was registered with.
         mode = settings.get("mode", "plaintext")
         aes = settings.get("aes_key", "")
         key = b""

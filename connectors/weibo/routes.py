@@ -1,7 +1,11 @@
 """``/weibo/{account}``: URL verification (GET) and JSON pushes (POST) from Weibo's fan service.
 
 Both carry ``signature`` = sha1 of the sorted app secret, timestamp and nonce. Weibo waits
-5 s and retries three times; an empty 200 answer means "received, no reply".
+5 s and retries three times; an empty 200 answer means "received, no reply". The signature
+covers neither the body nor an expiry, so a push is refused when its timestamp (milliseconds,
+as in the access guide's sample ``1397022061823``) is outside ``push_max_skew_s`` of now
+(401 ``stale_timestamp``) or its (timestamp, nonce) came before with another body (409
+``replayed``).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from connectors.push import (
     Gateway,
     Reject,
     account_for,
+    check_timestamp,
     count,
     envelope,
     publish,
     push_route,
     read_body,
+    remember_nonce,
     setting_int,
 )
 from connectors.weibo.message import CHANNEL, STREAM, NotAPush, kept, read
@@ -49,8 +55,11 @@ async def verify_url(request: web.Request, gw: Gateway) -> web.StreamResponse:
 @push_route(CHANNEL)
 async def receive(request: web.Request, gw: Gateway) -> web.StreamResponse:
     account = await account_for(gw, CHANNEL, request.match_info["account"])
+    q = request.query
+    check_timestamp(q.get("timestamp", ""), gw.max_skew_s, per_second=1000)
     _verify(request, account)
     body = await read_body(request, setting_int(account, "max_body", DEFAULT_MAX_BODY))
+    await remember_nonce(gw, account, q["timestamp"], q.get("nonce", ""), body)
     try:
         doc = read(body)
     except NotAPush as exc:

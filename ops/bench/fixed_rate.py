@@ -81,7 +81,8 @@ async def run(rate: float = 1000, duration: float = 30, clients: int = 8,
     n = max(1, round(rate * duration))
     system = System(database_url)
     try:
-        url = await wechat.start(system, pipeline=True)
+        # Pushes are signed when built, before the run: the window must outlast the run.
+        url = await wechat.start(system, pipeline=True, max_skew_s=max(300, round(duration) + 300))
         warm = wechat.pushes(WARM, new_fans=1.0)
         work = wechat.pushes(n, fans=FANS, new_fans=NEW_FANS, first=WARM)
         db = Database(system.database_url)

@@ -32,7 +32,9 @@ def pushes(n: int, fans: int = 500, new_fans: float = 0.0, seed: int = 7,
 
     Message ``i`` comes from a fan never seen before with probability ``new_fans``, else from
     the next of ``fans`` regulars in turn (whose messages thread into their open session).
-    ``first`` offsets the message ids and nonces, so separate batches stay distinct.
+    ``first`` offsets the message ids and nonces, so separate batches stay distinct: the
+    gateway refuses a signed (timestamp, nonce) used for another body. Each is signed with the
+    time it was built, so it must be sent within ``push_max_skew_s`` (see ``start``).
     """
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
     rng = random.Random(seed)
@@ -57,10 +59,12 @@ def pushes(n: int, fans: int = 500, new_fans: float = 0.0, seed: int = 7,
     return out
 
 
-async def start(system: System, pipeline: bool) -> str:
+async def start(system: System, pipeline: bool, max_skew_s: int = 300) -> str:
     """Start the system with a safe-mode account and a gateway; returns the push URL.
 
     ``pipeline``: also seed agents and run one ``normalizer`` and one ``router``.
+    ``max_skew_s``: the gateway's ``push_max_skew_s``; longer than the time from building the
+    pushes to sending the last one, or the late ones are refused as stale.
     """
     await system.start()
     db = Database(system.database_url)
@@ -72,7 +76,7 @@ async def start(system: System, pipeline: bool) -> str:
     finally:
         await db.dispose()
     port = free_port()
-    system.role("gateway", http_port=port)
+    system.role("gateway", http_port=port, push_max_skew_s=max_skew_s)
     if pipeline:
         await system.seed_agents()
         system.role("normalizer", batch_size=128)

@@ -16,14 +16,16 @@ from sqlalchemy import select, update
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
+from core import keys
 from core.envelope import Envelope
-from ticket_service.store.tables import customers, identities, tickets
+from ticket_service.store.tables import channel_accounts, customers, identities, tickets
 
 TOKEN = "wx-token-acme"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
 APPID = "wxb11529c136998cb6"
 OPENID = "oFWmSwFGLk8pc-a6SwsmfA-6a2fY"
 _msgids = itertools.count(6200000000000000001)
+_nonces = itertools.count(1320562132)
 
 
 def xml(**fields) -> str:
@@ -57,9 +59,10 @@ class WeChat:
         self.token = token
         self.crypto = WeChatCrypto(token, aes_key, appid)
 
-    def query(self, **extra) -> dict:
-        ts, nonce = str(int(time.time())), "1320562132"
-        return {"signature": signature(ts, nonce, token=self.token), "timestamp": ts, "nonce": nonce,
+    def query(self, ts: int | None = None, nonce: str | None = None, **extra) -> dict:
+        """A fresh signed triple: now (or ``ts``) and a nonce never used before (or ``nonce``)."""
+        ts_, nonce = str(int(time.time()) if ts is None else ts), nonce or str(next(_nonces))
+        return {"signature": signature(ts_, nonce, token=self.token), "timestamp": ts_, "nonce": nonce,
                 "openid": OPENID, **extra}
 
     async def post(self, body: str | bytes, query: dict | None = None):
@@ -68,9 +71,9 @@ class WeChat:
             is_json = resp.content_type == "application/json"
             return resp.status, await (resp.json() if is_json else resp.text())
 
-    def encrypted(self, plaintext: str, compatible: bool = False) -> tuple[str, dict]:
+    def encrypted(self, plaintext: str, compatible: bool = False, **query) -> tuple[str, dict]:
         """(body, query) of a safe-mode push; compatible mode also carries the plaintext fields."""
-        q = self.query(encrypt_type="aes")
+        q = self.query(encrypt_type="aes", **query)
         wrapped = self.crypto.encrypt_message(plaintext, q["nonce"], q["timestamp"])
         encrypt = wrapped.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
         q["msg_signature"] = wrapped.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
@@ -83,7 +86,7 @@ class WeChat:
 
 
 async def _accounts(gw) -> dict[str, WeChat]:
-    await gw.add_account("wechat", "acme-plain", {"token": TOKEN})
+    await gw.add_account("wechat", "acme-plain", {"token": TOKEN, "mode": "plaintext"})
     await gw.add_account("wechat", "acme-compat", {"token": TOKEN, "mode": "compatible", "aes_key": AES_KEY, "appid": APPID})
     await gw.add_account("wechat", "acme-safe", {"token": TOKEN, "mode": "safe", "aes_key": AES_KEY, "appid": APPID})
     return {name: WeChat(gw, f"acme-{name}") for name in ("plain", "compat", "safe")}
@@ -255,6 +258,105 @@ async def test_queue_down_is_503_so_wechat_retries(edge):
     assert await edge.xlen("wechat") == 0
 
 
+# --- forged pushes built on a signature seen before ------------------------------------------
+
+HOUR, YEAR = 3600, 365 * 24 * 3600
+
+
+async def test_a_seen_triple_with_another_body_and_sender_is_409_and_not_queued(edge):
+    # The reported attack: the signature covers token, timestamp and nonce, not the body.
+    wc = edge.wechat["plain"]
+    q = wc.query()
+    first = text_message("真的消息")
+    assert await wc.post(first, q) == (200, "success")
+    forged = text_message("forged", openid="o-someone-else")
+    status, body = await wc.post(forged, q)
+    assert (status, body["error"]["code"]) == (409, "replayed") and body["error"]["message"]
+    assert [e.payload for e in await _entries(edge)] == [first.encode()]
+
+
+async def test_an_encrypted_compatible_push_replayed_as_plaintext_is_409(edge):
+    # Compatible mode signs the triple twice (signature and msg_signature); the plaintext
+    # signature of a seen encrypted push must not carry another, unencrypted body.
+    wc = edge.wechat["compat"]
+    body, q = wc.encrypted(text_message("密文"), compatible=True)
+    assert await wc.post(body, q) == (200, "success")
+    plain_q = {k: v for k, v in q.items() if k not in ("encrypt_type", "msg_signature")}
+    status, answer = await wc.post(text_message("forged", openid="o-someone-else"), plain_q)
+    assert (status, answer["error"]["code"]) == (409, "replayed")
+    assert [e.meta["openid"] for e in await _entries(edge)] == [OPENID]
+
+
+async def test_a_safe_mode_triple_used_for_a_second_ciphertext_is_409(edge):
+    # Both are signed with the token: the nonce memory, not the signature, refuses the second.
+    wc = edge.wechat["safe"]
+    first = text_message("第一条")
+    body, q = wc.encrypted(first)
+    again, q2 = wc.encrypted(text_message("第二条", openid="o-someone-else"), ts=int(q["timestamp"]), nonce=q["nonce"])
+    assert await wc.post(body, q) == (200, "success")
+    status, answer = await wc.post(again, q2)
+    assert (status, answer["error"]["code"]) == (409, "replayed")
+    assert [e.payload for e in await _entries(edge)] == [first.encode()]
+
+
+@pytest.mark.parametrize("offset", [HOUR, -HOUR, YEAR, -YEAR, 10 * YEAR, -10 * YEAR])
+async def test_a_timestamp_outside_the_window_is_401_in_every_mode(edge, offset):
+    now = int(time.time())
+    plain, safe = edge.wechat["plain"], edge.wechat["safe"]
+    await _refused(edge, 401, "stale_timestamp", await plain.post(text_message(), plain.query(ts=now + offset)))
+    body, q = safe.encrypted(text_message(), ts=now + offset)
+    await _refused(edge, 401, "stale_timestamp", await safe.post(body, q))
+
+
+async def test_a_timestamp_inside_the_window_is_accepted(edge):
+    wc = edge.wechat["plain"]
+    assert await wc.post(text_message(), wc.query(ts=int(time.time()) - 240)) == (200, "success")
+    assert await edge.xlen("wechat") == 1
+
+
+@pytest.mark.parametrize("ts", ["", "yesterday", "1.7e9", "-60", "１７００"])
+async def test_a_timestamp_that_is_not_a_number_is_400(edge, ts):
+    wc = edge.wechat["plain"]
+    q = {**wc.query(), "timestamp": ts}
+    q["signature"] = signature(ts, q["nonce"])
+    await _refused(edge, 400, "bad_timestamp", await wc.post(text_message(), q))
+
+
+async def test_a_stale_timestamp_is_refused_before_the_body_is_read(edge):
+    wc = edge.wechat["plain"]
+    await _refused(edge, 401, "stale_timestamp",
+                   await wc.post(text_message("长" * 30_000), wc.query(ts=int(time.time()) - YEAR)))
+
+
+async def test_a_wrong_signature_does_not_use_up_the_nonce(edge):
+    # Only a verified triple is remembered: without the token no one can block a nonce.
+    wc = edge.wechat["plain"]
+    q = wc.query()
+    forged = {**q, "signature": signature(q["timestamp"], q["nonce"], token="guess")}
+    await _refused(edge, 401, "bad_signature", await wc.post(text_message("forged"), forged))
+    assert await wc.post(text_message("真的"), q) == (200, "success")
+    assert await edge.xlen("wechat") == 1
+
+
+async def test_the_nonce_is_remembered_for_the_whole_window(edge):
+    wc = edge.wechat["plain"]
+    q = wc.query()
+    assert await wc.post(text_message(), q) == (200, "success")
+    [key] = await edge.redis.keys(keys.push_nonce_key("*", q["timestamp"], q["nonce"]))
+    assert 300 < await edge.redis.ttl(key) <= 601
+
+
+async def test_a_new_account_without_a_mode_is_safe_mode(edge):
+    await edge.add_account("wechat", "acme-new", {"token": TOKEN, "aes_key": AES_KEY, "appid": APPID})
+    wc = WeChat(edge, "acme-new")
+    await _refused(edge, 400, "encryption_required", await wc.post(text_message("明文")))
+    assert await wc.post_safe(text_message("密文")) == (200, "success")
+    async with edge.db.read() as conn:
+        row = (await conn.execute(select(channel_accounts.c.settings).where(
+            channel_accounts.c.address == "acme-new"))).one()
+    assert row.settings["mode"] == "safe"
+
+
 # --- through the normalizer (SQLite and PostgreSQL) ----------------------------------------
 
 
@@ -267,10 +369,13 @@ async def flow(system):
 
 
 async def test_retry_storm_of_one_message_makes_one_message(flow):
-    # WeChat resends after 5 s without an answer, up to three times; here all at once.
+    # WeChat resends after 5 s without an answer, up to three times; here all at once, the
+    # same request each time and once more under a fresh signed triple.
     plain = text_message("重复推送", msgid=6200000000099999999)
-    results = await asyncio.gather(*(flow.wechat["safe"].post_safe(plain) for _ in range(3)))
-    assert results == [(200, "success")] * 3
+    body, q = flow.wechat["safe"].encrypted(plain)
+    results = await asyncio.gather(*(flow.wechat["safe"].post(body, q) for _ in range(3)),
+                                   flow.wechat["safe"].post_safe(plain))
+    assert results == [(200, "success")] * 4
     await flow.system.drain()
     [message] = await flow.system.messages()
     assert (message.text, message.channel) == ("重复推送", "wechat")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import time
 
@@ -14,6 +15,7 @@ from core.envelope import Envelope
 
 SECRET = "weibo-app-secret-acme"
 UID, FAN = "1902538057", "2489518277"
+_nonces = itertools.count(57155157)
 
 
 def push(kind="text", text="我的快递丢了", data=None, created="Mon Jul 16 18:09:20 +0800 2012", sender=FAN) -> dict:
@@ -27,8 +29,9 @@ class Weibo:
     def __init__(self, gw, account="acme", secret=SECRET):
         self.gw, self.account, self.secret = gw, account, secret
 
-    def query(self, **extra) -> dict:
-        ts, nonce = str(int(time.time() * 1000)), "57155157"
+    def query(self, ts: int | str | None = None, nonce: str | None = None, **extra) -> dict:
+        """A fresh signed triple: now in milliseconds (or ``ts``) and a nonce never used before."""
+        ts, nonce = str(int(time.time() * 1000) if ts is None else ts), nonce or str(next(_nonces))
         sig = hashlib.sha1("".join(sorted((self.secret, ts, nonce))).encode()).hexdigest()
         return {"signature": sig, "timestamp": ts, "nonce": nonce, **extra}
 
@@ -118,6 +121,52 @@ async def test_oversized_push_is_413(edge):
     await _refused(edge, 413, "too_large", await edge.weibo.post(push(text="长" * 30_000)))
 
 
+# --- forged pushes built on a signature seen before ------------------------------------------
+
+HOUR_MS, YEAR_MS = 3600_000, 365 * 24 * 3600_000
+
+
+async def _entries(gw) -> list[Envelope]:
+    return [Envelope.unpack(f[b"e"]) for _, f in await gw.redis.xrange("ingest.weibo")]
+
+
+async def test_a_seen_triple_with_another_body_and_sender_is_409_and_not_queued(edge):
+    # The reported attack: the signature covers app secret, timestamp and nonce, not the body.
+    q = edge.weibo.query()
+    assert await edge.weibo.post(push(), q) == (200, "")
+    status, body = await edge.weibo.post(push(text="forged", sender="1111111111"), q)
+    assert (status, body["error"]["code"]) == (409, "replayed") and body["error"]["message"]
+    assert [e.meta["uid"] for e in await _entries(edge)] == [FAN]
+
+
+@pytest.mark.parametrize("offset", [HOUR_MS, -HOUR_MS, YEAR_MS, -YEAR_MS, 10 * YEAR_MS, -10 * YEAR_MS])
+async def test_a_timestamp_outside_the_window_is_401(edge, offset):
+    q = edge.weibo.query(ts=int(time.time() * 1000) + offset)
+    await _refused(edge, 401, "stale_timestamp", await edge.weibo.post(push(), q))
+
+
+async def test_a_timestamp_in_seconds_is_401_since_weibo_signs_milliseconds(edge):
+    await _refused(edge, 401, "stale_timestamp", await edge.weibo.post(push(), edge.weibo.query(ts=int(time.time()))))
+
+
+async def test_a_timestamp_inside_the_window_is_accepted(edge):
+    assert await edge.weibo.post(push(), edge.weibo.query(ts=int(time.time() * 1000) - 240_000)) == (200, "")
+    assert await edge.xlen("weibo") == 1
+
+
+@pytest.mark.parametrize("ts", ["", "now", "1397022061823.5", "-1"])
+async def test_a_timestamp_that_is_not_a_number_is_400(edge, ts):
+    await _refused(edge, 400, "bad_timestamp", await edge.weibo.post(push(), edge.weibo.query(ts=ts)))
+
+
+async def test_a_wrong_signature_does_not_use_up_the_nonce(edge):
+    q = edge.weibo.query()
+    forged = Weibo(edge, secret="guess").query(ts=q["timestamp"], nonce=q["nonce"])
+    await _refused(edge, 401, "bad_signature", await edge.weibo.post(push(sender="1111111111"), forged))
+    assert await edge.weibo.post(push(), q) == (200, "")
+    assert [e.meta["uid"] for e in await _entries(edge)] == [FAN]
+
+
 # --- through the normalizer (SQLite and PostgreSQL) ------------------------------------------
 
 
@@ -131,9 +180,10 @@ async def flow(system):
 
 
 async def test_retries_are_one_message_and_types_join_one_session(flow):
-    first = push(created="Mon Nov 23 10:00:00 +0800 2026")
-    results = await asyncio.gather(*(flow.weibo.post(first) for _ in range(3)))
-    assert results == [(200, "")] * 3
+    # Weibo retries after 5 s, three times: the same request, or the push under a fresh triple.
+    first, q = push(created="Mon Nov 23 10:00:00 +0800 2026"), flow.weibo.query()
+    results = await asyncio.gather(*(flow.weibo.post(first, q) for _ in range(3)), flow.weibo.post(first))
+    assert results == [(200, "")] * 4
     for doc in (
         push("text", "第二条", created="Mon Nov 23 10:00:00 +0800 2026"),  # same second, other content
         push("image", "", {"vfid": "821804459", "tovfid": "821804469"}, created="Mon Nov 23 10:00:05 +0800 2026"),

@@ -56,13 +56,16 @@ async def tenant_id(conn: AsyncConnection, slug: str) -> int:
 # Push-channel settings that are secrets: with a secret key they are sealed into
 # ``secret_enc`` and never stored in the readable ``settings`` column.
 SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password"})
+# A new WeChat account is safe mode unless asked otherwise: only there does the signature
+# (msg_signature) cover the message; plaintext and compatible mode sign no body (docs/security.md).
+NEW_ACCOUNT_DEFAULTS = {"wechat": {"mode": "safe"}}
 
 
 async def add_account(
     conn: AsyncConnection, tenant: int, channel: str, address: str, settings: dict | None = None,
     secret_key: str = "",
 ) -> int:
-    settings = dict(settings or {})
+    settings = {**NEW_ACCOUNT_DEFAULTS.get(channel, {}), **(settings or {})}
     sealed = None
     if channel == "email":
         address = address.strip().lower()  # email's secret_enc holds an IMAP password (mailboxes.py)
