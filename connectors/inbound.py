@@ -50,7 +50,10 @@ class Inbound:
     # Chat channels: the sender's session with this account; joins the ticket last active
     # within the session window, and always moves to the ticket the message lands on.
     session_key: str = ""
-    auto_reason: str = ""  # non-empty: auto-reply/bulk, never opens or reopens a ticket
+    auto_reason: str = ""  # non-empty: sent by a program; never answered, never opens or reopens a ticket
+    # What kind of automatic message (email: ``autoreply.classify``): ``bulk`` opens a ticket
+    # marked auto that is not routed (per mailbox), ``bounce`` and ``reply`` never open one.
+    auto_kind: str = ""
     headers: dict[str, object] = field(default_factory=dict)
     # More identities of the same person (email, E.164 phone, unionid): they link channels.
     also: list[Sender] = field(default_factory=list)

@@ -47,6 +47,12 @@ INGRESS_TO_ASSIGNED = Histogram(
     "switchboard_ingress_to_assigned_seconds", "From ingress to the ticket assigned to an agent.",
     buckets=_LATENCY_BUCKETS,
 )
+AUTO_MAIL = Counter(
+    "switchboard_auto_mail_total",
+    "Bulk or machine-made messages by what was done with them (ticket: opened one marked auto, "
+    "dropped: the mailbox drops them, kept: joined a thread or stored without a ticket).",
+    ["channel", "action"],
+)
 ROUTER_QUEUE_DEPTH = Gauge(
     "switchboard_router_queue_depth", "Tickets waiting for an agent, by tenant and VIP tier.",
     ["tenant", "vip_tier"],

@@ -21,6 +21,7 @@ from core.ids import now_ms
 from normalizer.threading import Context, ThreadMatch, find_thread
 from ticket_service.store import customers
 from ticket_service.store import tickets as store
+from ticket_service.store.account_settings import auto_mail
 from ticket_service.store.admin import Account
 from ticket_service.store.db import Database
 from ticket_service.store.reply_tokens import is_signed
@@ -37,7 +38,10 @@ def store_key(key: str) -> str:
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened: created | appended | reopened | followup | auto | duplicate | redelivered | updated."""
+    """What happened: created | appended | reopened | followup | auto | dropped | duplicate | redelivered | updated.
+
+    ``auto`` is set when the ticket was opened by bulk mail (its reason): not to be routed.
+    """
 
     kind: str
     ticket_id: int | None
@@ -46,6 +50,7 @@ class Outcome:
     customer_id: int | None = None
     priority: int = 0
     rule: str = ""
+    auto: str = ""
 
 
 @dataclass(slots=True)
@@ -103,6 +108,9 @@ def _ingest(conn: Connection, account: Account, env: Envelope, inbound: Inbound,
         return Outcome(kind, seen.ticket_id, seen.id)
     if windows.reply_secret and not inbound.auto_reason and is_signed(windows.reply_secret, tenant, inbound.own_key):
         inbound.auto_reason = "own-message-id"  # our own outbound mail came back: a mail loop
+        inbound.auto_kind = "reply"
+    if inbound.auto_kind == "bulk" and auto_mail(account.settings) == "drop":
+        return Outcome("dropped", None, 0, rule=inbound.auto_reason)  # the mailbox wants none of it
     now = now_ms()
     sender = inbound.sender
     outcome, customer, match = _thread(conn, account, env, inbound, now, windows)
@@ -173,9 +181,13 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
            keys: list[str], now: int, reopen_window_ms: int) -> Outcome:
     """Pick or make the ticket and bind the conversation keys to it."""
     tenant, ticket = account.tenant_id, match.ticket
-    if inbound.auto_reason:
+    if inbound.auto_reason and (ticket is not None or not _opens_auto_ticket(account, inbound)):
         # RFC 3834 §2: automatic responses must not start or revive a conversation.
         return Outcome("auto", ticket.id if ticket else None, 0, ticket.number if ticket else None)
+    if inbound.auto_reason:
+        return _auto_ticket(conn, account, env, inbound, customer, keys, now)
+    if ticket is not None and ticket.auto:
+        store.clear_auto(conn, ticket.id)  # a person wrote in the conversation: it is work to route now
     if ticket is not None and ticket.status not in store.CLOSED:
         store.touch_ticket(conn, ticket.id, now)
         store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
@@ -193,3 +205,21 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
     kind = "followup" if ticket is not None else "created"
     return Outcome(kind, ticket_id, 0, number, priority=customer.vip_tier)
+
+
+def _opens_auto_ticket(account: Account, inbound: Inbound) -> bool:
+    return inbound.auto_kind == "bulk" and auto_mail(account.settings) == "ticket"
+
+
+def _auto_ticket(conn: Connection, account: Account, env: Envelope, inbound: Inbound, customer, keys: list[str],
+                 now: int) -> Outcome:
+    """Bulk or machine-made mail with no conversation to join: a ticket marked auto, not routed."""
+    reason = inbound.auto_reason[:64]
+    ticket_id, number = store.create_ticket(
+        conn, tenant_id=account.tenant_id, subject=(inbound.subject or "(no subject)")[:1000], status="new",
+        channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,
+        auto=True, auto_reason=reason, now=now,
+    )
+    # The next notification of the same thread (an incident's updates) joins this ticket.
+    store.bind_thread_keys(conn, account.tenant_id, account.id, ticket_id, keys, now)
+    return Outcome("created", ticket_id, 0, number, priority=customer.vip_tier, auto=reason)

@@ -98,7 +98,8 @@ class Normalizer(Worker):
             with bound(env):
                 for outcome in outcomes:
                     log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
-                             rule=outcome.rule)
+                             rule=outcome.rule, auto=outcome.auto or None)
+                    self._count_auto(env.channel, outcome)
                     if outcome.kind in ("created", "followup", "reopened", "appended"):
                         metrics.INGRESS_TO_TICKET.observe(max(now_ms() - env.received_at, 0) / 1000)
                     if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
@@ -137,10 +138,19 @@ class Normalizer(Worker):
         return rows
 
     @staticmethod
+    def _count_auto(channel: str, outcome: Outcome) -> None:
+        if outcome.auto:
+            metrics.AUTO_MAIL.labels(channel, "ticket").inc()
+        elif outcome.kind in ("auto", "dropped"):
+            metrics.AUTO_MAIL.labels(channel, "dropped" if outcome.kind == "dropped" else "kept").inc()
+
+    @staticmethod
     def _event(env: Envelope, tenant_id: int, outcome: Outcome) -> Envelope:
+        # ``auto``: opened by bulk mail; the router records it as skipped instead of routing it.
+        extra = {"auto": outcome.auto} if outcome.auto else {}
         return events.event_envelope(
             _EVENT_FOR[outcome.kind], env.tenant, env.account, env.trace_id,
             tenant_id=tenant_id, ticket_id=outcome.ticket_id, number=outcome.number,
             message_id=outcome.message_id, customer_id=outcome.customer_id, priority=outcome.priority,
-            channel=env.channel, received_at=env.received_at,
+            channel=env.channel, received_at=env.received_at, **extra,
         )

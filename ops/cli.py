@@ -18,7 +18,7 @@ from core.settings import Settings, SettingsError, load
 from ops import opscli, roles
 from ops.runtime import Runtime
 from router import cli as routercli
-from ticket_service.store import admin, mailboxes
+from ticket_service.store import account_settings, admin, mailboxes
 
 RoleMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
@@ -53,9 +53,11 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
         async with rt.db.write() as conn:
             if args.command == "tenant":
                 return f"tenant {args.slug} created (id {await admin.create_tenant(conn, args.slug, args.name)})"
-            tenant = await admin.tenant_id(conn, args.tenant)
+            tenant = await admin.tenant_id(conn, args.tenant) if getattr(args, "tenant", None) else None
             if args.command == "account" and args.action == "imap":
                 return await _imap_account(_secret_key(settings), conn, tenant, args)
+            if args.command == "account" and args.action == "set":
+                return await _set_account(conn, args)
             if args.command == "account":
                 values = _settings(args.setting)
                 key = _secret_key(settings) if admin.SECRET_SETTINGS & set(values) else ""
@@ -111,6 +113,27 @@ async def _imap_account(secret_key: str, conn, tenant: int, args: argparse.Names
     return f"email account {args.address} fetches {args.user}@{args.host}:{port}/{args.folder} (id {account})"
 
 
+def _add_set_parser(account) -> None:
+    names = ", ".join(f"{k} ({s.help})" for k, s in account_settings.SETTABLE.items())
+    c = account.add_parser("set", help=f"change an account's settings: {names}")
+    c.add_argument("address", help="the account's address (a mailbox for email)")
+    c.add_argument("pairs", nargs="+", metavar="KEY=VALUE", help="e.g. auto_mail=ticket|attach|drop")
+    c.add_argument("--channel", default="email", help="the account's channel (default email)")
+    c.add_argument("--tenant", help="refuse unless the account belongs to this tenant")
+
+
+async def _set_account(conn, args: argparse.Namespace) -> str:
+    values = {}
+    for pair in args.pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{pair!r} is not KEY=VALUE")
+        values[key] = value
+    stored = await account_settings.set_settings(conn, args.channel, args.address, values, args.tenant)
+    shown = ", ".join(f"{k}={stored[k]}" for k in values)
+    return f"{args.channel} account {args.address.strip().lower() if args.channel == 'email' else args.address}: {shown}"
+
+
 def _settings(pairs: list[str]) -> dict:
     """``KEY=VALUE`` pairs -> a settings dict; a VALUE that parses as JSON is taken as JSON."""
     settings = {}
@@ -154,6 +177,7 @@ def parser() -> argparse.ArgumentParser:
                      "e.g. token=abc mode=safe 'cors_origins=[\"https://shop.example\"]'; a wechat "
                      "account is mode=safe unless mode=compatible or mode=plaintext is given")
     _add_imap_parser(account)
+    _add_set_parser(account)
     apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
     key = apikey.add_parser("create", help="create an API key and print it (shown once)")
     key.add_argument("--tenant", required=True)

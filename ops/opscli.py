@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.blobs import BlobStore
 from core.bus import Bus
@@ -16,6 +17,8 @@ from core.redis import EmbeddedRedis, connect
 from core.settings import Settings
 from ops import streams as ops
 from ops.healthcheck import check
+from ticket_service.store import admin, unplaced
+from ticket_service.store.db import Database
 
 
 def add_parser(sub: argparse._SubParsersAction, roles: list[str]) -> None:
@@ -55,6 +58,10 @@ def add_parser(sub: argparse._SubParsersAction, roles: list[str]) -> None:
     c = cmd("prune", "remove consumers without a heartbeat after handing over their pending entries", consumers)
     c.add_argument("--idle-ms", type=int, default=None, help="minimum idle time (default: visibility timeout)")
     c.add_argument("--dry-run", action="store_true")
+
+    c = cmd("bounces", "bounces of mail we do not know (no ticket holds them): the count and the newest")
+    c.add_argument("--tenant", help="one tenant's (slug); default every tenant's")
+    c.add_argument("--limit", type=int, default=10, help="how many of the newest to show (default 10)")
 
     c = cmd("trim", "trim streams safely: only entries every group has acked")
     c.add_argument("streams", nargs="*", metavar="STREAM")
@@ -139,11 +146,36 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
         await redis.aclose()
 
 
+async def _bounces(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
+    """The store's view, not the bus's: bounces the normalizer could not put on a ticket."""
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.read() as conn:
+            tenant = None
+            if args.tenant:
+                try:
+                    tenant = await admin.tenant_id(conn, args.tenant)
+                except admin.NotFound as exc:
+                    raise ops.OpsError(str(exc)) from None
+            total = (await conn.execute(unplaced.count("bounce", tenant))).scalar_one()
+            rows = (await conn.execute(unplaced.listing("bounce", tenant).limit(max(args.limit, 0)))).all()
+    except SQLAlchemyError as exc:
+        raise ops.OpsError(f"database: {type(exc).__name__}: {exc}") from exc
+    finally:
+        await db.dispose()
+    newest = [{"id": r.id, "tenant": r.tenant, "account": r.account, "received_at": r.created_at,
+               "from": r.sender, "subject": r.subject, **(unplaced.report(r.headers) or {})} for r in rows]
+    text = f"{total} bounce(s) of unknown mail\n" + table(
+        newest, ["id", "tenant", "account", "from", "recipient", "status", "subject"])
+    return {"count": total, "newest": newest}, text
+
+
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if args.ops_command == "check":
         return 0 if check(args.role, settings) else 1
     try:
-        data, text = asyncio.run(_run(settings, args))
+        run = _bounces if args.ops_command == "bounces" else _run
+        data, text = asyncio.run(run(settings, args))
     except (ops.OpsError, RedisError, OSError) as exc:
         if isinstance(exc, (RedisError, OSError)):
             exc = ops.OpsError(f"Redis unreachable: {exc}")

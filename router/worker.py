@@ -8,15 +8,17 @@ import gc
 
 import structlog
 
-from core import keys
+from core import keys, metrics
 from core.bus import Bus
 from core.envelope import Envelope
 from core.errors import PermanentError
+from core.ids import now_ms
 from core.settings import Settings
 from core.worker import NotAttempted, Worker
 from router.assignment import Assigner, Pull, Route
 from router.periodic import Periodic
 from ticket_service import events
+from ticket_service.store import routing as routing_store
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
 
@@ -57,14 +59,39 @@ class Router(Worker):
         if kind == events.AGENT_CHANGED:
             return None
         requests: list[Route | Pull] = []
+        if kind == events.TICKET_CREATED and event.get("auto"):
+            return requests  # opened by bulk mail: recorded as skipped (``_skip``), never routed
         if kind in _ROUTE:
             requests.append(Route(_int(event, "ticket_id"), event.get("received_at")))
         if kind in (events.TICKET_CLOSED, events.TICKET_UPDATED) and event.get("freed_agent_id"):
             requests.append(Pull(_int(event, "tenant_id"), _int(event, "freed_agent_id")))
         return requests
 
+    @staticmethod
+    def _skipped(event: dict) -> tuple[int, int, str] | None:
+        """(tenant, ticket, reason) of a ticket opened by bulk mail, which no agent is given."""
+        if event["type"] != events.TICKET_CREATED or not event.get("auto"):
+            return None
+        return _int(event, "tenant_id"), _int(event, "ticket_id"), str(event["auto"])
+
+    async def _skip(self, skipped: list[tuple[int, int, str]]) -> None:
+        def record(conn) -> None:
+            for tenant_id, ticket_id, reason in skipped:
+                routing_store.record(conn, tenant_id, ticket_id, "skipped", now, detail={
+                    "reason": "auto", "auto_reason": reason})
+
+        if skipped:
+            now = now_ms()
+            await self.db.run_write(record)
+            metrics.ROUTER_DECISIONS.labels("skipped").inc(len(skipped))
+            for _, ticket_id, reason in skipped:
+                log.info("router.skipped", ticket_id=ticket_id, reason="auto", auto_reason=reason)
+
     async def handle(self, envelope: Envelope) -> None:
         event = events.read_event(envelope)
+        if skipped := self._skipped(event):
+            await self._skip([skipped])
+            return
         requests = self._requests(event)
         if requests is None:
             await self.assigner.agent_changed(_int(event, "tenant_id"), _int(event, "agent_id"),
@@ -78,9 +105,13 @@ class Router(Worker):
         events are handled one by one (``Worker.handle_batch``), so that only a bad one fails."""
         results: list[BaseException | None] = [None] * len(envelopes)
         group: list[tuple[int, list[Route | Pull]]] = []
+        skipped: list[tuple[int, tuple[int, int, str]]] = []
         for i, envelope in enumerate(envelopes):
             try:
-                requests = self._requests(events.read_event(envelope))
+                event = events.read_event(envelope)
+                if skip := self._skipped(event):
+                    skipped.append((i, skip))
+                requests = self._requests(event)
             except Exception as exc:
                 results[i] = exc
                 continue
@@ -94,6 +125,11 @@ class Router(Worker):
             if self._outage(results[i]):
                 return self._not_attempted(results, i + 1)
         await self._apply(envelopes, group, results)
+        try:
+            await self._skip([skip for _, skip in skipped])
+        except Exception as exc:
+            for i, _ in skipped:
+                results[i] = exc
         return results
 
     async def _apply(self, envelopes: list[Envelope], group: list[tuple[int, list]],

@@ -1,12 +1,16 @@
-"""Auto-reply, bounce and bulk detection: such mail never opens or reopens a ticket.
+"""Auto-reply, bounce and bulk detection: such mail is never answered nor routed.
 
 Small named rules evaluated in order; the first that hits names the reason. Answering any
-of these would start a mail loop with a robot or spam a list (RFC 3834 §2).
+of these would start a mail loop with a robot or spam a list (RFC 3834 §2). ``classify``
+sorts the hits into three kinds the normalizer treats apart: a bounce attaches to the mail
+it returns, an auto-reply never opens or reopens a ticket, and bulk or machine-generated
+mail (a notification is often real work) opens a ticket marked ``auto``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import Message
 
 Rule = Callable[[Message, str, str | None], str]
@@ -125,3 +129,91 @@ def auto_reason(msg: Message, sender: str, return_path: str | None) -> str:
         if reason:
             return reason
     return ""
+
+
+# Reasons that answer a message of ours (RFC 3834 §5 "auto-replied", vendors' X-Autoreply, a
+# read receipt): they belong to that conversation and never start one.
+_REPLY_REASONS = frozenset({"auto-submitted:auto-replied", "read-receipt", *(h.lower() for h in _AUTOREPLY_HEADERS)})
+# Signs that a program sent the mail, not of which kind: a request not to be answered
+# ([MS-OXCMAIL] §2.2.3.2.20), a loop guard, a null reverse-path. Alone they count as bulk.
+_NEUTRAL_RULES = frozenset({exchange_suppress, loop, null_sender})
+# The sender says it is mass mail to many: that outweighs the marks of an auto-reply.
+_MASS_RULES = frozenset({precedence, mailing_list})
+_BOUNCE_RULES = frozenset({daemon, failed_recipients})
+_ORDER = (("bounce", "bounce"), ("mass", "bulk"), ("reply", "reply"), ("bulk", "bulk"))
+_DSN_FIELDS = (("recipient", "Final-Recipient"), ("recipient", "Original-Recipient"),
+               ("action", "Action"), ("status", "Status"), ("diagnostic", "Diagnostic-Code"))
+_DSN_PARTS = 200  # parts walked looking for the delivery-status part
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The kind (``bounce`` | ``reply`` | ``bulk`` | "" for a person), the reason, a bounce's report."""
+
+    kind: str = ""
+    reason: str = ""
+    bounce: dict[str, str] = field(default_factory=dict)
+
+
+def _kind(rule: Rule, reason: str, msg: Message) -> str:
+    if reason == "bounce" or rule in _BOUNCE_RULES:
+        return "bounce"
+    if rule in _MASS_RULES:
+        return "mass"
+    if rule is exchange_suppress and msg.get("In-Reply-To") is not None:
+        # Exchange's out-of-office answers with Auto-Submitted: auto-generated and this header.
+        return "reply"
+    if rule in _NEUTRAL_RULES:
+        return ""
+    return "reply" if reason in _REPLY_REASONS else "bulk"
+
+
+def classify(msg: Message, sender: str, return_path: str | None) -> Classification:
+    """Every rule's verdict, the strongest kind first: a bounce; mass mail (Precedence,
+    List-*); an auto-reply; other machine-made mail; neutral signs of a program alone.
+
+    Mass mail wins over an auto-reply: a mail that says both (Gmail's vacation responder
+    sends ``Auto-Submitted: auto-replied`` with ``Precedence: bulk``) is kept where people
+    see it when its original is unknown; it is never answered either way.
+    """
+    hits = [(_kind(rule, reason, msg), reason) for rule in RULES if (reason := rule(msg, sender, return_path))]
+    if not hits:
+        return Classification()
+    kinds = {kind for kind, _ in hits}
+    kind = next((label for k, label in _ORDER if k in kinds), "bulk")
+    # The reason stays the first rule's (``auto_reason``); the kind is the strongest verdict.
+    return Classification(kind, hits[0][1], dsn_report(msg) if kind == "bounce" else {})
+
+
+def dsn_report(msg: Message) -> dict[str, str]:
+    """The first failed recipient of a bounce, its status and diagnostic, where it says them.
+
+    RFC 3464 §2.3: a message/delivery-status part holds per-recipient blocks; Exim's and
+    Gmail's reports without one still name the address in X-Failed-Recipients.
+    """
+    report: dict[str, str] = {}
+    for n, part in enumerate(msg.walk()):
+        if n >= _DSN_PARTS:
+            break
+        if part.get_content_type() != "message/delivery-status" or not isinstance(part.get_payload(), list):
+            continue
+        for block in part.get_payload()[1:]:
+            if isinstance(block, Message):
+                for key, name in _DSN_FIELDS:
+                    if key not in report and block.get(name):
+                        report[key] = _field(block.get(name))
+            if report:
+                break
+        break
+    failed = msg.get("X-Failed-Recipients")
+    if "recipient" not in report and failed:
+        report["recipient"] = _field(failed).split(",")[0].strip()
+    if "recipient" in report:
+        # "rfc822; user@example.com" (RFC 3464 §2.3.2): the address after the type.
+        report["recipient"] = report["recipient"].rpartition(";")[2].strip().strip("<>").lower()
+    return report
+
+
+def _field(value: object) -> str:
+    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())[:500]

@@ -11,7 +11,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from hashlib import sha256
 
 from connectors.email import headers, tnef
-from connectors.email.autoreply import auto_reason
+from connectors.email.autoreply import classify
 from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
 from connectors.email.charsets import decode_header_value, unescape_8bit
 from connectors.inbound import Inbound, Sender
@@ -94,8 +94,8 @@ def parse(envelope: Envelope) -> list[Inbound]:
     subject = _line(decode_header_value(msg.get("Subject", ""), hint))
     return_path = meta["mail_from"] if "mail_from" in meta else msg.get("Return-Path")
     ticket = _TICKET.search(subject)
-    reason = auto_reason(msg, sender.value, return_path)
-    if reason == "bounce":
+    auto = classify(msg, sender.value, return_path)
+    if auto.kind == "bounce":
         # The bounced original's id leads the refs, so the bounce lands on its ticket.
         irt = list(dict.fromkeys([*_bounced_ids(msg, text), *irt]))
     return [Inbound(
@@ -105,8 +105,8 @@ def parse(envelope: Envelope) -> list[Inbound]:
         thread_refs=[i for i in dict.fromkeys(irt + refs[::-1]) if i != own],
         thread_root=refs[0] if refs else irt[0] if irt else dedup_key,
         ticket_number=int(ticket.group(1)) if ticket else None,
-        auto_reason=reason,
-        headers=_header_fields(msg, meta, own, irt, refs, hint),
+        auto_reason=auto.reason, auto_kind=auto.kind,
+        headers=_header_fields(msg, meta, own, irt, refs, hint) | ({"bounce": auto.bounce} if auto.bounce else {}),
     )]
 
 

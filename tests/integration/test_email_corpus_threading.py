@@ -38,6 +38,9 @@ async def test_corpus_threads_as_expected_through_the_normalizer(system):
         assert message.auto_reason == want[name]["auto"], name
     opened = sum(1 for w in want.values() if w["thread"] == "new")
     assert len(await system.tickets()) == opened
+    # Bulk mail that opened a ticket (the digest) marked it auto, with its reason.
+    auto = {t.id: t.auto_reason for t in await system.tickets() if t.auto}
+    assert auto == {ticket_of[n[:2]]: w["auto"] for n, w in want.items() if w["thread"] == "new" and w["auto"]}
     assert len(await system.messages()) == len(want)  # the To + Cc mail is stored once
 
 

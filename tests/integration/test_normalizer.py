@@ -59,7 +59,7 @@ async def test_subject_ticket_number_threads_only_for_its_customer(system):
     assert msgs[2].ticket_id == ticket_rows[1].id  # the stranger got a ticket of their own
 
 
-async def test_auto_replies_are_stored_but_never_open_or_reopen(system):
+async def test_auto_replies_never_reopen_and_bulk_mail_opens_a_ticket_marked_auto(system):
     first, root = make_mail()
     await system.publish(first)
     await system.drain()
@@ -70,12 +70,14 @@ async def test_auto_replies_are_stored_but_never_open_or_reopen(system):
     await system.publish(ooo)
     await system.publish(bulk)
     await system.drain()
-    [ticket] = await system.tickets()
+    ticket, newsletter = await system.tickets()
     assert ticket.status == "solved"
+    assert (newsletter.subject, newsletter.auto, newsletter.auto_reason) == ("Newsletter", True, "precedence:bulk")
     msgs = await system.messages()
     assert (msgs[1].ticket_id, msgs[1].auto_reason.startswith("auto-submitted")) == (ticket.id, True)
-    assert (msgs[2].ticket_id, msgs[2].auto_reason.startswith("precedence")) == (None, True)
-    assert [e["type"] for e in await system.events()] == ["ticket.created"]
+    assert (msgs[2].ticket_id, msgs[2].auto_reason) == (newsletter.id, "precedence:bulk")
+    created = [(e["type"], e["ticket_id"], e.get("auto")) for e in await system.events()]
+    assert created == [("ticket.created", ticket.id, None), ("ticket.created", newsletter.id, "precedence:bulk")]
 
 
 async def test_follow_up_reopens_within_window_and_opens_linked_ticket_after(system):

@@ -47,3 +47,10 @@ def test_a_wechat_account_is_safe_mode_unless_another_mode_is_asked_for(tmp_path
         rows = {a: json.loads(s) for a, s in db.execute("SELECT address, settings FROM channel_accounts")}
     # The token itself is sealed (secret_enc), so only the mode is readable.
     assert rows == {"acme-new": {"mode": "safe"}, "acme-old": {"mode": "compatible"}}
+    # An older account is moved to safe mode by a command, not by editing rows.
+    switched = subprocess.run([sys.executable, "-m", "ops.cli", "account", "set", "acme-old", "mode=safe",
+                               "--channel", "wechat"], env=env, capture_output=True, text=True, timeout=60)
+    assert (switched.returncode, switched.stdout.strip()) == (0, "wechat account acme-old: mode=safe")
+    with sqlite3.connect(tmp_path / "sb.db") as db:
+        modes = {a: json.loads(s)["mode"] for a, s in db.execute("SELECT address, settings FROM channel_accounts")}
+    assert modes == {"acme-new": "safe", "acme-old": "safe"}

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from auto_mail_support import postfix_bounce
 from support import make_mail
 
 from core import keys
@@ -33,6 +34,7 @@ ROUTES = {
     ("GET", "/tickets/{id}/routing"): "item",
     ("GET", "/tickets/{id}/reply-address"): "item",
     ("GET", "/attachments/{id}"): "item",
+    ("GET", "/messages"): "list",
     ("GET", "/agents"): "list",
     ("POST", "/agents"): "create",
     ("PUT", "/agents/{id}/status"): "item",
@@ -40,6 +42,7 @@ ROUTES = {
     ("POST", "/routing/rules"): "create",
     ("DELETE", "/routing/rules/{id}"): "item",
 }
+QUERIES = {("GET", "/messages"): "?kind=bounce"}
 BODIES = {
     ("PATCH", "/tickets/{id}"): {"status": "closed"},
     ("PUT", "/agents/{id}/status"): {"status": "offline"},
@@ -68,6 +71,10 @@ async def world(sqlite_url, redis_url, tmp_path):
                            attachments=[(f"{slug}.pdf", "application/pdf", f"{slug} plans".encode())])
         await bus.publish(keys.ingest_stream("email"),
                           Envelope(tenant=slug, channel="email", account=str(t["account"]), payload=raw))
+        # A bounce of mail the tenant never sent: listed by GET /messages?kind=bounce.
+        bounce = postfix_bounce(f"<forged@{slug}.test>", f"nobody@{slug}.example")
+        await bus.publish(keys.ingest_stream("email"),
+                          Envelope(tenant=slug, channel="email", account=str(t["account"]), payload=bounce))
     settings = load(env={}).replace(data_dir=tmp_path, block_ms=50)
     await asyncio.wait_for(Normalizer(bus, settings, db, blobs).run(drain=True), 60)
 
@@ -81,6 +88,8 @@ async def world(sqlite_url, redis_url, tmp_path):
             [ticket] = (await r.json())["items"]
         async with http.get(f"{PREFIX}/tickets/{ticket['id']}", headers=h) as r:
             [message] = (await r.json())["messages"]
+        async with http.get(f"{PREFIX}/messages?kind=bounce", headers=h) as r:
+            [bounce] = (await r.json())["items"]
         async with http.post(f"{PREFIX}/agents", headers=h, json={
                 "name": slug, "email": f"agent@{slug}.test", "status": "online", "capacity": {"email": 5}}) as r:
             assert r.status == 201, await r.text()
@@ -89,7 +98,7 @@ async def world(sqlite_url, redis_url, tmp_path):
             assert r.status == 201, await r.text()
             rule = await r.json()
         t.update(headers=h, ids={"/tickets": ticket["id"], "/attachments": message["attachments"][0]["id"],
-                                 "/agents": agent["id"], "/routing/rules": rule["id"]})
+                                 "/agents": agent["id"], "/routing/rules": rule["id"], "/messages": bounce["id"]})
     yield http, tenants, app
     await http.close()
     await client.aclose()
@@ -114,8 +123,8 @@ def _fill(path: str, ids: dict) -> str:
 async def _snapshot(http, tenant) -> dict:
     """What the tenant itself sees of its objects."""
     out = {}
-    for path in ("/tickets", "/agents", "/routing/rules"):
-        async with http.get(PREFIX + path, headers=tenant["headers"]) as r:
+    for path in ("/tickets", "/agents", "/routing/rules", "/messages"):
+        async with http.get(PREFIX + path + QUERIES.get(("GET", path), ""), headers=tenant["headers"]) as r:
             out[path] = await r.json()
     async with http.get(f"{PREFIX}/attachments/{tenant['ids']['/attachments']}", headers=tenant["headers"]) as r:
         out["attachment"] = await r.read()
@@ -133,7 +142,7 @@ async def test_a_key_of_one_tenant_sees_and_changes_nothing_of_another(world, me
     me, other = tenants["acme"], tenants["globex"]
     before = await _snapshot(http, other)
     kind = ROUTES[(method, path)]
-    url = PREFIX + (_fill(path, other["ids"]) if "{id}" in path else path)
+    url = PREFIX + (_fill(path, other["ids"]) if "{id}" in path else path) + QUERIES.get((method, path), "")
     async with http.request(method, url, headers=me["headers"], json=BODIES.get((method, path))) as r:
         status, body = r.status, await r.read()
     if kind == "item":

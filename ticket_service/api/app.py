@@ -6,7 +6,7 @@ from aiohttp import web
 
 from core.blobs import BlobStore
 from core.bus import Bus
-from ticket_service.api import routing, tickets
+from ticket_service.api import messages, routing, tickets
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.store.db import Database
 
@@ -26,6 +26,7 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: flo
     app.router.add_get(f"{prefix}/tickets/{{id}}", tickets.get_ticket)
     app.router.add_get(f"{prefix}/tickets/{{id}}/reply-address", tickets.get_reply_address)
     app.router.add_get(f"{prefix}/attachments/{{id}}", tickets.get_attachment)
+    messages.setup_routes(app)
     routing.setup_routes(app, bus)
 
 

@@ -35,7 +35,8 @@ SECRET = web.AppKey("api_secret", str)
 
 PREFIX = "/api/v1"
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-_LIST_PARAMS = frozenset({"status", "channel", "assignee", "customer", "limit", "cursor"})
+_LIST_PARAMS = frozenset({"status", "channel", "assignee", "customer", "auto", "limit", "cursor"})
+_BOOLEANS = {"true": True, "false": False}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MESSAGE_COLS = (
     messages.c.id, messages.c.direction, messages.c.channel, messages.c.sender, messages.c.sender_name,
@@ -73,7 +74,7 @@ def _ticket_select(tenant_id: int) -> Select:
         select(
             tickets.c.id, tickets.c.number, tickets.c.subject, tickets.c.status, tickets.c.channel,
             tickets.c.priority, tickets.c.tags, tickets.c.created_at, tickets.c.updated_at,
-            customers.c.id.label("customer_id"), customers.c.name.label("customer_name"),
+            tickets.c.auto, tickets.c.auto_reason, customers.c.id.label("customer_id"), customers.c.name.label("customer_name"),
             customers.c.vip_tier, agents.c.id.label("assignee_id"), agents.c.name.label("assignee_name"),
         )
         .select_from(
@@ -100,6 +101,10 @@ def _filtered(stmt: Select, query: MultiMapping[str]) -> Select:
         stmt = stmt.where(tickets.c.assignee_id == parse_id(assignee, "assignee"))
     if "customer" in query:
         stmt = stmt.where(tickets.c.customer_id == parse_id(query["customer"], "customer"))
+    if "auto" in query:
+        if query["auto"] not in _BOOLEANS:
+            raise invalid_parameter("auto", "must be true or false")
+        stmt = stmt.where(tickets.c.auto.is_(_BOOLEANS[query["auto"]]))
     if "cursor" in query:
         stmt = stmt.where(tickets.c.id < decode_cursor(query["cursor"]))
     return stmt
@@ -112,6 +117,7 @@ def ticket_json(row: Row) -> dict:
         "channel": row.channel, "priority": row.priority,
         "customer": {"id": row.customer_id, "name": row.customer_name, "vip_tier": row.vip_tier},
         "assignee": assignee, "tags": list(row.tags or []),
+        "auto": bool(row.auto), "auto_reason": row.auto_reason or None,
         "created_at": iso_ms(row.created_at), "updated_at": iso_ms(row.updated_at),
     }
 

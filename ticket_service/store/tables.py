@@ -131,6 +131,10 @@ tickets = Table(
     Column("closed_at", BigInteger),
     Column("language", String(8)),  # of the first message, set by the router
     Column("assigned_at", BigInteger),
+    # Opened by bulk or machine-made mail (a newsletter, a monitoring alert): kept where people
+    # see it, never routed nor acknowledged. ``auto_reason`` says which sign gave it away.
+    Column("auto", Boolean, nullable=False, server_default="0"),
+    Column("auto_reason", String(64), nullable=False, server_default=""),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
     Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
@@ -171,6 +175,8 @@ messages = Table(
     Column("sent_at", BigInteger),
     UniqueConstraint("tenant_id", "channel", "dedup_key", name="uq_messages_dedup"),
     Index("ix_messages_ticket_id", "ticket_id", "id"),
+    # Messages by kind (``GET /messages?kind=bounce``): the bounces no ticket holds.
+    Index("ix_messages_tenant_auto_reason", "tenant_id", "auto_reason", "id"),
 )
 
 attachments = Table(

@@ -28,7 +28,7 @@ from ticket_service.store.tables import (
 CLOSED = ("solved", "closed")
 _TICKET_COLS = (
     tickets.c.id, tickets.c.number, tickets.c.status, tickets.c.customer_id,
-    tickets.c.priority, tickets.c.closed_at, tickets.c.updated_at,
+    tickets.c.priority, tickets.c.closed_at, tickets.c.updated_at, tickets.c.auto,
 )
 
 _FIND_MESSAGE = Statement(select(messages.c.id, messages.c.ticket_id, messages.c.envelope_id).where(
@@ -69,6 +69,7 @@ _INSERT_ATTACHMENTS = insert(attachments)
 _TOUCH = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(updated_at=bindparam("now")))
 _REOPEN = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
     updated_at=bindparam("now"), status="open", closed_at=None))
+_CLEAR_AUTO = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(auto=False))
 _TICKET_HAS_MESSAGE = select(messages.c.id).where(
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.ticket_id == bindparam("ticket_id"),
     messages.c.dedup_key.in_(bindparam("keys", expanding=True)),
@@ -149,6 +150,11 @@ def add_attachments(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def touch_ticket(conn: Connection, ticket_id: int, now: int, reopen: bool = False) -> None:
     (_REOPEN if reopen else _TOUCH).rowcount(conn, {"ticket_id": ticket_id, "now": now})
+
+
+def clear_auto(conn: Connection, ticket_id: int) -> None:
+    """The ticket is no longer bulk mail's alone (its reason stays, for the record)."""
+    _CLEAR_AUTO.rowcount(conn, {"ticket_id": ticket_id})
 
 
 def ticket_by_id(conn: Connection, tenant_id: int, ticket_id: int) -> Row | None:
