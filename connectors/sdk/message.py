@@ -45,6 +45,8 @@ def read(body: bytes, region: str = "CN") -> AppMessage:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FieldError("malformed", f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise FieldError("malformed", "JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise FieldError("malformed", "JSON body is not an object")
     client_id = _str(doc, "id", 64, required=True)

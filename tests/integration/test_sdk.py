@@ -13,6 +13,7 @@ import pytest
 from gateway_support import edge_gateway, running_gateway
 from sqlalchemy import select
 
+from core import keys
 from core.envelope import Envelope
 from core.ids import now_ms
 from ticket_service.store import tickets as store
@@ -78,7 +79,8 @@ async def test_signed_message_is_queued_byte_for_byte(edge):
     status, body = await edge.app.send(doc)
     assert (status, body["status"]) == (202, "accepted")
     [env] = await _entries(edge)
-    assert env.id == body["receipt"] and json.loads(env.payload) == doc
+    assert json.loads(env.payload) == doc and env.id != body["receipt"]
+    assert json.loads(await edge.redis.get(keys.receipt_key(body["receipt"])))["envelope_id"] == env.id
     assert env.meta["client_id"] == doc["id"]
 
 

@@ -23,6 +23,7 @@ from ticket_service.store.tables import tickets
 BUS = web.AppKey("api_bus", Bus)
 STATUSES = ("online", "away", "offline")
 TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
+MAX_BODY = 64 * 1024  # an agent or a rule is a few hundred bytes; not the server's 25 MiB cap
 _RULE_FIELDS = {"name", "position", "match", "required", "preferred", "priority", "min_tier",
                 "escalate_after_s", "widen"}
 
@@ -32,10 +33,17 @@ def _bad(message: str) -> ApiError:
 
 
 async def _body(request: web.Request) -> dict:
+    raw = bytearray()
+    while chunk := await request.content.read(16 * 1024):
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "too_large", f"body is over {MAX_BODY} bytes")
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise _bad("body is not JSON") from None
+    except RecursionError:
+        raise _bad("body is JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise _bad("body must be a JSON object")
     return body
