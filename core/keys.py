@@ -69,5 +69,9 @@ def sdk_upload_key(account_id: int, upload_id: str) -> str:
     return f"{_KEY}sdk:upload:{account_id}:{upload_id}"
 
 
+SDK_UPLOAD_PATTERN = f"{_KEY}sdk:upload:*"
+BLOB_COLLECT_KEY = f"{_KEY}blobs:collect"  # held for one interval by the replica collecting orphans
+
+
 def rate_key(scope: str, window: int) -> str:
     return f"{_KEY}rate:{scope}:{window}"

@@ -49,6 +49,8 @@ class Settings:
     imap_batch: int = 50  # UIDs fetched per round
     # Wire
     blob_threshold: int = 256 * 1024
+    blob_grace_s: int = 48 * 3600  # an unreferenced blob younger than this is kept
+    blob_collect_interval_s: int = 6 * 3600  # normalizers collect orphan blobs this often; 0: never
     # Consumer loop
     batch_size: int = 64
     block_ms: int = 1000

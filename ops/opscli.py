@@ -14,8 +14,10 @@ from core.blobs import BlobStore
 from core.bus import Bus
 from core.redis import EmbeddedRedis, connect
 from core.settings import Settings
+from ops import blobs
 from ops import streams as ops
 from ops.healthcheck import check
+from ticket_service.store.db import Database
 
 
 def add_parser(sub: argparse._SubParsersAction, roles: list[str]) -> None:
@@ -55,6 +57,11 @@ def add_parser(sub: argparse._SubParsersAction, roles: list[str]) -> None:
     c = cmd("prune", "remove consumers without a heartbeat after handing over their pending entries", consumers)
     c.add_argument("--idle-ms", type=int, default=None, help="minimum idle time (default: visibility timeout)")
     c.add_argument("--dry-run", action="store_true")
+
+    c = cmd("collect-blobs", "remove blobs nothing refers to (attachment, SDK upload, stream entry) "
+            "once older than the grace period")
+    c.add_argument("--grace-hours", type=float, default=None, help="default: blob_grace_s")
+    c.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
 
     c = cmd("trim", "trim streams safely: only entries every group has acked")
     c.add_argument("streams", nargs="*", metavar="STREAM")
@@ -130,6 +137,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
             verb = "would prune" if args.dry_run else "pruned"
             return data, f"{verb} {len(data)} consumer(s)\n" + table(
                 data, ["stream", "group", "consumer", "pending", "moved", "idle_s"])
+        if command == "collect-blobs":
+            return await _collect_blobs(settings, redis, args)
         if command == "trim":
             bus = Bus(redis, BlobStore(settings.blob_dir), settings.blob_threshold)
             data = await ops.trim(bus, args.streams or None, args.older_than)
@@ -137,6 +146,18 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
         raise AssertionError(command)
     finally:
         await redis.aclose()
+
+
+async def _collect_blobs(settings: Settings, redis, args: argparse.Namespace) -> tuple[Any, str]:
+    grace_s = settings.blob_grace_s if args.grace_hours is None else args.grace_hours * 3600
+    db = Database(settings.effective_database_url)
+    try:
+        run = await blobs.collect(BlobStore(settings.blob_dir), db, redis, grace_s, args.dry_run)
+    finally:
+        await db.dispose()
+    verb = "would remove" if args.dry_run else "removed"
+    return run.as_dict(), (f"{verb} {len(run.removed)} of {run.old} blob(s) older than {grace_s / 3600:g} h "
+                           f"({run.freed} bytes)")
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:

@@ -77,21 +77,35 @@ def _limits(account: Account, content_type: str) -> parts.Limits:
 
 
 def _too_much(exc: TooMuch) -> Reject:
-    return Reject(413, exc.reason, str(exc))
+    return Reject(413, exc.reason, str(exc), {"Connection": "close"})
+
+
+def _stop_reading(request: web.Request) -> None:
+    """Read no more of a body we refused: the rest would only be received to be thrown away.
+
+    RFC 9112 §9.6: a server that does not read a whole request body closes the connection
+    after its answer (``Connection: close``); the client's unsent bytes wait in its window.
+    """
+    if request.transport is not None:
+        request.transport.pause_reading()
 
 
 async def _receive(request: web.Request, content_type: str, limits: parts.Limits) -> bytes:
     """The raw body, counted as it arrives: refused at the first byte or part over ``limits``."""
     if request.content_length is not None and request.content_length > limits.max_bytes:
-        raise Reject(413, "too_large", f"body of {request.content_length} bytes exceeds {limits.max_bytes}")
+        _stop_reading(request)
+        raise Reject(413, "too_large", f"body of {request.content_length} bytes exceeds {limits.max_bytes}",
+                     {"Connection": "close"})
     try:
         intake = parts.Intake(content_type, limits)
         while chunk := await request.content.read(64 * 1024):  # what has arrived, up to n
             intake.feed(chunk)
     except TooMuch as exc:
+        _stop_reading(request)
         raise _too_much(exc) from None
     except BadForm as exc:
-        raise Reject(400, "malformed", str(exc)) from None
+        _stop_reading(request)
+        raise Reject(400, "malformed", str(exc), {"Connection": "close"}) from None
     return intake.body
 
 

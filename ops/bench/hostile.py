@@ -3,9 +3,10 @@
 One ``switchboard run`` process (gateway, API, normalizer and router together, the
 single-machine deployment) serves a web form whose per-address rate limit is raised so the
 hostile posts are decoded rather than rate limited. A few real submissions with a file open
-tickets first. Then ``hostile`` concurrent clients from one address post multipart bodies of
-20,000 and 100,000 empty file parts (2.2 MB and 11 MB, under the form's size limit), one
-after another, for ``duration`` seconds, while an agent's client asks for the ticket list
+tickets first. Then ``hostile`` concurrent clients from one address (a process of their
+own, so their sending does not delay the agent's client) post multipart bodies of 20,000
+and 100,000 tiny file parts (2.2 MB and 11 MB, under the form's size limit), one after
+another, for ``duration`` seconds, while an agent's client asks for the ticket list
 (``GET /api/v1/tickets``) and downloads an attachment (``GET /api/v1/attachments/{id}``)
 every ``probe_every_s``.
 
@@ -17,6 +18,9 @@ of a hostile answer.
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import sys
 import time
 from collections import Counter
 
@@ -112,40 +116,64 @@ async def _probe(http: aiohttp.ClientSession, url: str, key: str, out: list[floa
     out.append((time.perf_counter() - sent) * 1000)
 
 
+async def _flood_main(url: str, clients: int, parts: list[int]) -> None:
+    """The hostile process: flood until SIGTERM, then print what it saw as JSON."""
+    flood = _Flood(url, [many_parts(n) for n in parts])
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, flood.stop.set)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+        tasks = [asyncio.create_task(flood.client(http, i)) for i in range(clients)]
+        await flood.stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps({"statuses": flood.statuses, "answers": flood.answers}))
+
+
+async def _probe_loop(base: str, key: str, attachment: int, duration: float, every_s: float,
+                      check) -> tuple[list[float], list[float]]:
+    tickets_ms: list[float] = []
+    download_ms: list[float] = []
+    failures: Counter[str] = Counter()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as agent:
+        deadline = time.perf_counter() + duration
+        while time.perf_counter() < deadline:
+            check()
+            await asyncio.gather(
+                _probe(agent, f"{base}/api/v1/tickets", key, tickets_ms, failures),
+                _probe(agent, f"{base}/api/v1/attachments/{attachment}", key, download_ms, failures))
+            await asyncio.sleep(every_s)
+    if failures:
+        raise RuntimeError(f"agent requests failed during the flood: {dict(failures)}")
+    return tickets_ms, download_ms
+
+
 async def run(duration: float = 30, hostile: int = 8, probe_every_s: float = 0.05,
               database_url: str | None = None, parts: tuple[int, ...] = PARTS) -> dict:
     system = System(database_url)
     try:
         base, key, attachment = await _setup(system)
-        flood = _Flood(f"{base}/forms/{FORM}", [many_parts(n) for n in parts])
-        tickets_ms: list[float] = []
-        download_ms: list[float] = []
-        failures: Counter[str] = Counter()
-        # The flood's requests may take minutes each: no client timeout cuts them short.
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as bad, \
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as agent:
-            clients = [asyncio.create_task(flood.client(bad, i)) for i in range(hostile)]
+        flood = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ops.bench.hostile", f"{base}/forms/{FORM}", str(hostile), *map(str, parts),
+            stdout=asyncio.subprocess.PIPE)
+        try:
             await asyncio.sleep(0.5)  # the first hostile bodies are on their way
-            deadline = time.perf_counter() + duration
-            while time.perf_counter() < deadline:
-                system.check()
-                await asyncio.gather(
-                    _probe(agent, f"{base}/api/v1/tickets", key, tickets_ms, failures),
-                    _probe(agent, f"{base}/api/v1/attachments/{attachment}", key, download_ms, failures))
-                await asyncio.sleep(probe_every_s)
-            flood.stop.set()
-            for task in clients:
-                task.cancel()
-            await asyncio.gather(*clients, return_exceptions=True)
-        if failures:
-            raise RuntimeError(f"agent requests failed during the flood: {dict(failures)}")
+            tickets_ms, download_ms = await _probe_loop(base, key, attachment, duration, probe_every_s,
+                                                        system.check)
+        finally:
+            flood.send_signal(signal.SIGTERM)
+            out, _ = await flood.communicate()
+        seen = json.loads(out)
         return {
             "scenario": "hostile", "hostile_clients": hostile, "parts": list(parts), "duration_s": duration,
-            "probes": len(tickets_ms), "hostile_answered": sum(flood.statuses.values()),
-            "hostile_statuses": dict(sorted(flood.statuses.items())),
-            **latency.summary("hostile_answer", flood.answers, ("p50",)),
+            "probes": len(tickets_ms), "hostile_answered": sum(seen["statuses"].values()),
+            "hostile_statuses": dict(sorted(seen["statuses"].items())),
+            **latency.summary("hostile_answer", seen["answers"], ("p50",)),
             **latency.summary("ticket_list", tickets_ms, ("p50", "p99", "max")),
             **latency.summary("download", download_ms, ("p50", "p99", "max")),
         }
     finally:
         system.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_flood_main(sys.argv[1], int(sys.argv[2]), [int(n) for n in sys.argv[3:]]))
