@@ -77,35 +77,21 @@ def _limits(account: Account, content_type: str) -> parts.Limits:
 
 
 def _too_much(exc: TooMuch) -> Reject:
-    return Reject(413, exc.reason, str(exc), {"Connection": "close"})
-
-
-def _stop_reading(request: web.Request) -> None:
-    """Read no more of a body we refused: the rest would only be received to be thrown away.
-
-    RFC 9112 §9.6: a server that does not read a whole request body closes the connection
-    after its answer (``Connection: close``); the client's unsent bytes wait in its window.
-    """
-    if request.transport is not None:
-        request.transport.pause_reading()
+    return Reject(413, exc.reason, str(exc))
 
 
 async def _receive(request: web.Request, content_type: str, limits: parts.Limits) -> bytes:
     """The raw body, counted as it arrives: refused at the first byte or part over ``limits``."""
     if request.content_length is not None and request.content_length > limits.max_bytes:
-        _stop_reading(request)
-        raise Reject(413, "too_large", f"body of {request.content_length} bytes exceeds {limits.max_bytes}",
-                     {"Connection": "close"})
+        raise Reject(413, "too_large", f"body of {request.content_length} bytes exceeds {limits.max_bytes}")
     try:
         intake = parts.Intake(content_type, limits)
         while chunk := await request.content.read(64 * 1024):  # what has arrived, up to n
             intake.feed(chunk)
     except TooMuch as exc:
-        _stop_reading(request)
         raise _too_much(exc) from None
     except BadForm as exc:
-        _stop_reading(request)
-        raise Reject(400, "malformed", str(exc), {"Connection": "close"}) from None
+        raise Reject(400, "malformed", str(exc)) from None
     return intake.body
 
 
@@ -161,7 +147,23 @@ async def submit(request: web.Request) -> web.StreamResponse:
         if account is not None and origin in account.settings.get("cors_origins", []):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
+    if response.status >= 400 and not request.content.is_eof():
+        await _answer_and_close(request, response)
     return response
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Answer a refused request, then close without reading the rest of its body.
+
+    aiohttp would otherwise read and discard the whole remainder (its lingering close):
+    megabytes an address may send again and again, received on the event loop that also
+    serves agents. RFC 9112 §9.6: a server that does not read the whole body closes the
+    connection after its answer.
+    """
+    response.force_close()  # Connection: close
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 @push_route(CHANNEL)
