@@ -56,7 +56,7 @@ def imap_attempts_key(account_id: int, folder: str) -> str:
 
 # Push gateway: receipts, SDK idempotency and uploads, rate-limit windows.
 def receipt_key(receipt: str) -> str:
-    """JSON {tenant_id, channel, dedup_key}: what a submitter's receipt id resolves through."""
+    """JSON {tenant_id, channel, dedup_key, envelope_id}: what a submitter's receipt token resolves through."""
     return f"{_KEY}receipt:{receipt}"
 
 
