@@ -18,6 +18,7 @@ of a hostile answer.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import sys
@@ -99,7 +100,7 @@ class _Flood:
             i += 1
             sent = time.perf_counter()
             try:
-                async with http.post(self.url, data=body, headers=headers) as resp:
+                async with http.post(self.url, data=io.BytesIO(body), headers=headers) as resp:
                     await resp.read()
                     self.statuses[str(resp.status)] += 1
             except (TimeoutError, aiohttp.ClientError):
