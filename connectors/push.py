@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -183,14 +184,24 @@ async def remember_nonce(gw: Gateway, account: Account, timestamp: str, nonce: s
 RECEIPT_TTL_S = 30 * 24 * 3600
 
 
+def receipt_token() -> str:
+    """A receipt: 192 random bits, URL-safe (32 characters); nothing about it follows from another.
+
+    Not the envelope id: ULIDs issued in one millisecond count up, and ``/receipts/{id}`` is public.
+    """
+    return secrets.token_urlsafe(24)
+
+
 async def issue_receipt(gw: Gateway, env: Envelope, account: Account, dedup_key: str) -> str:
-    """Remember what the receipt (the envelope id) resolves through; written before the XADD.
+    """A new receipt token and what it resolves through; written before the XADD.
 
     ``dedup_key`` must be short enough to be stored as is (under 255 characters).
     """
-    doc = json.dumps({"tenant_id": account.tenant_id, "channel": env.channel, "dedup_key": dedup_key})
-    await gw.redis.set(keys.receipt_key(env.id), doc, ex=RECEIPT_TTL_S)
-    return env.id
+    receipt = receipt_token()
+    doc = json.dumps({"tenant_id": account.tenant_id, "channel": env.channel, "dedup_key": dedup_key,
+                      "envelope_id": env.id})
+    await gw.redis.set(keys.receipt_key(receipt), doc, ex=RECEIPT_TTL_S)
+    return receipt
 
 
 async def rate_limit(gw: Gateway, scope: str, limit: int, what: str, window_s: int = 60) -> None:

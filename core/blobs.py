@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _KEY = re.compile(r"^sha256/[0-9a-f]{2}/[0-9a-f]{64}$")
@@ -29,6 +30,8 @@ class BlobStore:
         key = f"sha256/{digest[:2]}/{digest}"
         path = self._path(key)
         if path.exists():
+            # A new reference to old bytes: the orphan grace period counts from the last put.
+            os.utime(path)
             return key
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -42,3 +45,28 @@ class BlobStore:
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
+
+    def older_than_unsafe_blocking(self, cutoff_s: float) -> Iterator[tuple[str, int]]:
+        """(key, size) of every blob last put before ``cutoff_s`` (epoch seconds); walks the folder."""
+        for path in self.root.glob("sha256/??/*"):
+            key = path.relative_to(self.root).as_posix()
+            if not _KEY.match(key):
+                continue  # a temporary file of a put in progress
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if stat.st_mtime < cutoff_s:
+                yield key, stat.st_size
+
+    def remove_if_older_unsafe_blocking(self, key: str, cutoff_s: float) -> int:
+        """Delete a blob unless a put touched it since ``cutoff_s``; returns the bytes freed."""
+        path = self._path(key)
+        try:
+            stat = path.stat()
+            if stat.st_mtime >= cutoff_s:
+                return 0
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return stat.st_size

@@ -56,7 +56,7 @@ def imap_attempts_key(account_id: int, folder: str) -> str:
 
 # Push gateway: receipts, SDK idempotency and uploads, rate-limit windows.
 def receipt_key(receipt: str) -> str:
-    """JSON {tenant_id, channel, dedup_key}: what a submitter's receipt id resolves through."""
+    """JSON {tenant_id, channel, dedup_key, envelope_id}: what a submitter's receipt token resolves through."""
     return f"{_KEY}receipt:{receipt}"
 
 
@@ -67,6 +67,10 @@ def sdk_message_key(account_id: int, client_id: str) -> str:
 
 def sdk_upload_key(account_id: int, upload_id: str) -> str:
     return f"{_KEY}sdk:upload:{account_id}:{upload_id}"
+
+
+SDK_UPLOAD_PATTERN = f"{_KEY}sdk:upload:*"
+BLOB_COLLECT_KEY = f"{_KEY}blobs:collect"  # held for one interval by the replica collecting orphans
 
 
 def rate_key(scope: str, window: int) -> str:

@@ -62,6 +62,8 @@ class Settings:
     imap_tls_ca: str = ""  # extra CA certificates (PEM) the poller trusts besides the system's
     # Wire
     blob_threshold: int = 256 * 1024
+    blob_grace_s: int = 48 * 3600  # an unreferenced blob younger than this is kept
+    blob_collect_interval_s: int = 6 * 3600  # normalizers collect orphan blobs this often; 0: never
     # Consumer loop
     batch_size: int = 64
     block_ms: int = 1000

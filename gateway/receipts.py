@@ -18,7 +18,7 @@ from core import keys
 from ticket_service.store.receipts import message_ticket
 
 log = structlog.get_logger()
-_RECEIPT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a ULID, as envelope ids are
+_RECEIPT = re.compile(r"^[A-Za-z0-9_-]{32}$")  # connectors.push.receipt_token: 24 random bytes
 
 
 async def get_receipt(request: web.Request) -> web.StreamResponse:

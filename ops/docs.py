@@ -76,6 +76,10 @@ HELP: dict[str, str] = {
     "e.g. a company CA that signed the mail server's certificate.",
     "blob_threshold": "Payloads larger than this many bytes go to the blob store; the stream "
     "entry carries the reference (claim check).",
+    "blob_grace_s": "A blob no attachment, SDK upload or stream entry refers to is removed once "
+    "it is this old (seconds since it was last stored); see Orphan blobs.",
+    "blob_collect_interval_s": "How often one normalizer replica collects orphan blobs "
+    "(`switchboard ops collect-blobs` does it on demand); `0` turns the periodic run off.",
     "batch_size": "Entries a worker reads per `XREADGROUP` and reclaims per `XAUTOCLAIM`.",
     "block_ms": "How long a worker's `XREADGROUP` waits for new entries.",
     "visibility_timeout_ms": "An entry pending this long on one consumer is taken over by "

@@ -15,6 +15,7 @@ from core.blobs import BlobStore
 from core.bus import Bus
 from core.redis import EmbeddedRedis, connect
 from core.settings import Settings
+from ops import blobs
 from ops import streams as ops
 from ops.healthcheck import check
 from ticket_service.store import admin, unplaced
@@ -62,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction, roles: list[str]) -> None:
     c = cmd("bounces", "bounces of mail we do not know (no ticket holds them): the count and the newest")
     c.add_argument("--tenant", help="one tenant's (slug); default every tenant's")
     c.add_argument("--limit", type=int, default=10, help="how many of the newest to show (default 10)")
+
+    c = cmd("collect-blobs", "remove blobs nothing refers to (attachment, SDK upload, stream entry) "
+            "once older than the grace period")
+    c.add_argument("--grace-hours", type=float, default=None, help="default: blob_grace_s")
+    c.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
 
     c = cmd("trim", "trim streams safely: only entries every group has acked")
     c.add_argument("streams", nargs="*", metavar="STREAM")
@@ -137,6 +143,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
             verb = "would prune" if args.dry_run else "pruned"
             return data, f"{verb} {len(data)} consumer(s)\n" + table(
                 data, ["stream", "group", "consumer", "pending", "moved", "idle_s"])
+        if command == "collect-blobs":
+            return await _collect_blobs(settings, redis, args)
         if command == "trim":
             bus = Bus(redis, BlobStore(settings.blob_dir), settings.blob_threshold)
             data = await ops.trim(bus, args.streams or None, args.older_than)
@@ -168,6 +176,18 @@ async def _bounces(settings: Settings, args: argparse.Namespace) -> tuple[Any, s
     text = f"{total} bounce(s) of unknown mail\n" + table(
         newest, ["id", "tenant", "account", "from", "recipient", "status", "subject"])
     return {"count": total, "newest": newest}, text
+
+
+async def _collect_blobs(settings: Settings, redis, args: argparse.Namespace) -> tuple[Any, str]:
+    grace_s = settings.blob_grace_s if args.grace_hours is None else args.grace_hours * 3600
+    db = Database(settings.effective_database_url)
+    try:
+        run = await blobs.collect(BlobStore(settings.blob_dir), db, redis, grace_s, args.dry_run)
+    finally:
+        await db.dispose()
+    verb = "would remove" if args.dry_run else "removed"
+    return run.as_dict(), (f"{verb} {len(run.removed)} of {run.old} blob(s) older than {grace_s / 3600:g} h "
+                           f"({run.freed} bytes)")
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from connectors.email import tls as email_tls
 from connectors.email.imap import ImapPoller
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
-from ops import httpserver
+from ops import blobs, httpserver
 from ops.demo import ensure_demo
 from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
@@ -60,7 +60,9 @@ async def normalizer(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> N
     if drain:
         await worker.run(drain=True)
     else:
-        await _until(stop, worker)
+        s = rt.settings
+        await asyncio.gather(_until(stop, worker), blobs.collect_periodically(
+            rt.blobs, rt.db, rt.redis, s.blob_grace_s, s.blob_collect_interval_s, f"pid-{os.getpid()}", stop))
 
 
 async def router(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:

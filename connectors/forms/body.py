@@ -8,11 +8,10 @@ from email import policy
 from email.parser import BytesParser
 from urllib.parse import parse_qsl
 
-MAX_FIELDS = 200
+from connectors.filenames import safe_filename
+from connectors.forms.parts import MAX_FIELDS, BadForm, Limits, TooMuch, check
 
-
-class BadForm(ValueError):
-    pass
+__all__ = ["MAX_FIELDS", "BadForm", "File", "Limits", "Submission", "TooMuch", "UnsupportedType", "read"]
 
 
 class UnsupportedType(ValueError):
@@ -33,12 +32,20 @@ class Submission:
     files: list[File] = field(default_factory=list)
 
 
-def read(content_type: str, body: bytes) -> Submission:
-    """Decode a body by its Content-Type (CPU-bound: run large ones off the event loop)."""
+def read(content_type: str, body: bytes, limits: Limits | None = None) -> Submission:
+    """Decode a body by its Content-Type (CPU-bound: run it off the event loop).
+
+    A multipart body is counted against ``limits`` before it is parsed (``TooMuch``), as the
+    gateway did while it arrived: a body from anywhere else is held to the same bounds.
+    """
     mime = content_type.split(";", 1)[0].strip().lower()
+    limits = limits or Limits()
+    if len(body) > limits.max_bytes:
+        raise TooMuch("too_large", f"body exceeds {limits.max_bytes} bytes")
     if mime == "application/x-www-form-urlencoded":
         return _urlencoded(body)
     if mime == "multipart/form-data":
+        check(content_type, body, limits)
         return _multipart(content_type, body)
     if mime == "application/json":
         return _json(body)
@@ -73,7 +80,7 @@ def _multipart(content_type: str, body: bytes) -> Submission:
         raise BadForm(f"malformed multipart body ({why})")
     sub = Submission()
     for part in msg.iter_parts():
-        if part.defects or part.get_content_disposition() != "form-data":
+        if part.is_multipart() or part.defects or part.get_content_disposition() != "form-data":
             raise BadForm("a multipart part is not form-data")
         name = part.get_param("name", header="content-disposition")
         if not name:
@@ -81,7 +88,7 @@ def _multipart(content_type: str, body: bytes) -> Submission:
         data = part.get_payload(decode=True) or b""
         filename = part.get_filename()
         if filename is not None:
-            sub.files.append(File(name, filename, part.get_content_type(), data))
+            sub.files.append(File(name, safe_filename(filename), part.get_content_type(), data))
             continue
         try:
             _add(sub, name, data.decode(part.get_content_charset() or "utf-8"))
@@ -95,6 +102,8 @@ def _json(body: bytes) -> Submission:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadForm(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadForm("JSON nested too deeply (a form is one object of plain values)") from None
     if not isinstance(doc, dict):
         raise BadForm("JSON body is not an object")
     sub = Submission()

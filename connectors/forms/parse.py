@@ -48,5 +48,5 @@ def parse(env: Envelope) -> list[Inbound]:
         text=text.strip(), ticket_number=c.ticket_number, also=also,
         attachments=[Attachment(f.filename or "upload", f.content_type, f.data) for f in sub.files],
         headers={"form": {"custom": c.custom, "origin": env.meta.get("origin", ""),
-                          "receipt": env.id, "token": c.token}},
+                          "envelope_id": env.id, "token": c.token}},
     )]

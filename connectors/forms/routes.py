@@ -3,16 +3,20 @@
 Per form (account settings): ``max_files``, ``max_file_size``, ``max_total_size``,
 ``rate_per_ip`` and ``rate_per_form`` (per minute), ``cors_origins``, plus the field
 mapping of :class:`connectors.forms.spec.FormSpec`.
+
+Parts and bytes are counted while the body arrives (``connectors.forms.parts``), so an
+over-limit body is refused at its first excess part, before any MIME parse; the parse then
+runs on the form's own bounded pool (``connectors.forms.decoding``).
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from connectors.contact import FieldError
-from connectors.forms.body import BadForm, Submission, UnsupportedType, read
+from connectors.forms import parts
+from connectors.forms.body import BadForm, Submission, TooMuch, UnsupportedType, read
+from connectors.forms.decoding import Decoder, Saturated
 from connectors.forms.parse import CHANNEL, dedup_key
 from connectors.forms.spec import FormSpec, contact, is_spam
 from connectors.push import (
@@ -26,18 +30,18 @@ from connectors.push import (
     publish,
     push_route,
     rate_limit,
-    read_body,
+    receipt_token,
     setting_int,
 )
 from core import keys
-from core.ids import new_id
 from ticket_service.store.admin import Account
 
 STREAM = keys.ingest_stream(CHANNEL)
 MAX_FILES, MAX_FILE, MAX_TOTAL = 10, 10 * 1024 * 1024, 20 * 1024 * 1024
 RATE_PER_IP, RATE_PER_FORM = 10, 600
 _OVERHEAD = 64 * 1024  # text fields and multipart headers on top of the files
-_OFF_LOOP = 256 * 1024  # bodies larger than this are decoded in a thread
+_FIELDS_ONLY = 1024 * 1024  # urlencoded and JSON bodies carry no files
+DECODER = web.AppKey("form_decoder", Decoder)
 
 
 def _origin(request: web.Request, account: Account) -> str:
@@ -64,13 +68,43 @@ def _check_files(account: Account, sub: Submission) -> None:
         raise Reject(413, "too_large", f"files total {total} bytes, over the form's limit")
 
 
-async def _decode(content_type: str, body: bytes) -> Submission:
+def _limits(account: Account, content_type: str) -> parts.Limits:
+    total = setting_int(account, "max_total_size", MAX_TOTAL) + _OVERHEAD
+    if not content_type.lower().lstrip().startswith("multipart/"):
+        total = min(total, _FIELDS_ONLY)
+    return parts.Limits(max_files=min(setting_int(account, "max_files", MAX_FILES), parts.MAX_FILES),
+                        max_fields=parts.MAX_FIELDS, max_bytes=total)
+
+
+def _too_much(exc: TooMuch) -> Reject:
+    return Reject(413, exc.reason, str(exc))
+
+
+async def _receive(request: web.Request, content_type: str, limits: parts.Limits) -> bytes:
+    """The raw body, counted as it arrives: refused at the first byte or part over ``limits``."""
+    if request.content_length is not None and request.content_length > limits.max_bytes:
+        raise Reject(413, "too_large", f"body of {request.content_length} bytes exceeds {limits.max_bytes}")
     try:
-        if len(body) > _OFF_LOOP:
-            return await asyncio.to_thread(read, content_type, body)
-        return read(content_type, body)
+        intake = parts.Intake(content_type, limits)
+        while chunk := await request.content.read(64 * 1024):  # what has arrived, up to n
+            intake.feed(chunk)
+    except TooMuch as exc:
+        raise _too_much(exc) from None
+    except BadForm as exc:
+        raise Reject(400, "malformed", str(exc)) from None
+    return intake.body
+
+
+async def _decode(decoder: Decoder, content_type: str, body: bytes, limits: parts.Limits) -> Submission:
+    try:
+        return await decoder.run(read, content_type, body, limits)
+    except Saturated:
+        raise Reject(503, "busy", "too many form submissions are being read; try again shortly",
+                     {"Retry-After": "2"}) from None
     except UnsupportedType as exc:
         raise Reject(415, "unsupported_type", str(exc)) from None
+    except TooMuch as exc:
+        raise _too_much(exc) from None
     except BadForm as exc:
         raise Reject(400, "malformed", str(exc)) from None
 
@@ -83,14 +117,15 @@ async def _submit(request: web.Request, gw: Gateway) -> web.StreamResponse:
                      setting_int(account, "rate_per_ip", RATE_PER_IP), "from one address")
     await rate_limit(gw, f"webform:{account.id}:all", setting_int(account, "rate_per_form", RATE_PER_FORM),
                      "to this form")
-    body = await read_body(request, setting_int(account, "max_total_size", MAX_TOTAL) + _OVERHEAD)
     content_type = request.headers.get("Content-Type", "")
-    sub = await _decode(content_type, body)
+    limits = _limits(account, content_type)
+    body = await _receive(request, content_type, limits)
+    sub = await _decode(request.app[DECODER], content_type, body, limits)
     spec = FormSpec.from_settings(account.settings)
     if is_spam(spec, sub):
         # Answer as if accepted, so a bot learns nothing; the receipt resolves to nothing.
         count(CHANNEL, "rejected", "honeypot")
-        return web.json_response({"receipt": new_id(), "status": "accepted"}, status=202)
+        return web.json_response({"receipt": receipt_token(), "status": "accepted"}, status=202)
     _check_files(account, sub)
     try:
         c = contact(spec, sub)
@@ -112,7 +147,23 @@ async def submit(request: web.Request) -> web.StreamResponse:
         if account is not None and origin in account.settings.get("cors_origins", []):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
+    if response.status >= 400 and not request.content.is_eof():
+        await _answer_and_close(request, response)
     return response
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Answer a refused request, then close without reading the rest of its body.
+
+    aiohttp would otherwise read and discard the whole remainder (its lingering close):
+    megabytes an address may send again and again, received on the event loop that also
+    serves agents. RFC 9112 §9.6: a server that does not read the whole body closes the
+    connection after its answer.
+    """
+    response.force_close()  # Connection: close
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 @push_route(CHANNEL)
@@ -129,6 +180,12 @@ async def preflight(request: web.Request, gw: Gateway) -> web.StreamResponse:
     })
 
 
+async def _stop_decoder(app: web.Application) -> None:
+    app[DECODER].shutdown()
+
+
 def setup_routes(app: web.Application) -> None:
+    app[DECODER] = Decoder()
+    app.on_cleanup.append(_stop_decoder)
     app.router.add_post("/forms/{form}", submit)
     app.router.add_route("OPTIONS", "/forms/{form}", preflight)

@@ -44,10 +44,10 @@ def _str(doc: dict, name: str, limit: int, required: bool = False) -> str:
 def read(body: bytes, region: str = "CN") -> AppMessage:
     try:
         doc = json.loads(body)
-    except RecursionError:
-        raise FieldError("malformed", "JSON nests too deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise FieldError("malformed", f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise FieldError("malformed", "JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise FieldError("malformed", "JSON body is not an object")
     client_id = _str(doc, "id", 64, required=True)

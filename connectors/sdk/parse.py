@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from connectors.contact import FieldError
+from connectors.filenames import safe_filename
 from connectors.inbound import Attachment, Inbound, Sender
 from connectors.sdk.message import read
 from core.envelope import Envelope
@@ -37,7 +38,7 @@ def parse(env: Envelope) -> list[Inbound]:
         sender=Sender("sdk", msg.user_id, msg.name, scope=env.account),
         subject=first_line[:80] or "App conversation",
         text=msg.text,
-        attachments=[Attachment(u["filename"], u["content_type"], b"", blob_key=u["blob_key"], known_size=u["size"])
+        attachments=[Attachment(safe_filename(u["filename"]), u["content_type"], b"", blob_key=u["blob_key"], known_size=u["size"])
                      for u in uploads],
         sent_at=msg.sent_at,
         thread_refs=[key],

@@ -1,7 +1,9 @@
 """``/sdk/v1/apps/{app}/...``: messages (idempotent by client uuid), uploads, conversation reads.
 
 App settings (channel account ``sdk``, address = the app key): ``secret``, ``clock_skew_s``,
-``max_upload_size``, ``region`` (for phone numbers without a country code).
+``max_upload_size``, ``rate_uploads`` (signed uploads per minute per app),
+``rate_uploads_per_ip`` (upload attempts per minute per address, counted before the body is
+read), ``region`` (for phone numbers without a country code).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from connectors.contact import FieldError
+from connectors.filenames import safe_filename
 from connectors.push import (
     DEFAULT_MAX_BODY,
     Gateway,
@@ -22,6 +25,7 @@ from connectors.push import (
     issue_receipt,
     publish,
     push_route,
+    rate_limit,
     read_body,
     setting_int,
 )
@@ -38,6 +42,7 @@ PREFIX = "/sdk/v1/apps/{app}"
 MAX_UPLOAD = 10 * 1024 * 1024
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 UPLOAD_TTL_S = 24 * 3600  # an upload not sent in a message within a day is forgotten
+RATE_UPLOADS, RATE_UPLOADS_PER_IP = 120, 60  # per minute
 
 
 async def _app(request: web.Request, gw: Gateway) -> Account:
@@ -79,11 +84,17 @@ async def _upload(gw: Gateway, account: Account, upload_id: str) -> dict:
 @push_route(CHANNEL)
 async def post_upload(request: web.Request, gw: Gateway) -> web.StreamResponse:
     account = await _app(request, gw)
+    # Before the body is read: an address without the secret gets its own bounded share.
+    await rate_limit(gw, f"sdk:{account.id}:upload-ip:{request.remote}",
+                     setting_int(account, "rate_uploads_per_ip", RATE_UPLOADS_PER_IP), "from one address")
     body = await read_body(request, setting_int(account, "max_upload_size", MAX_UPLOAD))
     verify(request, account, body)
+    # After the signature: only the app's own uploads count against its limit.
+    await rate_limit(gw, f"sdk:{account.id}:uploads", setting_int(account, "rate_uploads", RATE_UPLOADS),
+                     "to this app")
     if not body:
         raise Reject(400, "empty_upload", "an upload needs a body")
-    filename = unquote(request.headers.get("X-SB-Filename", "")).strip()[:255] or "upload"
+    filename = safe_filename(unquote(request.headers.get("X-SB-Filename", "")))
     content_type = request.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()[:255]
     blob_key = await gw.blobs.put(body)
     upload_id = new_id()

@@ -36,7 +36,7 @@ def document(body: bytes, content_type: str) -> dict:
                 # mod_json_cdr's base64 buffer may carry NULs past the encoded text.
                 text = base64.b64decode(text.replace(" ", "+").split("\x00")[0]).decode("utf-8").rstrip("\x00")
         doc = json.loads(text)
-    except (UnicodeDecodeError, ValueError, binascii.Error) as exc:
+    except (UnicodeDecodeError, ValueError, binascii.Error, RecursionError) as exc:
         if isinstance(exc, FieldError):
             raise
         raise FieldError("malformed", f"CDR is not JSON: {exc}") from None

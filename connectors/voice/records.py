@@ -95,7 +95,7 @@ def read(body: bytes, max_records: int = MAX_RECORDS) -> list[Call]:
     """A body -> its calls; any bad record refuses the whole post (nothing half-queued)."""
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FieldError("malformed", f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise FieldError("malformed", "JSON body is not an object")

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from ops.bench import baseline, calls, chat, email, fixed_rate, normalizer, router
+from ops.bench import baseline, calls, chat, email, fixed_rate, hostile, normalizer, router
 
 _TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
 _ASSIGNED = ["ingress_to_assigned_p50_ms", "ingress_to_assigned_p99_ms"]
@@ -31,13 +31,16 @@ COLUMNS = {
                    "pct_of_limit", "late", "http_p50_ms", "http_p99_ms", *_TICKET,
                    "ingress_to_ticket_max_ms", *_ASSIGNED, "ingress_to_assigned_max_ms",
                    "stored_per_s", "drain_s", "unfinished"],
+    "hostile": ["scenario", "hostile_clients", "duration_s", "probes", "hostile_answered", "hostile_statuses",
+                "hostile_answer_p50_ms", "ticket_list_p50_ms", "ticket_list_p99_ms", "ticket_list_max_ms",
+                "download_p50_ms", "download_p99_ms", "download_max_ms"],
 }
 # The figure of each scenario that is compared with the baseline's limit: for fixed_rate the
 # load the gateway took, which its latencies belong to.
 HEADLINE = {"email": "end_to_end_per_s", "chat": "end_to_end_per_s", "fixed_rate": "achieved_per_s",
             "normalizer": "stored_per_s",
             "wechat": "accepted_per_s", "calls": "stored_per_s"}
-SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "fixed_rate"]
+SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "fixed_rate", "hostile"]
 
 
 def against_limit(rows: list[dict]) -> None:
@@ -81,6 +84,9 @@ async def main(args: argparse.Namespace) -> list[dict]:
         for rate in args.rate:
             rows.append(await fixed_rate.run(rate, args.duration, args.rate_clients,
                                              os.environ.get("DATABASE_URL"), args.drain_limit))
+    if "hostile" in args.scenarios:
+        rows.append(await hostile.run(args.hostile_duration, args.hostile_clients,
+                                      database_url=os.environ.get("DATABASE_URL")))
     against_limit(rows)
     return rows
 
@@ -109,6 +115,9 @@ if __name__ == "__main__":
     # 100,000 is the sizing figure (about 12 minutes here); the default keeps `make bench` short.
     p.add_argument("--backlog", type=int, default=10_000, help="router scenario: waiting tickets")
     p.add_argument("--routers", type=int, nargs="+", default=[2], help="router replica counts to compare")
+    p.add_argument("--hostile-duration", type=float, default=30,
+                   help="hostile scenario: seconds of many-part form posts from one address")
+    p.add_argument("--hostile-clients", type=int, default=8, help="hostile scenario: concurrent hostile posts")
     p.add_argument("--out", default="bench/results.json")
     args = p.parse_args()
     results = asyncio.run(main(args))

@@ -344,3 +344,27 @@ async def test_key_lookup_caches_hits_but_never_misses(db):
     async with db.write() as conn:
         fresh = await admin.create_api_key(conn, tenant)
     assert await cached.tenant(fresh) == tenant  # a miss a moment ago is not remembered
+
+
+async def _post_agent(api, data: bytes, key: str | None = "A") -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {api.seeded.key_a}"
+    async with api.http.post(api.server.make_url("/api/v1/agents"), data=data, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_routing_body_over_64_kib_is_413(api):
+    status, body = await _post_agent(api, b'{"name": "' + b"x" * 70_000 + b'"}')
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+
+
+async def test_deeply_nested_routing_body_is_400(api):
+    status, body = await _post_agent(api, b'{"name": ' + b"[" * 20_000 + b"]" * 20_000 + b"}")
+    assert (status, body["error"]["code"]) == (400, "invalid_body")
+    assert body["error"]["message"] == "body nests deeper than 8 levels"
+
+
+async def test_routing_body_without_a_key_is_401_unread(api):
+    status, body = await _post_agent(api, b"[" * 1_000_000, key=None)
+    assert (status, body["error"]["code"]) == (401, "unauthorized")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 
 import aiohttp
@@ -10,6 +11,7 @@ import pytest
 from gateway_support import edge_gateway, running_gateway
 from sqlalchemy import select
 
+from core import keys
 from core.envelope import Envelope
 from ticket_service.store.tables import attachments, identities
 
@@ -55,7 +57,8 @@ async def test_urlencoded_post_is_queued_byte_for_byte_with_a_receipt(edge):
     status, body, _ = await post(edge, "contact", data={"question": "Where is 1042?", "mail": "a@example.cn"})
     assert (status, body["status"]) == (202, "accepted")
     [env] = await _entries(edge)
-    assert env.id == body["receipt"] and env.channel == "webform"
+    assert env.channel == "webform" and env.id != body["receipt"]
+    assert json.loads(await edge.redis.get(keys.receipt_key(body["receipt"])))["envelope_id"] == env.id
     assert env.payload == b"question=Where+is+1042%3F&mail=a%40example.cn"
     assert env.content_type == "application/x-www-form-urlencoded"
 

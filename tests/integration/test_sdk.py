@@ -13,6 +13,7 @@ import pytest
 from gateway_support import edge_gateway, running_gateway
 from sqlalchemy import select
 
+from core import keys
 from core.envelope import Envelope
 from core.ids import now_ms
 from ticket_service.store import tickets as store
@@ -78,7 +79,8 @@ async def test_signed_message_is_queued_byte_for_byte(edge):
     status, body = await edge.app.send(doc)
     assert (status, body["status"]) == (202, "accepted")
     [env] = await _entries(edge)
-    assert env.id == body["receipt"] and json.loads(env.payload) == doc
+    assert json.loads(env.payload) == doc and env.id != body["receipt"]
+    assert json.loads(await edge.redis.get(keys.receipt_key(body["receipt"])))["envelope_id"] == env.id
     assert env.meta["client_id"] == doc["id"]
 
 
@@ -204,6 +206,38 @@ async def test_unsigned_conversation_read_is_401(edge):
 async def test_conversation_read_without_user_is_400(edge):
     status, body = await edge.app.thread("conv-1", None)
     assert (status, body["error"]["code"]) == (400, "missing_field")
+
+
+async def test_uploads_over_the_apps_rate_are_429_with_retry_after(edge):
+    await edge.add_account("sdk", "acme-slow", {"secret": SECRET, "rate_uploads": 2})
+    slow = App(edge, key="acme-slow")
+    for i in range(2):
+        assert (await slow.upload(f"file {i}".encode(), "a.txt", "text/plain"))[0] == 201
+    async with edge.http.post(edge.url("/sdk/v1/apps/acme-slow/uploads"), data=b"third",
+                              headers=slow.headers(b"third", **{"Content-Type": "text/plain"})) as resp:
+        doc = await resp.json()
+        assert (resp.status, doc["error"]["code"]) == (429, "rate_limited")
+        assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    # Unsigned attempts do not use up the app's own uploads: they count per address only.
+    assert (await edge.app.upload(b"x", "a.txt", "text/plain", headers={}))[0] == 401
+
+
+async def test_unsigned_upload_attempts_from_one_address_are_429_before_the_body_is_read(edge):
+    await edge.add_account("sdk", "acme-ip", {"secret": SECRET, "rate_uploads_per_ip": 3})
+    other = App(edge, key="acme-ip", secret="wrong")
+    for _ in range(3):
+        await _refused(edge, 401, "bad_signature", await other.upload(b"x", "a.txt", "text/plain"))
+    await _refused(edge, 429, "rate_limited", await other.upload(b"x", "a.txt", "text/plain"))
+
+
+async def test_upload_file_names_lose_paths_and_nul_but_keep_chinese(edge):
+    names = {"..%2F..%2Fetc%2Fpasswd%00": "passwd", "%E6%8A%A5%E4%BB%B7%2F..%2F%E5%8D%95.pdf": "单.pdf",
+             "..": "upload", "%E5%90%88%E5%90%8C%20v2.pdf": "合同 v2.pdf"}
+    for raw, kept in names.items():
+        status, up = await edge.app.upload(raw.encode(), raw, "application/pdf")
+        assert status == 201
+        doc = json.loads(await edge.redis.get(keys.sdk_upload_key(1, up["upload"])))
+        assert doc["filename"] == kept, raw
 
 
 # --- through the normalizer (SQLite and PostgreSQL) ------------------------------------------
