@@ -42,6 +42,7 @@ from sqlalchemy import func, select, text
 from core.logging import configure
 from ops.bench.harness import SUPPORT, System, free_port
 from ticket_service.store import admin
+from ticket_service.store import agents as agents_store
 from ticket_service.store.db import Database
 from ticket_service.store.tables import agents, messages, routing_queue, tickets
 
@@ -164,7 +165,7 @@ async def _setup(system: System) -> None:
         await admin.add_account(conn, tenant, "sdk", "chaos-app", {"secret": APP_SECRET})
         await admin.add_account(conn, tenant, "voice", "chaos-cc", {"secret": APP_SECRET, "region": "CN"})
         for i in range(4):
-            await admin.create_agent(conn, tenant, f"agent {i}", f"agent{i}@example.cn", status="online",
+            await conn.run_sync(agents_store.create_agent, tenant, f"agent {i}", f"agent{i}@example.cn", status="online",
                                      capacity={"email": CAPACITY, "chat": CAPACITY, "voice": CAPACITY})
     await db.dispose()
 

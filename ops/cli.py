@@ -15,9 +15,8 @@ import uvloop
 from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.settings import Settings, SettingsError, load
-from ops import opscli, roles
+from ops import opscli, roles, routingcli
 from ops.runtime import Runtime
-from router import cli as routercli
 from ticket_service.store import account_settings, admin, mailboxes
 
 RoleMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
@@ -157,11 +156,11 @@ def parser() -> argparse.ArgumentParser:
         if name == "normalizer":
             role.add_argument("--drain", action="store_true", help="exit once the streams are empty")
         if name == "router":
-            routercli.add_role_commands(role)
+            routingcli.add_role_commands(role)
         if name == "connector":
             role.add_argument("kind", choices=["imap"], help="which connector")
     opscli.add_parser(sub, list(ROLES))
-    routercli.add_parsers(sub)
+    routingcli.add_parsers(sub)
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     create = tenant.add_parser("create", help="create a tenant")
@@ -197,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     sblogging.configure(settings.log_level, settings.log_format, role=args.command)
     if args.command == "ops":
         return opscli.main(settings, args)
-    if routercli.handles(args):
-        return routercli.main(settings, args)
+    if routingcli.handles(args):
+        return routingcli.main(settings, args)
     if args.command in ROLES:
         # libuv's loop: cheaper socket wakeups for every role (HTTP, SMTP, Redis, the DB thread).
         try:

@@ -14,9 +14,12 @@ from sqlalchemy.engine import Connection, Row
 from core import metrics
 from core.ids import now_ms
 from router import policy, snapshot
-from router.assignment import Assigner, Pull, held
+from router.batch import Assigner, Pull
 from ticket_service.rule_schema import RuleError
-from ticket_service.store import routing as store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import decisions as decisions_store
+from ticket_service.store import queue as queue_store
+from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import is_outage
 
 log = structlog.get_logger()
@@ -26,9 +29,9 @@ RETRY_MS = 60_000  # a due escalation that failed waits this long before it is d
 
 def _waiting(conn: Connection, entry: Row) -> Row | None:
     """The ticket row-locked while it still waits; a ticket held or closed meanwhile leaves the queue."""
-    locked = store.lock_ticket(conn, entry.ticket_id)
-    if locked is None or held(locked):
-        store.dequeue(conn, entry.ticket_id)
+    locked = tickets_store.lock_ticket(conn, entry.ticket_id)
+    if locked is None or tickets_store.held(locked):
+        queue_store.dequeue(conn, entry.ticket_id)
         return None
     return locked
 
@@ -42,12 +45,12 @@ def _escalate(conn: Connection, entry: Row, stage: int, base: policy.Requirement
     locked = _waiting(conn, entry)
     if locked is None:
         return False
-    store.set_stage(conn, entry.ticket_id, stage, policy.next_stage_at(base, entry.queued_at, stage))
+    queue_store.set_stage(conn, entry.ticket_id, stage, policy.next_stage_at(base, entry.queued_at, stage))
     if stage > entry.stage:
         tags = list(locked.tags or [])
         if policy.ESCALATED_TAG not in tags:
-            store.set_tags(conn, entry.ticket_id, [*tags, policy.ESCALATED_TAG])
-        store.record(conn, entry.tenant_id, entry.ticket_id, "escalated", now, rule_id=entry.rule_id,
+            tickets_store.set_tags(conn, entry.ticket_id, [*tags, policy.ESCALATED_TAG])
+        decisions_store.record(conn, entry.tenant_id, entry.ticket_id, "escalated", now, rule_id=entry.rule_id,
                      detail={"stage": stage, "requirements": policy.widened(base, stage).to_json(),
                              "waited_s": (now - entry.queued_at) // 1000})
     return True
@@ -75,7 +78,7 @@ class Periodic:
     async def escalate_due(self, limit: int = DUE_PAGE) -> int:
         """Move waiting tickets past their rule's escalation time to the next stage; retry them."""
         now = now_ms()
-        due = await self.db.run_read(store.due_escalations, now, limit)
+        due = await self.db.run_read(queue_store.due_escalations, now, limit)
         for entry in due:
             try:
                 await self._escalate_one(entry, now)
@@ -104,16 +107,17 @@ class Periodic:
     async def _postpone(self, entry: Row, at: int) -> None:
         """So that entries that keep failing cannot fill the page of due escalations."""
         try:
-            await self.db.run_write(store.postpone_stage, entry.ticket_id, at)
+            await self.db.run_write(queue_store.postpone_stage, entry.ticket_id, at)
         except Exception as exc:
             failed(exc, "escalation", tenant_id=entry.tenant_id, ticket_id=entry.ticket_id)
 
     async def reconcile(self) -> None:
         """Correct load drift, let every agent with room pull, and publish queue depths."""
         self.assigner.forget()
-        for tenant_id in await self.db.run_read(store.tenant_ids):
+        for tenant_id in await self.db.run_read(tickets_store.tenant_ids):
             try:
-                fixes = await self.db.run_write(store.reconcile_loads, tenant_id)
+                fixes = await self.db.run_write(agents_store.reconcile_loads, tenant_id,
+                                                 self.assigner.classes)
             except Exception as exc:
                 failed(exc, "reconcile", tenant_id=tenant_id)
                 fixes = []
@@ -126,7 +130,7 @@ class Periodic:
     async def _pulls(self, tenant_id: int) -> None:
         """The tenant's agents with room pull together; when that fails, each on its own."""
         try:
-            room = await self.db.run_read(store.agents_with_room, tenant_id)
+            room = await self.db.run_read(agents_store.agents_with_room, tenant_id)
         except Exception as exc:
             failed(exc, "pull", tenant_id=tenant_id)
             return
@@ -142,7 +146,7 @@ class Periodic:
                 failed(exc, "pull", tenant_id=tenant_id, agent_id=agent_id)
 
     async def publish_depths(self) -> None:
-        depths = await self.db.run_read(store.queue_depths)
+        depths = await self.db.run_read(queue_store.depths)
         seen = set()
         for slug, tier, count in depths:
             metrics.ROUTER_QUEUE_DEPTH.labels(slug, str(tier)).set(count)

@@ -1,46 +1,29 @@
-"""Routing policy: pure functions over a snapshot of agents, rules and one ticket.
+"""Routing policy: rules, the requirements they set, escalation and the queue's order.
 
-Nothing here touches the database or the clock; the worker passes ``now`` in. Every
-function that rejects or ranks says why, so a decision can be explained afterwards.
+Pure functions: nothing here touches the database or the clock; the worker passes ``now``
+in. A rule's conditions are a table of matchers (``MATCHERS``), each saying why it missed,
+so a decision can be explained afterwards. Ranking agents is ``router.pool``.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-CLASSES = ("email", "chat", "voice")
+from router.language import detect_language
+from ticket_service.store.agents import CHANNEL_CLASSES, CLASSES
+
+__all__ = ["CLASSES", "CHANNEL_CLASSES", "detect_language"]
 ONLINE = "online"
 STATUSES = ("online", "away", "offline")
 ESCALATED_TAG = "escalated"
-_BY_CHANNEL = {"email": "email", "voice": "voice"}  # every other channel is a chat
 
 
-def channel_class(channel: str) -> str:
-    """``email``, ``voice``, or ``chat`` for WeChat, Weibo, SDK and web forms."""
-    return _BY_CHANNEL.get(channel, "chat")
-
-
-@dataclass(frozen=True, slots=True)
-class Agent:
-    id: int
-    name: str
-    status: str
-    tier: int
-    skills: Mapping[str, int]
-    capacity: Mapping[str, int]
-    load: Mapping[str, int]
-    last_assigned_at: int = 0
-
-    def free(self, cls: str) -> int:
-        return self.capacity.get(cls, 0) - self.load.get(cls, 0)
-
-    def load_ratio(self, cls: str) -> float:
-        cap = self.capacity.get(cls, 0)
-        return self.load.get(cls, 0) / cap if cap > 0 else math.inf
+def channel_class(channel: str, classes: Mapping[str, str] = CHANNEL_CLASSES) -> str:
+    """The router's one channel -> capacity class map: ``email``, ``voice``, or ``chat`` for
+    any channel ``classes`` does not name (WeChat, Weibo, SDK and web forms by default)."""
+    return classes.get(channel, "chat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,50 +69,19 @@ class Requirements:
     stage: int = 0
 
     def to_json(self) -> dict:
-        return {
-            "required": dict(self.required), "preferred": dict(self.preferred), "min_tier": self.min_tier,
-            "priority": self.priority, "rule_id": self.rule_id, "rule": self.rule,
-            "escalate_after_s": self.escalate_after_s, "widen": dict(self.widen), "stage": self.stage,
-        }
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Requirements:
         return cls(**{k: data[k] for k in cls.__slots__ if k in data})
 
 
-# --- language -------------------------------------------------------------------------
-
-def _script(ch: str) -> str:
-    code = ord(ch)
-    if 0x3040 <= code <= 0x30FF:
-        return "kana"
-    if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
-        return "hangul"
-    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF:
-        return "han"
-    if ch.isalpha() and code < 0x250:
-        return "latin"
-    return ""
+# Fields a rule and its requirements share: the rule's policy (``rule_schema.POLICY_FIELDS``).
+_POLICY = frozenset(f.name for f in fields(Rule)) & frozenset(f.name for f in fields(Requirements))
 
 
-def detect_language(text: str) -> str:
-    """``zh``/``ja``/``ko`` for CJK text, ``latin`` for Latin-script text, ``""`` when unsure."""
-    counts = {"han": 0, "kana": 0, "hangul": 0, "latin": 0}
-    for ch in text[:4000]:
-        script = _script(ch)
-        if script:
-            counts[script] += 1
-    # One CJK character carries about a word; Latin letters count per ~4 to a word.
-    cjk = counts["han"] + counts["kana"] + counts["hangul"]
-    if cjk == 0 and counts["latin"] == 0:
-        return ""
-    if cjk * 4 < counts["latin"]:
-        return "latin"
-    if counts["kana"]:
-        return "ja"
-    if counts["hangul"] > counts["han"]:
-        return "ko"
-    return "zh"
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 # --- rules ----------------------------------------------------------------------------
@@ -155,23 +107,49 @@ def _cut(value: str) -> str:
     return value if len(value) <= TRACE_CHARS else value[:TRACE_CHARS] + "…"
 
 
+def _channels(value: list, ticket: Ticket) -> str | None:
+    return None if ticket.channel in value else f"channel {_cut(ticket.channel)} not in {_quoted(value)}"
+
+
+def _accounts(value: list, ticket: Ticket) -> str | None:
+    return None if ticket.account_id in value else f"account {ticket.account_id} not in {_quoted(value)}"
+
+
+def _tags(value: list, ticket: Ticket) -> str | None:
+    missing = set(value) - set(ticket.tags)
+    return f"tags {_quoted(sorted(missing))} missing" if missing else None
+
+
+def _languages(value: list, ticket: Ticket) -> str | None:
+    if ticket.language in value:
+        return None
+    return f"language {_cut(ticket.language) or '?'} not in {_quoted(value)}"
+
+
+def _min_customer_tier(value: int, ticket: Ticket) -> str | None:
+    return f"customer tier {ticket.customer_tier} < {value}" if ticket.customer_tier < int(value) else None
+
+
+def _keywords(value: list, ticket: Ticket) -> str | None:
+    text = ticket.text.casefold()
+    return None if any(k.casefold() in text for k in value) else f"none of the keywords {_quoted(value)}"
+
+
+# A rule's ``match`` field -> a function of (its value, the ticket): None on a hit, else why
+# it missed. An empty or absent condition matches anything. Misses are listed in this order.
+MATCHERS: Mapping[str, Callable[[Any, Ticket], str | None]] = {
+    "channels": _channels, "accounts": _accounts, "tags": _tags, "languages": _languages,
+    "min_customer_tier": _min_customer_tier, "keywords": _keywords,
+}
+
+
 def rule_misses(rule: Rule, ticket: Ticket) -> list[str]:
-    """Why ``rule`` does not match ``ticket``; empty when it matches."""
-    m, why = rule.match, []
-    if m.get("channels") and ticket.channel not in m["channels"]:
-        why.append(f"channel {_cut(ticket.channel)} not in {_quoted(m['channels'])}")
-    if m.get("accounts") and ticket.account_id not in m["accounts"]:
-        why.append(f"account {ticket.account_id} not in {_quoted(m['accounts'])}")
-    if m.get("tags") and not set(m["tags"]) <= set(ticket.tags):
-        why.append(f"tags {_quoted(sorted(set(m['tags']) - set(ticket.tags)))} missing")
-    if m.get("languages") and ticket.language not in m["languages"]:
-        why.append(f"language {_cut(ticket.language) or '?'} not in {_quoted(m['languages'])}")
-    if ticket.customer_tier < int(m.get("min_customer_tier", 0)):
-        why.append(f"customer tier {ticket.customer_tier} < {m['min_customer_tier']}")
-    if m.get("keywords"):
-        text = ticket.text.casefold()
-        if not any(k.casefold() in text for k in m["keywords"]):
-            why.append(f"none of the keywords {_quoted(m['keywords'])}")
+    """Why ``rule`` does not match ``ticket``, one reason per condition missed; empty when it matches."""
+    why = []
+    for name, matcher in MATCHERS.items():
+        value = rule.match.get(name)
+        if value and (miss := matcher(value, ticket)) is not None:
+            why.append(miss)
     return why
 
 
@@ -199,11 +177,9 @@ def requirements(rule: Rule | None) -> Requirements:
     """What the matched rule asks for; without a rule any online agent with capacity will do."""
     if rule is None:
         return Requirements()
-    return Requirements(
-        required=dict(rule.required), preferred=dict(rule.preferred), min_tier=rule.min_tier,
-        priority=rule.priority, rule_id=rule.id, rule=rule.name,
-        escalate_after_s=rule.escalate_after_s, widen=dict(rule.widen),
-    )
+    policy = {f.name: getattr(rule, f.name) for f in fields(Rule) if f.name in _POLICY}
+    return Requirements(rule_id=rule.id, rule=rule.name, **{k: v if not isinstance(v, Mapping) else dict(v)
+                                                           for k, v in policy.items()})
 
 
 # --- escalation -----------------------------------------------------------------------
@@ -240,234 +216,6 @@ def widened(req: Requirements, stage: int) -> Requirements:
         )
     return out
 
-
-# --- eligibility and order ------------------------------------------------------------
-
-def exclusions(agent: Agent, cls: str, req: Requirements) -> list[str]:
-    """Why ``agent`` cannot take a ticket of class ``cls`` under ``req``; empty when eligible."""
-    why = []
-    if agent.status != ONLINE:
-        why.append(f"status {agent.status}")
-    for skill, level in req.required.items():
-        have = agent.skills.get(skill, 0)
-        if have < level:
-            why.append(f"skill {skill} {have} < {level}")
-    if agent.tier < req.min_tier:
-        why.append(f"tier {agent.tier} < {req.min_tier}")
-    if agent.free(cls) <= 0:
-        why.append(f"{cls} load {agent.load.get(cls, 0)}/{agent.capacity.get(cls, 0)}")
-    return why
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    sticky: bool
-    preferred: int  # preferred skills met
-    load_ratio: float
-    idle_ms: int
-
-    def key(self) -> tuple:
-        # Higher is better for each part; sorted() ascending, hence the negations.
-        return (not self.sticky, -self.preferred, self.load_ratio, -self.idle_ms)
-
-    def to_json(self) -> dict:
-        return {"sticky": self.sticky, "preferred": self.preferred,
-                "load_ratio": round(self.load_ratio, 4), "idle_s": self.idle_ms // 1000}
-
-
-def score(agent: Agent, cls: str, req: Requirements, previous_agent: int | None, now: int) -> Score:
-    met = sum(1 for skill, level in req.preferred.items() if agent.skills.get(skill, 0) >= level)
-    return Score(agent.id == previous_agent, met, agent.load_ratio(cls), max(now - agent.last_assigned_at, 0))
-
-
-class Pool:
-    """Agents indexed for many decisions (the router keeps one per tenant).
-
-    Per channel class the online agents with room are kept sorted by (load ratio, last
-    assigned, id): the order ``decide`` ranks in but for the sticky agent, preferred skills
-    and idle time clamped at zero, so a decision walks only as far as the candidates it needs.
-    Who passes a requirement's status, tier and skills tests is cached per requirement.
-    """
-
-    __slots__ = ("_agents", "_order", "_room", "_eligible")
-
-    def __init__(self, agents: Iterable[Agent] = ()) -> None:
-        self._agents: dict[int, Agent] = {a.id: a for a in sorted(agents, key=lambda a: a.id)}
-        self._order: dict[str, list[tuple]] = {}
-        self._room: dict[str, set[int]] = {}
-        for cls in CLASSES:
-            with_room = [a for a in self._agents.values() if a.status == ONLINE and a.free(cls) > 0]
-            self._order[cls] = sorted(_base_key(a, cls) for a in with_room)
-            self._room[cls] = {a.id for a in with_room}
-        self._eligible: dict[tuple, frozenset[int]] = {}
-
-    def __len__(self) -> int:
-        return len(self._agents)
-
-    def __iter__(self) -> Iterator[Agent]:
-        """The agents in id order."""
-        return iter(sorted(self._agents.values(), key=lambda a: a.id))
-
-    def get(self, agent_id: int) -> Agent | None:
-        return self._agents.get(agent_id)
-
-    def put(self, agent: Agent) -> None:
-        """Add an agent, or replace it with a newer version of itself."""
-        old = self._agents.get(agent.id)
-        if old is None:
-            self._agents[agent.id] = agent
-            self._eligible.clear()
-        else:
-            self._unindex(old)
-            if (old.status, old.tier, old.skills) != (agent.status, agent.tier, agent.skills):
-                self._eligible.clear()
-            self._agents[agent.id] = agent
-        if agent.status == ONLINE:
-            for cls in CLASSES:
-                if agent.free(cls) > 0:
-                    bisect.insort(self._order[cls], _base_key(agent, cls))
-                    self._room[cls].add(agent.id)
-
-    def remove(self, agent_id: int) -> None:
-        old = self._agents.pop(agent_id, None)
-        if old is not None:
-            self._unindex(old)
-            self._eligible.clear()
-
-    def _unindex(self, agent: Agent) -> None:
-        for cls in CLASSES:
-            if agent.id in self._room[cls]:
-                order = self._order[cls]
-                del order[bisect.bisect_left(order, _base_key(agent, cls))]
-                self._room[cls].discard(agent.id)
-
-    def eligible(self, req: Requirements) -> frozenset[int]:
-        """The agents that pass ``req``'s status, tier and required skills tests."""
-        key = (tuple(sorted(req.required.items())), req.min_tier)
-        ids = self._eligible.get(key)
-        if ids is None:
-            required = tuple(req.required.items())
-            ids = self._eligible[key] = frozenset(
-                a.id for a in self._agents.values()
-                if a.status == ONLINE and a.tier >= req.min_tier and not _lacks(a.skills, required))
-        return ids
-
-
-def _base_key(agent: Agent, cls: str) -> tuple:
-    return (agent.load_ratio(cls), agent.last_assigned_at, agent.id)
-
-
-def _lacks(skills: Mapping[str, int], required: tuple[tuple[str, int], ...]) -> bool:
-    for skill, level in required:
-        if skills.get(skill, 0) < level:
-            return True
-    return False
-
-
-class Decision:
-    """Eligible agents best first with their scores, and every excluded agent with reasons.
-
-    Made from a ``Pool`` when asked for: the candidates a decision needs (``top``,
-    ``explain``) cost a walk down the pool's order, not a pass over every agent; ``ranked``
-    and ``excluded`` give them all. Ask before the pool changes.
-    """
-
-    __slots__ = ("_pool", "_cls", "_req", "_previous", "_now", "_candidates", "_head", "_complete")
-
-    def __init__(self, pool: Pool, cls: str, req: Requirements, previous_agent: int | None, now: int) -> None:
-        self._pool, self._cls, self._req, self._previous, self._now = pool, cls, req, previous_agent, now
-        self._candidates = pool.eligible(req) & pool._room[cls]
-        self._head: list[tuple] = []  # sort keys of the best candidates, best first
-        self._complete = False
-
-    def _key(self, agent: Agent) -> tuple:
-        """``(Score.key(), agent id)``, as one tuple."""
-        skills = agent.skills
-        met = sum(1 for skill, level in self._req.preferred.items() if skills.get(skill, 0) >= level)
-        idle = self._now - agent.last_assigned_at
-        return (agent.id != self._previous, -met, agent.load_ratio(self._cls), -idle if idle > 0 else 0, agent.id)
-
-    def _order(self, n: int) -> list[tuple]:
-        """The sort keys of the ``n`` best candidates, best first."""
-        if n <= len(self._head) or self._complete:
-            return self._head[:n]
-        agents, candidates, previous = self._pool._agents, self._candidates, self._previous
-        if n * 4 >= len(candidates):
-            self._head, self._complete = sorted(self._key(agents[i]) for i in candidates), True
-            return self._head[:n]
-        # Walk the pool's order. Candidates meeting every preferred skill come first, in that
-        # order, except that idle time stops at zero: agents tied at zero go by id. So once
-        # n of them are found (and any tied with the last one), nobody further can rank better.
-        keys = [self._key(agents[previous])] if previous in candidates else []
-        best, found, tie = -len(self._req.preferred), 0, None
-        for ratio, last, agent_id in self._pool._order[self._cls]:
-            if agent_id not in candidates or agent_id == previous:
-                continue
-            if tie is not None and (ratio != tie or last < self._now):
-                break
-            key = self._key(agents[agent_id])
-            keys.append(key)
-            if tie is None and key[1] == best:
-                found += 1
-                if found >= n:
-                    if last < self._now:
-                        break
-                    tie = ratio
-        else:
-            self._complete = True
-        keys.sort()
-        self._head = keys if self._complete else keys[:n]
-        return self._head[:n]
-
-    def top(self, n: int) -> list[tuple[Agent, Score]]:
-        """The ``n`` best candidates, best first."""
-        agents, cls, req, previous, now = self._pool._agents, self._cls, self._req, self._previous, self._now
-        return [(agents[k[4]], score(agents[k[4]], cls, req, previous, now)) for k in self._order(n)]
-
-    @property
-    def ranked(self) -> list[tuple[Agent, Score]]:
-        return self.top(len(self._candidates))
-
-    def _excluded_ids(self) -> list[int]:
-        return sorted(self._pool._agents.keys() - self._candidates)
-
-    @property
-    def excluded(self) -> list[tuple[Agent, list[str]]]:
-        agents = self._pool._agents
-        return [(agents[i], exclusions(agents[i], self._cls, self._req)) for i in self._excluded_ids()]
-
-    @property
-    def candidates_total(self) -> int:
-        return len(self._candidates)
-
-    def explain(self, limit: int = 50) -> dict:
-        agents = self._pool._agents
-        excluded = self._excluded_ids()
-        return {
-            # Score(...).to_json() straight from the sort key.
-            "candidates": [{"agent_id": k[4], "agent": agents[k[4]].name, "score": {
-                "sticky": not k[0], "preferred": -k[1], "load_ratio": round(k[2], 4), "idle_s": -k[3] // 1000,
-            }} for k in self._order(limit)],
-            "candidates_total": len(self._candidates),
-            "excluded": [{"agent_id": i, "agent": agents[i].name,
-                          "reasons": _listed(exclusions(agents[i], self._cls, self._req))} for i in excluded[:limit]],
-            "excluded_total": len(excluded),
-        }
-
-
-def _listed(reasons: list[str]) -> list[str]:
-    if len(reasons) <= TRACE_REASONS:
-        return reasons
-    return [*reasons[:TRACE_REASONS], f"and {len(reasons) - TRACE_REASONS} more"]
-
-
-def decide(ticket: Ticket, agents: Pool | Iterable[Agent], req: Requirements, now: int) -> Decision:
-    """Rank the eligible agents for ``ticket``: sticky, preferred skills, load ratio, longest idle.
-
-    Excluded agents are listed in id order.
-    """
-    pool = agents if isinstance(agents, Pool) else Pool(agents)
-    return Decision(pool, channel_class(ticket.channel), req, ticket.previous_agent, now)
 
 
 # --- the waiting queue ----------------------------------------------------------------

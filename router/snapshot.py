@@ -9,8 +9,10 @@ from sqlalchemy.engine import Row
 
 from core import metrics
 from router import policy
+from router.pool import Agent, Pool
 from ticket_service import rule_schema
-from ticket_service.store import routing as store
+from ticket_service.store import agents as store
+from ticket_service.store import rules as rules_store
 
 log = structlog.get_logger()
 
@@ -21,10 +23,10 @@ _CAP = tuple((c, _AT[f"cap_{c}"]) for c in store.CLASSES)
 _LOAD = tuple((c, _AT[f"load_{c}"]) for c in store.CLASSES)
 
 
-def agent(row: Row) -> policy.Agent:
+def agent(row: Row) -> Agent:
     """An agent from a row of ``store.AGENT_COLS`` (by position: snapshots convert many)."""
     t = tuple(row)
-    return policy.Agent(
+    return Agent(
         id=t[_ID], name=t[_NAME], status=t[_STATUS], tier=t[_TIER], skills=dict(t[_SKILLS] or {}),
         capacity={c: t[i] for c, i in _CAP}, load={c: t[i] for c, i in _LOAD}, last_assigned_at=t[_LAST],
     )
@@ -32,12 +34,9 @@ def agent(row: Row) -> policy.Agent:
 
 def rule(row: Row) -> policy.Rule:
     """A stored rule, checked as the API checks a new one; ``RuleError`` when it is not usable."""
-    fields = rule_schema.rule({name: getattr(row, name) for name in rule_schema.FIELDS})
-    return policy.Rule(
-        id=row.id, name=fields["name"], match=fields["match"], required=fields["required"],
-        preferred=fields["preferred"], priority=fields.get("priority", 0), min_tier=fields.get("min_tier", 0),
-        escalate_after_s=fields.get("escalate_after_s"), widen=fields["widen"],
-    )
+    fields = rule_schema.rule(rules_store.fields(row))
+    fields.pop("position", None)
+    return policy.Rule(id=row.id, **fields)
 
 
 def usable_rules(rows: list[Row]) -> list[policy.Rule]:
@@ -77,11 +76,11 @@ class Tenant:
     __slots__ = ("pool", "rules", "read_at")
 
     def __init__(self, agent_rows: list[Row], rule_rows: list[Row], read_at: float) -> None:
-        self.pool = policy.Pool(agent(r) for r in agent_rows)
+        self.pool = Pool(agent(r) for r in agent_rows)
         self.rules = usable_rules(rule_rows)
         self.read_at = read_at
 
-    def put(self, fresh: policy.Agent) -> None:
+    def put(self, fresh: Agent) -> None:
         """An agent read after the snapshot: replace it, add it, or drop it when not online."""
         if fresh.status == policy.ONLINE:
             self.pool.put(fresh)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections.abc import Mapping
 
 import structlog
 
@@ -15,10 +16,11 @@ from core.errors import PermanentError
 from core.ids import now_ms
 from core.settings import Settings
 from core.worker import NotAttempted, Worker
-from router.assignment import Assigner, Pull, Route
+from router.batch import Assigner, Pull, Route
 from router.periodic import Periodic
+from router.policy import CHANNEL_CLASSES
 from ticket_service import events
-from ticket_service.store import routing as routing_store
+from ticket_service.store import decisions as decisions_store
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
 
@@ -40,10 +42,11 @@ class Router(Worker):
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
-    def __init__(self, bus: Bus, settings: Settings, db: Database, consumer: str | None = None) -> None:
+    def __init__(self, bus: Bus, settings: Settings, db: Database, consumer: str | None = None,
+                 classes: Mapping[str, str] = CHANNEL_CLASSES) -> None:
         super().__init__(bus, settings, [keys.TICKET_EVENTS], consumer)
         self.db = db
-        self.assigner = Assigner(db, settings.router_aging_s * 1000, settings.router_queue_scan)
+        self.assigner = Assigner(db, settings.router_aging_s * 1000, settings.router_queue_scan, classes=classes)
         self.periodic = Periodic(self.assigner)
 
     async def setup(self) -> None:
@@ -77,7 +80,7 @@ class Router(Worker):
     async def _skip(self, skipped: list[tuple[int, int, str]]) -> None:
         def record(conn) -> None:
             for tenant_id, ticket_id, reason in skipped:
-                routing_store.record(conn, tenant_id, ticket_id, "skipped", now, detail={
+                decisions_store.record(conn, tenant_id, ticket_id, "skipped", now, detail={
                     "reason": "auto", "auto_reason": reason})
 
         if skipped:

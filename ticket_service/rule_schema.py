@@ -22,8 +22,12 @@ MAX_SKILL_NAME = 64
 MAX_RULE_BYTES = 16 * 1024  # the rule's columns as JSON
 MAX_RULES = 200  # rules per tenant
 
-FIELDS = ("name", "position", "match", "required", "preferred", "priority", "min_tier", "escalate_after_s",
-          "widen")
+# What a rule asks of agents and how that widens: stored together as the rule's ``policy``
+# (JSON), so a new field here needs no migration.
+POLICY_FIELDS = ("required", "preferred", "priority", "min_tier", "escalate_after_s", "widen")
+POLICY_DEFAULTS = {"required": {}, "preferred": {}, "priority": 0, "min_tier": 0, "escalate_after_s": None,
+                   "widen": {}}
+FIELDS = ("name", "position", "match", *POLICY_FIELDS)
 MATCH_LISTS = {"channels": str, "accounts": int, "tags": str, "languages": str, "keywords": str}
 MATCH_FIELDS = (*MATCH_LISTS, "min_customer_tier")
 WIDEN_FIELDS = ("required", "min_tier")

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from core.redis import redis_binary
 from ticket_service.store import admin
+from ticket_service.store import agents as agents_store
 from ticket_service.store.db import Database, migrate
 
 SUPPORT = "bench@example.com"
@@ -94,7 +95,7 @@ class System:
             async with db.write() as conn:
                 tenant = await admin.tenant_id(conn, "bench")
                 for i in range(agents):
-                    await admin.create_agent(conn, tenant, f"agent {i}", f"a{i}@bench.test",
+                    await conn.run_sync(agents_store.create_agent, tenant, f"agent {i}", f"a{i}@bench.test",
                                              status="online", tier=i % 3,
                                              capacity={"email": capacity, "chat": capacity})
         finally:

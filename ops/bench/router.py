@@ -24,7 +24,9 @@ from ops.bench.latency import percentile
 from router import policy
 from ticket_service import events
 from ticket_service.store import admin
-from ticket_service.store import routing as store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import rules as rules_store
+from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database
 from ticket_service.store.tables import agents as agents_table
 from ticket_service.store.tables import customers, routing_decisions, routing_queue, tickets
@@ -38,10 +40,10 @@ async def _seed(db: Database, tenant: int, account: int, agents: int, backlog: i
     rng, now = random.Random(seed), now_ms()
     async with db.write() as conn:
         for i in range(agents):
-            await admin.create_agent(conn, tenant, f"agent {i}", f"a{i}@bench.test", status="online",
+            await conn.run_sync(agents_store.create_agent, tenant, f"agent {i}", f"a{i}@bench.test", status="online",
                                      tier=i % 3, skills={"chinese": 4} if i % 3 == 0 else {"refunds": 3},
                                      capacity={"email": CAPACITY})
-        await conn.run_sync(store.add_rule, tenant, now, name="chinese", match={"languages": ["zh"]},
+        await conn.run_sync(rules_store.add_rule, tenant, now, name="chinese", match={"languages": ["zh"]},
                             required={"chinese": 3})
         await conn.execute(insert(customers), [
             {"tenant_id": tenant, "name": f"c{i}", "vip_tier": 2 if i % 10 == 0 else 0, "created_at": now}
@@ -77,7 +79,7 @@ async def _seed(db: Database, tenant: int, account: int, agents: int, backlog: i
             if queue:
                 await conn.execute(insert(routing_queue), queue)
     async with db.write() as conn:
-        await conn.run_sync(store.reconcile_loads, tenant)  # every agent starts full
+        await conn.run_sync(agents_store.reconcile_loads, tenant)  # every agent starts full
 
 
 async def _solve_batch(db: Database, bus: aioredis.Redis, tenant: int, limit: int) -> int:
@@ -100,7 +102,7 @@ async def _solve_batch(db: Database, bus: aioredis.Redis, tenant: int, limit: in
 
 
 def _solve(conn: Connection, ticket_ids: list[int], now: int) -> list[tuple[int, int | None]]:
-    return [(ticket_id, store.close_ticket(conn, ticket_id, "solved", now)) for ticket_id in ticket_ids]
+    return [(ticket_id, tickets_store.close_ticket(conn, ticket_id, "solved", now)) for ticket_id in ticket_ids]
 
 
 async def _waiting(db: Database) -> int:

@@ -16,6 +16,7 @@ from core.blobs import BlobStore
 from ticket_service.api import create_app, setup_api
 from ticket_service.api.auth import TenantKeys
 from ticket_service.store import admin
+from ticket_service.store import agents as agents_store
 from ticket_service.store import tickets as store
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import api_keys, attachments, customers
@@ -88,8 +89,8 @@ async def _seed_tenant_a(conn, blobs, s: Seeded) -> None:
     s.key_a = await admin.create_api_key(conn, tenant)
     email = await admin.add_account(conn, tenant, "email", "help@acme.test")
     wechat = await admin.add_account(conn, tenant, "wechat", "gh_acme")
-    s.ids["alice"] = await admin.create_agent(conn, tenant, "Alice", "alice@acme.test")
-    s.ids["bob"] = await admin.create_agent(conn, tenant, "Bob", "bob@acme.test")
+    s.ids["alice"] = await conn.run_sync(agents_store.create_agent, tenant, "Alice", "alice@acme.test")
+    s.ids["bob"] = await conn.run_sync(agents_store.create_agent, tenant, "Bob", "bob@acme.test")
     for name, address, full in (("zhang", "zw@example.cn", "Zhang Wei"), ("li", "ln@example.cn", "Li Na")):
         s.ids[name] = (await conn.run_sync(store.resolve_customer, tenant, "email", "", address, full, 1)).id
     await conn.execute(update(customers).where(customers.c.id == s.ids["zhang"]).values(vip_tier=2))

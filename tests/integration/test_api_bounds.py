@@ -15,6 +15,7 @@ from support import make_mail
 
 from ticket_service.api import setup_api
 from ticket_service.store import admin
+from ticket_service.store import agents as agents_store
 from ticket_service.store.tables import agents, routing_decisions, routing_rules, tickets
 
 INT = "an integer from {} to 2147483647"
@@ -24,7 +25,7 @@ INT = "an integer from {} to 2147483647"
 async def api(system):
     async with system.db.write() as conn:
         key = await admin.create_api_key(conn, system.tenant)
-        agent = await admin.create_agent(conn, system.tenant, "Al", "al@acme.test", status="online",
+        agent = await conn.run_sync(agents_store.create_agent, system.tenant, "Al", "al@acme.test", status="online",
                                          capacity={"email": 2})
     await system.publish(make_mail()[0])
     await system.drain()

@@ -30,7 +30,8 @@ from core import keys
 from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.store import account_settings, admin
-from ticket_service.store import routing as routing_store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import decisions as decisions_store
 from ticket_service.store.tables import agents, metadata, routing_queue
 
 BULK_REASONS = ["auto-submitted:auto-generated", "precedence:bulk", "auto-submitted:auto-replied"]
@@ -42,7 +43,7 @@ async def _route(system) -> None:
 
 async def _online_agent(system) -> int:
     async with system.db.write() as conn:
-        return await admin.create_agent(conn, system.tenant, "Al", "al@acme.test", status="online",
+        return await conn.run_sync(agents_store.create_agent, system.tenant, "Al", "al@acme.test", status="online",
                                         capacity={"email": 5})
 
 
@@ -53,7 +54,7 @@ async def _set_auto_mail(system, value: str) -> None:
 
 async def _decisions(system, ticket_id: int) -> list[tuple]:
     async with system.db.read() as conn:
-        rows = await conn.run_sync(routing_store.decisions, system.tenant, ticket_id)
+        rows = await conn.run_sync(decisions_store.decisions, system.tenant, ticket_id)
     return [(r.outcome, r.agent_id, r.detail) for r in rows]
 
 

@@ -12,12 +12,14 @@ from support import make_mail
 from core import keys
 from core.ids import now_ms
 from core.worker import NotAttempted
-from router.assignment import Assigner
+from router.batch import Assigner
 from router.periodic import Periodic
 from router.worker import Router
 from ticket_service import events
-from ticket_service.store import admin
-from ticket_service.store import routing as store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import decisions as decisions_store
+from ticket_service.store import rules as rules_store
+from ticket_service.store import tickets as tickets_store
 from ticket_service.store.tables import agents, customers, metadata, routing_queue, tickets
 
 ZH = "您好，我的退款申请已经两周了还没有处理，请尽快帮我查一下。"
@@ -31,12 +33,12 @@ async def _router_drain(system) -> Router:
 
 async def _agent(system, name, **kw) -> int:
     async with system.db.write() as conn:
-        return await admin.create_agent(conn, system.tenant, name, f"{name.lower()}@acme.test", **kw)
+        return await conn.run_sync(agents_store.create_agent, system.tenant, name, f"{name.lower()}@acme.test", **kw)
 
 
 async def _rule(system, name, **kw) -> int:
     async with system.db.write() as conn:
-        return await conn.run_sync(store.add_rule, system.tenant, now_ms(), name=name, **kw)
+        return await conn.run_sync(rules_store.add_rule, system.tenant, now_ms(), name=name, **kw)
 
 
 async def _assignees(system) -> dict[int, int | None]:
@@ -72,7 +74,7 @@ async def test_no_eligible_agent_queues_then_agent_online_pulls_it(system):
     await _router_drain(system)
     assert await _assignees(system) == {1: None, 2: None}
     async with system.db.write() as conn:
-        await conn.run_sync(store.set_agent_status, system.tenant, bo, "online", now_ms())
+        await conn.run_sync(agents_store.set_agent_status, system.tenant, bo, "online", now_ms())
     await system.bus.publish(keys.TICKET_EVENTS, events.event_envelope(
         events.AGENT_CHANGED, "acme", "", "", tenant_id=system.tenant, agent_id=bo, status="online"))
     await _router_drain(system)
@@ -81,7 +83,7 @@ async def test_no_eligible_agent_queues_then_agent_online_pulls_it(system):
     async with system.db.read() as conn:
         waiting = (await conn.execute(select(routing_queue.c.ticket_id))).scalars().all()
         first = (await system.tickets())[0]
-        trail = [d.outcome for d in await conn.run_sync(store.decisions, system.tenant, first.id)]
+        trail = [d.outcome for d in await conn.run_sync(decisions_store.decisions, system.tenant, first.id)]
     assert waiting == [(await system.tickets())[1].id]
     assert trail == ["queued", "assigned"]
 
@@ -97,7 +99,7 @@ async def test_vip_waiting_ticket_is_pulled_before_older_standard_one(system):
         await conn.execute(update(customers).where(customers.c.id == vip).values(vip_tier=2))
     await _router_drain(system)
     async with system.db.write() as conn:
-        await conn.run_sync(store.set_agent_status, system.tenant, agent, "online", now_ms())
+        await conn.run_sync(agents_store.set_agent_status, system.tenant, agent, "online", now_ms())
     await Assigner(system.db, 600_000).pull(system.tenant, agent)
     assert await _assignees(system) == {1: None, 2: agent}
 
@@ -111,7 +113,7 @@ async def test_closing_frees_capacity_and_the_next_ticket_is_pulled(system):
     assert await _assignees(system) == {1: agent, 2: None}
     first = (await system.tickets())[0]
     async with system.db.write() as conn:
-        freed = await conn.run_sync(store.close_ticket, first.id, "solved", now_ms())
+        freed = await conn.run_sync(tickets_store.close_ticket, first.id, "solved", now_ms())
     assert freed == agent and await _loads(system) == {agent: 0}
     await Assigner(system.db, 600_000).pull(system.tenant, agent)
     assert await _assignees(system) == {1: agent, 2: agent}
@@ -153,7 +155,7 @@ async def test_waiting_vip_escalates_drops_then_widens_and_is_flagged(system):
     await assigner.escalate_due()
     assert await _assignees(system) == {1: junior}
     async with system.db.read() as conn:
-        trail = await conn.run_sync(store.decisions, system.tenant, ticket.id)
+        trail = await conn.run_sync(decisions_store.decisions, system.tenant, ticket.id)
     assert [d.outcome for d in trail] == ["queued", "escalated", "escalated", "assigned"]
     assert trail[2].detail["requirements"]["required"] == {"chinese": 2}
     assert trail[3].detail["via"] == "escalation"
@@ -172,17 +174,17 @@ async def test_agent_going_offline_hands_back_tickets_not_started(system):
         await conn.execute(update(tickets).where(tickets.c.id == first.id).values(status="open"))  # started
     assigner = Assigner(system.db, 600_000)
     async with system.db.write() as conn:
-        await conn.run_sync(store.set_agent_status, system.tenant, ann, "away", now_ms())
+        await conn.run_sync(agents_store.set_agent_status, system.tenant, ann, "away", now_ms())
     await assigner.agent_changed(system.tenant, ann, "away")
     assert await _assignees(system) == {1: ann, 2: ann}
     async with system.db.write() as conn:
-        await conn.run_sync(store.set_agent_status, system.tenant, ann, "offline", now_ms())
+        await conn.run_sync(agents_store.set_agent_status, system.tenant, ann, "offline", now_ms())
     await assigner.agent_changed(system.tenant, ann, "offline")
     assert await _assignees(system) == {1: ann, 2: None}
     assert await _loads(system) == {ann: 1}
     async with system.db.read() as conn:
         assert (await conn.execute(select(routing_queue.c.ticket_id))).scalars().all() == [second.id]
-        assert [d.outcome for d in await conn.run_sync(store.decisions, system.tenant, second.id)] == [
+        assert [d.outcome for d in await conn.run_sync(decisions_store.decisions, system.tenant, second.id)] == [
             "assigned", "requeued", "queued"]
 
 

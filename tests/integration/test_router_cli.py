@@ -7,9 +7,9 @@ import json
 
 from core.ids import now_ms
 from core.settings import load
+from ops import routingcli as routercli
 from ops.cli import parser
-from router import cli as routercli
-from router.assignment import Assigner
+from router.batch import Assigner
 from ticket_service.store import admin
 from ticket_service.store import tickets as ticket_store
 from ticket_service.store.db import Database, migrate

@@ -19,7 +19,8 @@ from core.envelope import Envelope
 from core.ids import now_ms
 from ticket_service import events
 from ticket_service.store import admin
-from ticket_service.store import routing as store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import agents, routing_decisions, routing_queue, tickets
 
@@ -35,7 +36,7 @@ async def world(database_url, redis_url):
         tenant = await admin.create_tenant(conn, "acme")
         account = await admin.add_account(conn, tenant, "email", SUPPORT)
         for i in range(6):
-            await admin.create_agent(conn, tenant, f"a{i}", f"a{i}@acme.test", status="online",
+            await conn.run_sync(agents_store.create_agent, tenant, f"a{i}", f"a{i}@acme.test", status="online",
                                      capacity={"email": 1 + i % 3})
     yield db, tenant, account
     await db.dispose()
@@ -61,7 +62,7 @@ async def _solve_some(db: Database, bus: aioredis.Redis, tenant: int) -> int:
             tickets.c.assigned_at.is_not(None), tickets.c.status == "new"))).scalars().all()
     for ticket_id in held:
         async with db.write() as conn:
-            freed = await conn.run_sync(store.close_ticket, ticket_id, "solved", now_ms())
+            freed = await conn.run_sync(tickets_store.close_ticket, ticket_id, "solved", now_ms())
         env = events.event_envelope(events.TICKET_CLOSED, "acme", "", "", tenant_id=tenant,
                                     ticket_id=ticket_id, freed_agent_id=freed)
         await bus.xadd(keys.TICKET_EVENTS, {b"e": Envelope.unpack(env.pack()).pack()})

@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from core.ids import now_ms
-from router.assignment import Assigner
+from router.batch import Assigner
 from ticket_service.store import admin
-from ticket_service.store import routing as store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import queue as queue_store
+from ticket_service.store import rules as rules_store
 from ticket_service.store import tickets as ticket_store
+from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import agents, routing_decisions, routing_queue, tickets
 
@@ -41,10 +44,10 @@ async def _setup(db: Database, agent_specs: list[dict], channels: list[str], rul
     async with db.write() as conn:
         tenant = await admin.create_tenant(conn, slug)
         account = await admin.add_account(conn, tenant, "email", f"help@{slug}.test")
-        agent_ids = [await admin.create_agent(conn, tenant, f"a{i}", f"a{i}@{slug}.test", **spec)
+        agent_ids = [await conn.run_sync(agents_store.create_agent, tenant, f"a{i}", f"a{i}@{slug}.test", **spec)
                      for i, spec in enumerate(agent_specs)]
         if rule_skill:
-            await conn.run_sync(store.add_rule, tenant, now, name="skill", required={rule_skill: 2})
+            await conn.run_sync(rules_store.add_rule, tenant, now, name="skill", required={rule_skill: 2})
         ticket_ids = []
         for i, channel in enumerate(channels):
             customer = await conn.run_sync(ticket_store.resolve_customer, tenant, "email", "", f"c{i % 3}@x.test", "", now)
@@ -61,14 +64,14 @@ async def _apply(assigner: Assigner, db: Database, tenant: int, agent_ids, ticke
         await assigner.route(ticket_ids[op[1]])
     elif kind == "close":
         async with db.write() as conn:
-            freed = await conn.run_sync(store.close_ticket, ticket_ids[op[1]], "solved", now_ms())
-            await conn.run_sync(store.dequeue, ticket_ids[op[1]])
+            freed = await conn.run_sync(tickets_store.close_ticket, ticket_ids[op[1]], "solved", now_ms())
+            await conn.run_sync(queue_store.dequeue, ticket_ids[op[1]])
         if freed:
             await assigner.pull(tenant, freed)
     elif kind == "status":
         agent_id = agent_ids[op[1] % len(agent_ids)]
         async with db.write() as conn:
-            await conn.run_sync(store.set_agent_status, tenant, agent_id, op[2], now_ms())
+            await conn.run_sync(agents_store.set_agent_status, tenant, agent_id, op[2], now_ms())
         await assigner.agent_changed(tenant, agent_id, op[2])
     else:
         await assigner.pull(tenant, agent_ids[op[1] % len(agent_ids)])
@@ -76,7 +79,7 @@ async def _apply(assigner: Assigner, db: Database, tenant: int, agent_ids, ticke
 
 async def _check(db: Database, tenant: int, ticket_ids: list[int], routed: set) -> None:
     async with db.read() as conn:
-        rows = (await conn.execute(select(*store.AGENT_COLS).where(agents.c.tenant_id == tenant))).all()
+        rows = (await conn.execute(select(*agents_store.AGENT_COLS).where(agents.c.tenant_id == tenant))).all()
         held = (await conn.execute(
             select(tickets.c.id, tickets.c.assignee_id, tickets.c.channel, tickets.c.assigned_at, tickets.c.status)
             .where(tickets.c.tenant_id == tenant))).all()
@@ -92,20 +95,20 @@ async def _check(db: Database, tenant: int, ticket_ids: list[int], routed: set) 
             select(routing_queue.c.ticket_id).where(routing_queue.c.tenant_id == tenant))).scalars())
     counts: dict[tuple[int, str], int] = {}
     for t in held:
-        if t.assignee_id is not None and t.assigned_at is not None and t.status not in store.CLOSED:
-            key = (t.assignee_id, store._class_of(t.channel))
+        if t.assignee_id is not None and t.assigned_at is not None and t.status not in tickets_store.CLOSED:
+            key = (t.assignee_id, agents_store.capacity_class(t.channel))
             counts[key] = counts.get(key, 0) + 1
     for a in rows:
-        for cls in store.CLASSES:
+        for cls in agents_store.CLASSES:
             load, cap = getattr(a, f"load_{cls}"), getattr(a, f"cap_{cls}")
             assert load == counts.get((a.id, cls), 0), f"agent {a.id} {cls}: load {load} != held"
             assert load <= cap, f"agent {a.id} over {cls} capacity: {load}/{cap}"
     for t in held:
         assert assigned.get(t.id, 0) <= 1 + freed.get(t.id, 0), f"ticket {t.id} assigned twice"
-        unheld_open = t.status not in store.CLOSED and (t.assignee_id is None or t.assigned_at is None)
+        unheld_open = t.status not in tickets_store.CLOSED and (t.assignee_id is None or t.assigned_at is None)
         if t.id in routed and unheld_open:
             assert t.id in waiting, f"ticket {t.id} neither assigned nor waiting"
-        if t.status in store.CLOSED:
+        if t.status in tickets_store.CLOSED:
             assert t.id not in waiting
 
 

@@ -18,13 +18,15 @@ from support import make_mail
 
 from core.ids import now_ms
 from core.settings import load
+from ops import routingcli as routercli
 from ops.cli import parser
-from router import cli as routercli
 from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.rule_schema import MAX_RULES
 from ticket_service.store import admin
-from ticket_service.store import routing as store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import decisions as decisions_store
+from ticket_service.store import rules as rules_store
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import (
     customers,
@@ -119,7 +121,7 @@ async def test_oversized_rules_are_refused_naming_the_limit(system):
         assert await _rule_count(system) == 0
         async with system.db.write() as conn:
             for i in range(MAX_RULES):
-                await conn.run_sync(store.add_rule, system.tenant, now_ms(), name=f"r{i}")
+                await conn.run_sync(rules_store.add_rule, system.tenant, now_ms(), name=f"r{i}")
         status, body = await api.post("/routing/rules", {"name": "one too many"})
         assert (status, body["error"]) == (400, {"code": "too_many_rules",
                                                  "message": f"a tenant has at most {MAX_RULES} routing rules"})
@@ -136,7 +138,7 @@ async def test_a_decision_stores_a_bounded_trace_of_large_allowed_rules(system):
                                                           "required": skills})
             assert status == 201
     async with system.db.write() as conn:
-        await admin.create_agent(conn, system.tenant, "Al", "al@acme.test", status="online", capacity={"email": 1})
+        await conn.run_sync(agents_store.create_agent, system.tenant, "Al", "al@acme.test", status="online", capacity={"email": 1})
     await system.publish(make_mail(subject="Hello", body="Where is my order?")[0])
     await system.drain()
     await asyncio.wait_for(Router(system.bus, system.settings, system.db).run(drain=True), 60)
@@ -161,16 +163,17 @@ async def test_a_poisoned_rule_of_one_tenant_does_not_stop_another_tenants_escal
     async with system.db.write() as conn:
         evil = await admin.create_tenant(conn, "evil")
         evil_account = await admin.add_account(conn, evil, "email", "help@evil.test")
-        evil_agent = await admin.create_agent(conn, evil, "Eve", "eve@evil.test", status="offline",
+        evil_agent = await conn.run_sync(agents_store.create_agent, evil, "Eve", "eve@evil.test", status="offline",
                                               capacity={"email": 2})
         poison = (await conn.execute(insert(routing_rules).values(
-            tenant_id=evil, position=1, name="poison", match={"keywords": "zz"}, required={}, preferred={},
-            priority=0, min_tier=0, escalate_after_s=1, widen={"required": "zz"}, created_at=now_ms(),
+            tenant_id=evil, position=1, name="poison", match={"keywords": "zz"}, created_at=now_ms(),
+            policy={"required": {}, "preferred": {}, "priority": 0, "min_tier": 0, "escalate_after_s": 1,
+                    "widen": {"required": "zz"}},
         ))).inserted_primary_key[0]
-        await conn.run_sync(store.add_rule, evil, now_ms(), name="orders", match={"keywords": ["order"]})
-        junior = await admin.create_agent(conn, system.tenant, "Jun", "jun@acme.test", status="online",
+        await conn.run_sync(rules_store.add_rule, evil, now_ms(), name="orders", match={"keywords": ["order"]})
+        junior = await conn.run_sync(agents_store.create_agent, system.tenant, "Jun", "jun@acme.test", status="online",
                                           skills={"chinese": 2}, capacity={"email": 1})
-        await conn.run_sync(store.add_rule, system.tenant, now_ms(), name="vip", match={"min_customer_tier": 1},
+        await conn.run_sync(rules_store.add_rule, system.tenant, now_ms(), name="vip", match={"min_customer_tier": 1},
                             required={"chinese": 4}, escalate_after_s=60, widen={"required": {"chinese": 2}})
     await system.publish(make_mail(subject="退款", body=ZH, sender="vip@example.cn")[0])
     await system.publish(make_mail(subject="Order", body="Where is my order?", sender="x@example.com",
@@ -190,7 +193,7 @@ async def test_a_poisoned_rule_of_one_tenant_does_not_stop_another_tenants_escal
             requirements=poisoned, rule_id=poison, stage=1, queued_at=now - 600_000, next_stage_at=now - 599_000))
         await conn.execute(update(routing_queue).where(routing_queue.c.ticket_id == vip_ticket.id).values(
             queued_at=routing_queue.c.queued_at - 121_000, next_stage_at=routing_queue.c.next_stage_at - 121_000))
-        await conn.run_sync(store.set_agent_status, evil, evil_agent, "online", now_ms())
+        await conn.run_sync(agents_store.set_agent_status, evil, evil_agent, "online", now_ms())
     bad_rules, bad_requirements = _errors("bad_rule"), _errors("bad_requirements")
 
     await Router(system.bus, system.settings, system.db).tick()
@@ -200,8 +203,8 @@ async def test_a_poisoned_rule_of_one_tenant_does_not_stop_another_tenants_escal
     # The evil ticket was routed again by the rules that can be read: "orders" hit.
     assert assignees[evil_ticket.id][0] == evil_agent
     async with system.db.read() as conn:
-        vip_trail = await conn.run_sync(store.decisions, system.tenant, vip_ticket.id)
-        evil_trail = await conn.run_sync(store.decisions, evil, evil_ticket.id)
+        vip_trail = await conn.run_sync(decisions_store.decisions, system.tenant, vip_ticket.id)
+        evil_trail = await conn.run_sync(decisions_store.decisions, evil, evil_ticket.id)
         left = (await conn.execute(select(func.count()).select_from(routing_queue))).scalar()
     assert [d.outcome for d in vip_trail] == ["queued", "escalated", "assigned"]
     assert vip_trail[1].detail["requirements"]["required"] == {"chinese": 2}
@@ -214,7 +217,7 @@ async def test_a_poisoned_rule_of_one_tenant_does_not_stop_another_tenants_escal
 async def test_a_waiting_ticket_with_unusable_requirements_is_passed_over_by_pulls(system):
     # The bad entry ranks first; the agent pulls the good one behind it instead of failing.
     async with system.db.write() as conn:
-        agent = await admin.create_agent(conn, system.tenant, "Al", "al@acme.test", status="offline",
+        agent = await conn.run_sync(agents_store.create_agent, system.tenant, "Al", "al@acme.test", status="offline",
                                          capacity={"email": 2})
     for who in ("a", "b"):
         await system.publish(make_mail(sender=f"{who}@example.com")[0])
@@ -224,7 +227,7 @@ async def test_a_waiting_ticket_with_unusable_requirements_is_passed_over_by_pul
     async with system.db.write() as conn:
         await conn.execute(update(routing_queue).where(routing_queue.c.ticket_id == first.id).values(
             requirements={"required": ["zz"]}, next_stage_at=None))
-        await conn.run_sync(store.set_agent_status, system.tenant, agent, "online", now_ms())
+        await conn.run_sync(agents_store.set_agent_status, system.tenant, agent, "online", now_ms())
     await Router(system.bus, system.settings, system.db).tick()
     async with system.db.read() as conn:
         held = dict((await conn.execute(select(tickets.c.id, tickets.c.assignee_id))).all())

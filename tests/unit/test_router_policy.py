@@ -3,7 +3,9 @@
 import random
 
 from router import policy
-from router.policy import Agent, Requirements, Rule, Ticket
+from router import pool as agent_pool
+from router.policy import Requirements, Rule, Ticket
+from router.pool import Agent
 
 NOW = 1_800_000_000_000
 
@@ -49,11 +51,11 @@ def test_first_matching_rule_wins_and_every_miss_is_explained():
 def test_exclusions_name_every_reason():
     req = Requirements(required={"chinese": 3, "refunds": 2}, min_tier=2)
     a = agent(1, status="away", tier=1, skills={"chinese": 2}, cap=2, load=2)
-    assert policy.exclusions(a, "email", req) == [
+    assert agent_pool.exclusions(a, "email", req) == [
         "status away", "skill chinese 2 < 3", "skill refunds 0 < 2", "tier 1 < 2", "email load 2/2"]
-    assert policy.exclusions(agent(2, tier=2, skills={"chinese": 3, "refunds": 5}), "email", req) == []
+    assert agent_pool.exclusions(agent(2, tier=2, skills={"chinese": 3, "refunds": 5}), "email", req) == []
     # No capacity configured for a class means no tickets of that class.
-    assert policy.exclusions(agent(3, cls="chat"), "email", Requirements()) == ["email load 0/0"]
+    assert agent_pool.exclusions(agent(3, cls="chat"), "email", Requirements()) == ["email load 0/0"]
 
 
 def test_order_is_sticky_then_preferred_then_load_ratio_then_longest_idle():
@@ -67,7 +69,7 @@ def test_order_is_sticky_then_preferred_then_load_ratio_then_longest_idle():
         agent(5, cap=4, load=2, skills={"refunds": 3}, idle_s=1),  # has the preferred skill
         agent(6, status="offline"),
     ]
-    decision = policy.decide(ticket, agents, req, NOW)
+    decision = agent_pool.decide(ticket, agents, req, NOW)
     assert [a.id for a, _ in decision.ranked] == [4, 5, 3, 2, 1]
     assert [(a.id, r) for a, r in decision.excluded] == [(6, ["status offline"])]
     explained = decision.explain()
@@ -117,7 +119,7 @@ def test_a_pool_kept_up_to_date_decides_as_a_pass_over_every_agent():
                      NOW + rng.choice([-60_000, -60_000, -1, 0, 5_000]))  # some tied at zero idle
 
     agents = {id: some_agent(id) for id in rng.sample(range(1, 2000), 400)}
-    pool = policy.Pool(agents.values())
+    pool = agent_pool.Pool(agents.values())
     for step in range(60):
         id = rng.choice(list(agents)) if step % 5 else rng.randrange(2000, 3000)
         agents[id] = some_agent(id)
@@ -128,14 +130,14 @@ def test_a_pool_kept_up_to_date_decides_as_a_pass_over_every_agent():
         req = Requirements(required={"zh": rng.randrange(3)} if step % 2 else {},
                            preferred={"refunds": 2} if step % 3 == 0 else {}, min_tier=step % 3)
         ticket = Ticket(1, "email", 1, previous_agent=rng.choice(list(agents)))
-        decision = policy.decide(ticket, pool, req, NOW)
+        decision = agent_pool.decide(ticket, pool, req, NOW)
         everyone = sorted(agents.values(), key=lambda a: a.id)
-        eligible = [a for a in everyone if not policy.exclusions(a, "email", req)]
-        scored = [(policy.score(a, "email", req, ticket.previous_agent, NOW), a.id) for a in eligible]
+        eligible = [a for a in everyone if not agent_pool.exclusions(a, "email", req)]
+        scored = [(agent_pool.score(a, "email", req, ticket.previous_agent, NOW), a.id) for a in eligible]
         ranked = sorted(scored, key=lambda pair: (pair[0].key(), pair[1]))
         assert [(a.id, s) for a, s in decision.top(20)] == [(id, s) for s, id in ranked[:20]]
         explained = decision.explain()
         assert explained["candidates_total"] == len(eligible)
         assert [x["agent_id"] for x in explained["excluded"]] == [
-            a.id for a in everyone if policy.exclusions(a, "email", req)][:50]
+            a.id for a in everyone if agent_pool.exclusions(a, "email", req)][:50]
         assert explained["excluded_total"] == len(everyone) - len(eligible)

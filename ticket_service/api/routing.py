@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -16,11 +17,14 @@ from ticket_service.api.auth import authenticated
 from ticket_service.api.body import integer, invalid, json_object
 from ticket_service.api.errors import ApiError, not_found, parse_id
 from ticket_service.api.tickets import DB, PREFIX, iso_ms
-from ticket_service.store import admin
-from ticket_service.store import routing as store
-from ticket_service.store.tables import tickets
+from ticket_service.store import agents as agents_store
+from ticket_service.store import decisions as decisions_store
+from ticket_service.store import queue as queue_store
+from ticket_service.store import rules as rules_store
+from ticket_service.store import tickets as tickets_store
 
 BUS = web.AppKey("api_bus", Bus)
+CLASSES = web.AppKey("api_capacity_classes", Mapping)  # channel -> capacity class, for manual assignment
 _MAX_NAME, _MAX_EMAIL = 200, 320  # agents.name VARCHAR(200), agents.email VARCHAR(320)
 _MAX_AGENT_SKILLS = 100
 STATUSES = ("online", "away", "offline")
@@ -46,23 +50,21 @@ def agent_json(row) -> dict:
     return {
         "id": row.id, "name": row.name, "email": row.email, "status": row.status, "tier": row.tier,
         "skills": dict(row.skills or {}),
-        "capacity": {c: getattr(row, f"cap_{c}") for c in store.CLASSES},
-        "load": {c: getattr(row, f"load_{c}") for c in store.CLASSES},
+        "capacity": {c: getattr(row, f"cap_{c}") for c in agents_store.CLASSES},
+        "load": {c: getattr(row, f"load_{c}") for c in agents_store.CLASSES},
         "last_assigned_at": iso_ms(row.last_assigned_at or None),
     }
 
 
 def rule_json(row) -> dict:
-    return {name: getattr(row, name) for name in (
-        "id", "position", "name", "match", "required", "preferred", "priority", "min_tier",
-        "escalate_after_s", "widen",
-    )}
+    fields = rules_store.fields(row)
+    return {"id": row.id, **{name: fields[name] for name in rule_schema.FIELDS}}
 
 
 @authenticated
 async def list_agents(request: web.Request, tenant_id: int) -> web.Response:
     async with request.app[DB].read() as conn:
-        rows = await conn.run_sync(store.list_agents, tenant_id)
+        rows = await conn.run_sync(agents_store.list_agents, tenant_id)
     return web.json_response({"items": [agent_json(r) for r in rows]})
 
 
@@ -80,14 +82,15 @@ async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
         raise invalid(f"status must be one of {', '.join(STATUSES)}")
     tier = integer(body.get("tier", 0), "tier")
     capacity = body.get("capacity", {})
-    if not isinstance(capacity, dict) or set(capacity) - set(store.CLASSES):
-        raise invalid(f"capacity must map the classes {', '.join(store.CLASSES)} to integers")
+    if not isinstance(capacity, dict) or set(capacity) - set(agents_store.CLASSES):
+        raise invalid(f"capacity must map the classes {', '.join(agents_store.CLASSES)} to integers")
     capacity = {cls: integer(n, f"capacity.{cls}") for cls, n in capacity.items()}
     try:
         async with request.app[DB].write() as conn:
-            agent_id = await admin.create_agent(conn, tenant_id, name, email, status=status, tier=tier,
-                                                skills=_levels(body.get("skills", {}), "skills"), capacity=capacity)
-            row = await conn.run_sync(store.get_agent, tenant_id, agent_id)
+            agent_id = await conn.run_sync(agents_store.create_agent, tenant_id, name, email, status=status,
+                                           tier=tier, skills=_levels(body.get("skills", {}), "skills"),
+                                           capacity=capacity)
+            row = await conn.run_sync(agents_store.get_agent, tenant_id, agent_id)
     except IntegrityError:
         raise ApiError(409, "conflict", f"an agent with email {email} exists") from None
     if status == "online":
@@ -103,10 +106,10 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
     if status not in STATUSES:
         raise invalid(f"status must be one of {', '.join(STATUSES)}")
     async with request.app[DB].write() as conn:
-        before = await conn.run_sync(store.set_agent_status, tenant_id, agent_id, status, now_ms())
+        before = await conn.run_sync(agents_store.set_agent_status, tenant_id, agent_id, status, now_ms())
         if before is None:
             raise not_found("agent", agent_id)
-        row = await conn.run_sync(store.get_agent, tenant_id, agent_id)
+        row = await conn.run_sync(agents_store.get_agent, tenant_id, agent_id)
     if before.status != status:
         await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
     return web.json_response(agent_json(row))
@@ -115,7 +118,7 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
 @authenticated
 async def list_rules(request: web.Request, tenant_id: int) -> web.Response:
     async with request.app[DB].read() as conn:
-        rows = await conn.run_sync(store.list_rules, tenant_id)
+        rows = await conn.run_sync(rules_store.list_rules, tenant_id)
     return web.json_response({"items": [rule_json(r) for r in rows]})
 
 
@@ -133,8 +136,8 @@ async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
     fields = rule_fields(await json_object(request))
     try:
         async with request.app[DB].write() as conn:
-            rule_id = await conn.run_sync(store.add_rule, tenant_id, now_ms(), **fields)
-            rows = await conn.run_sync(store.list_rules, tenant_id)
+            rule_id = await conn.run_sync(rules_store.add_rule, tenant_id, now_ms(), **fields)
+            rows = await conn.run_sync(rules_store.list_rules, tenant_id)
     except rule_schema.RuleError as exc:  # the tenant's rule table is full
         raise ApiError(exc.status, exc.code, exc.message) from None
     return web.json_response(rule_json(next(r for r in rows if r.id == rule_id)), status=201)
@@ -144,20 +147,20 @@ async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
 async def delete_rule(request: web.Request, tenant_id: int) -> web.Response:
     rule_id = parse_id(request.match_info["id"])
     async with request.app[DB].write() as conn:
-        if not await conn.run_sync(store.delete_rule, tenant_id, rule_id):
+        if not await conn.run_sync(rules_store.delete_rule, tenant_id, rule_id):
             raise not_found("rule", rule_id)
     return web.Response(status=204)
 
 
 def routing_trail(conn: Connection, tenant_id: int, ticket_id: int) -> dict | None:
     """Who holds the ticket, whether it waits, and every decision with its reasons."""
-    row = store.ticket_for_routing(conn, ticket_id)
+    row = tickets_store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
         return None
-    waiting = store.queued(conn, ticket_id)
+    waiting = queue_store.entry(conn, ticket_id)
     return {
         "ticket_id": row.id, "number": row.number, "status": row.status, "language": row.language,
-        "assignee_id": row.assignee_id if row.assigned_at or row.status in store.CLOSED else None,
+        "assignee_id": row.assignee_id if row.assigned_at or row.status in tickets_store.CLOSED else None,
         "customer_vip_tier": row.vip_tier,
         "waiting": None if waiting is None else {
             "since": iso_ms(waiting.queued_at), "stage": waiting.stage, "channel_class": waiting.channel_class,
@@ -165,7 +168,7 @@ def routing_trail(conn: Connection, tenant_id: int, ticket_id: int) -> dict | No
         "decisions": [{
             "at": iso_ms(d.created_at), "outcome": d.outcome, "agent_id": d.agent_id, "rule_id": d.rule_id,
             "elapsed_us": d.elapsed_us, **d.detail,
-        } for d in store.decisions(conn, tenant_id, ticket_id)],
+        } for d in decisions_store.decisions(conn, tenant_id, ticket_id)],
     }
 
 
@@ -181,32 +184,35 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
 
 
 def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
-                   now: int) -> tuple[int | None, dict]:
+                   now: int, classes: Mapping[str, str]) -> tuple[int | None, dict]:
     """The change in one transaction; returns the agent whose capacity was freed, and the trail."""
     freed = None
-    row = store.ticket_for_routing(conn, ticket_id)
+    row = tickets_store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
         raise not_found("ticket", ticket_id)
     if "assignee" in body:
-        freed = store.unassign(conn, ticket_id, now)
+        freed = tickets_store.unassign(conn, ticket_id, now, classes=classes)
         target = body["assignee"]
         if target is not None:
-            agent = store.get_agent(conn, tenant_id, target)
-            cls = {"email": "email", "voice": "voice"}.get(row.channel, "chat")
-            if agent is None:
-                raise not_found("agent", target)
-            if (store.take_ticket(conn, ticket_id, target, now) is None
-                    or not store.take_capacity(conn, target, cls, now)):
-                raise ApiError(409, "no_capacity", f"agent {target} is not online with free {cls} capacity")
-            store.remember_agent(conn, row.customer_id, target)
-            store.dequeue(conn, ticket_id)
-            store.record(conn, tenant_id, ticket_id, "assigned", now, agent_id=target, detail={"via": "manual"})
-    if status in store.CLOSED:
-        freed = store.close_ticket(conn, ticket_id, status, now) or freed
-        store.dequeue(conn, ticket_id)
+            _assign(conn, tenant_id, row, target, now, agents_store.capacity_class(row.channel, classes))
+    if status in tickets_store.CLOSED:
+        freed = tickets_store.close_ticket(conn, ticket_id, status, now, classes=classes) or freed
+        queue_store.dequeue(conn, ticket_id)
     elif status is not None:
-        conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(status=status, updated_at=now))
+        tickets_store.set_status(conn, ticket_id, status, now)
     return freed, routing_trail(conn, tenant_id, ticket_id)
+
+
+def _assign(conn: Connection, tenant_id: int, row, target: int, now: int, cls: str) -> None:
+    """A manual assignment: the agent must be online with free ``cls`` capacity."""
+    if agents_store.get_agent(conn, tenant_id, target) is None:
+        raise not_found("agent", target)
+    if (tickets_store.take_ticket(conn, row.id, target, now) is None
+            or not agents_store.take_capacity(conn, target, cls, now)):
+        raise ApiError(409, "no_capacity", f"agent {target} is not online with free {cls} capacity")
+    agents_store.remember_agent(conn, row.customer_id, target)
+    queue_store.dequeue(conn, row.id)
+    decisions_store.record(conn, tenant_id, row.id, "assigned", now, agent_id=target, detail={"via": "manual"})
 
 
 @authenticated
@@ -220,17 +226,20 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
-        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms())
-    if status in store.CLOSED:
+        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms(),
+                                           request.app.get(CLASSES, agents_store.CHANNEL_CLASSES))
+    if status in tickets_store.CLOSED:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     elif "assignee" in body:
         await _publish(request, events.TICKET_UPDATED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     return web.json_response(trail)
 
 
-def setup_routes(app: web.Application, bus: Bus | None) -> None:
+def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str] | None = None) -> None:
     if bus is not None:
         app[BUS] = bus
+    if classes is not None:
+        app[CLASSES] = classes
     app.router.add_get(f"{PREFIX}/agents", list_agents)
     app.router.add_post(f"{PREFIX}/agents", create_agent)
     app.router.add_put(f"{PREFIX}/agents/{{id}}/status", set_agent_status)

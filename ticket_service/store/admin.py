@@ -1,4 +1,4 @@
-"""Tenants, channel accounts, API keys and agents: the records admins create."""
+"""Tenants, channel accounts and API keys: the records admins create (agents: ``agents``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.credentials import seal, unseal
 from core.ids import now_ms
-from ticket_service.store.routing import capacity_columns
-from ticket_service.store.tables import agents, api_keys, channel_accounts, tenants
+from ticket_service.store.tables import api_keys, channel_accounts, tenants
 
 KEY_PREFIX = "sb_"
 
@@ -128,18 +127,3 @@ async def tenant_for_key(conn: AsyncConnection, key: str) -> int | None:
         )
     ).scalar()
 
-
-async def create_agent(
-    conn: AsyncConnection, tenant: int, name: str, email: str, *, status: str = "offline",
-    tier: int = 0, skills: dict | None = None, capacity: dict | None = None,
-) -> int:
-    now = now_ms()
-    result = await conn.execute(
-        insert(agents).values(
-            tenant_id=tenant, name=name, email=email.lower(), status=status, tier=tier,
-            skills=skills or {}, capacity=capacity or {}, created_at=now, status_at=now,
-            last_assigned_at=now,  # "idle since" starts when the agent is added
-            **capacity_columns(capacity or {}),
-        )
-    )
-    return result.inserted_primary_key[0]

@@ -17,24 +17,12 @@ leaves out a column with a Python default finds out on its first call, in the te
 
 from __future__ import annotations
 
-import json
 from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-
-
-class RawJSON(str):
-    """A JSON column's value serialized already (outside the transaction, say): the driver
-    path stores the text as it is; SQLAlchemy's path parses it back first."""
-
-
-def _parsed(params: Mapping[str, Any]) -> Mapping[str, Any]:
-    if any(type(v) is RawJSON for v in params.values()):
-        return {k: json.loads(v) if type(v) is RawJSON else v for k, v in params.items()}
-    return params
 
 
 class Statement:
@@ -76,7 +64,7 @@ class Statement:
         args = []
         for name, value, processor in binds:
             value = params[name] if name in params else value
-            args.append(processor(value) if processor is not None and type(value) is not RawJSON else value)
+            args.append(processor(value) if processor is not None else value)
         dbapi = conn.dialect.loaded_dbapi
         try:
             cursor = conn.connection.dbapi_connection.cursor()
@@ -99,13 +87,13 @@ class Statement:
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list:
         if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).all()
+            return conn.execute(self.stmt, params).all()
         rows, plan = self._run(conn, params, lambda cursor: cursor.fetchall())
         return [self._row(plan, values) for values in rows]
 
     def first(self, conn: Connection, params: Mapping[str, Any]):
         if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).first()
+            return conn.execute(self.stmt, params).first()
         values, plan = self._run(conn, params, lambda cursor: cursor.fetchone())
         return None if values is None else self._row(plan, values)
 
@@ -115,11 +103,11 @@ class Statement:
 
     def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
         if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).rowcount
+            return conn.execute(self.stmt, params).rowcount
         return self._run(conn, params, lambda cursor: cursor.rowcount)[0]
 
     def insert(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run an INSERT of one row; returns the new row's primary key."""
         if conn.dialect.driver != "pysqlite":
-            return conn.execute(self.stmt, _parsed(params)).inserted_primary_key[0]
+            return conn.execute(self.stmt, params).inserted_primary_key[0]
         return self._run(conn, params, lambda cursor: cursor.lastrowid)[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ticket_service.store.compiled import Statement
@@ -67,3 +67,11 @@ def vip_tier(conn: Connection, customer_id: int | None) -> int:
         return 0
     row = _VIP_TIER.first(conn, {"id": customer_id})
     return row.vip_tier if row else 0
+
+
+_SET_VIP_TIER = Statement(update(customers).where(customers.c.id == bindparam("b_customer"))
+                          .values(vip_tier=bindparam("b_tier")))
+
+
+def set_vip_tier(conn: Connection, customer_id: int, tier: int) -> None:
+    _SET_VIP_TIER.rowcount(conn, {"b_customer": customer_id, "b_tier": tier})

@@ -201,12 +201,8 @@ routing_rules = Table(
     Column("position", Integer, nullable=False),
     Column("name", String(200), nullable=False),
     Column("match", JSON, nullable=False, default=dict),  # channels, accounts, tags, languages, ...
-    Column("required", JSON, nullable=False, default=dict),  # skill -> minimum level
-    Column("preferred", JSON, nullable=False, default=dict),
-    Column("priority", Integer, nullable=False, server_default="0"),
-    Column("min_tier", Integer, nullable=False, server_default="0"),
-    Column("escalate_after_s", Integer),
-    Column("widen", JSON, nullable=False, default=dict),  # required/min_tier once escalated
+    # rule_schema.POLICY_FIELDS: required/preferred skills, priority, min_tier, escalate_after_s, widen
+    Column("policy", JSON, nullable=False, default=dict),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_routing_rules_tenant_position", "tenant_id", "position"),
 )

@@ -1,4 +1,12 @@
-"""Write-side primitives the normalizer composes inside one transaction.
+"""Tickets: what the normalizer writes inside one transaction, and assignment and closing.
+
+Assignment: lock order, everywhere, is ticket row, then agent row, then customer row. A
+claim locks the ticket (``lock_ticket``: nobody may hold it), takes capacity with a
+compare-and-set on the agent's load (``agents.take_capacity``) and sets the assignee, all
+in one transaction, so no ticket gets two assignees on SQLite (one writer) or PostgreSQL
+(row locks, and READ COMMITTED re-checks the ``WHERE`` of an UPDATE that waited for a lock).
+A ticket holds capacity while it has an assignee, an ``assigned_at`` and an open status;
+solving or closing it keeps the assignee (history) and clears ``assigned_at``.
 
 Synchronous on purpose: the normalizer runs a whole batch of messages through them in one
 transaction with ``Database.run_write`` (a thread with a plain SQLite connection, or
@@ -9,16 +17,18 @@ SQLite runs on its driver directly (see ``compiled``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from ticket_service.store import agents as agents_store
 from ticket_service.store import customers as customers_store
 from ticket_service.store.compiled import Statement
 from ticket_service.store.tables import (
     attachments,
+    customers,
     messages,
     tenants,
     ticket_threads,
@@ -26,6 +36,7 @@ from ticket_service.store.tables import (
 )
 
 CLOSED = ("solved", "closed")
+NOT_STARTED = "new"
 _TICKET_COLS = (
     tickets.c.id, tickets.c.number, tickets.c.status, tickets.c.customer_id,
     tickets.c.priority, tickets.c.closed_at, tickets.c.updated_at, tickets.c.auto,
@@ -187,3 +198,165 @@ def tag_ticket(conn: Connection, ticket_id: int, tags: Iterable[str], priority: 
     if merged != list(row.tags or []) or priority > row.priority:
         conn.execute(_SET_TAGS, {"ticket_id": ticket_id, "new_tags": merged,
                                  "new_priority": max(priority, row.priority)})
+
+
+# --- assignment and closing -------------------------------------------------------------
+
+B = bindparam  # parameters of UPDATE statements are named b_*: never a column's name
+_FOR_ROUTING = (
+    select(
+        tickets.c.id, tickets.c.tenant_id, tickets.c.number, tickets.c.status, tickets.c.channel,
+        tickets.c.account_id, tickets.c.priority, tickets.c.tags, tickets.c.language,
+        tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.customer_id, tickets.c.created_at,
+        tickets.c.subject,
+        customers.c.vip_tier, customers.c.last_agent_id,
+    )
+    .join(customers, customers.c.id == tickets.c.customer_id)
+    .where(tickets.c.id.in_(B("ticket_ids", expanding=True)))
+)
+_FIRST_MESSAGES = select(messages.c.ticket_id, messages.c.subject, messages.c.text).where(messages.c.id.in_(
+    select(func.min(messages.c.id))
+    .where(messages.c.ticket_id.in_(B("ticket_ids", expanding=True)), messages.c.direction == "in")
+    .group_by(messages.c.ticket_id)
+    .scalar_subquery()
+))
+_OPEN = and_(*(tickets.c.status != status for status in CLOSED))  # not NOT IN: no per-call expansion
+_UNHELD = (tickets.c.assignee_id.is_(None) | tickets.c.assigned_at.is_(None)) & _OPEN
+_LOCK_TICKET = Statement(
+    select(tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.tags,
+           tickets.c.customer_id, tickets.c.created_at)
+    .where(tickets.c.id == B("ticket_id")).with_for_update()
+)
+_TAKE_TICKET = Statement(
+    update(tickets)
+    .where(tickets.c.id == B("b_ticket"), _UNHELD)
+    .values(assignee_id=B("b_agent"), assigned_at=B("b_now"), updated_at=B("b_now"))
+    .returning(tickets.c.customer_id, tickets.c.created_at)
+)
+_SET_LANGUAGE = Statement(update(tickets).where(tickets.c.id == B("b_ticket")).values(language=B("b_language")))
+_REPLACE_TAGS = Statement(update(tickets).where(tickets.c.id == B("b_ticket"))
+                          .values(tags=B("b_tags", type_=tickets.c.tags.type)))
+_SET_STATUS = Statement(update(tickets).where(tickets.c.id == B("b_ticket"))
+                        .values(status=B("b_status"), updated_at=B("b_now")))
+_HOLDER = Statement(select(tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.status, tickets.c.channel)
+                    .where(tickets.c.id == B("ticket_id")).with_for_update())
+_UNASSIGN = update(tickets).where(tickets.c.id == B("b_ticket")).values(
+    assignee_id=None, assigned_at=None, updated_at=B("b_now"))
+_UNASSIGN_WITH_STATUS = Statement(_UNASSIGN.values(status=B("b_status")))
+_CLOSE = update(tickets).where(tickets.c.id == B("b_ticket")).values(
+    status=B("b_status"), updated_at=B("b_now"), assigned_at=None)
+_CLOSE_FIRST_TIME = Statement(_CLOSE.values(closed_at=B("b_now")))
+_UNASSIGN, _CLOSE = Statement(_UNASSIGN), Statement(_CLOSE)
+_NOT_STARTED = Statement(
+    select(tickets.c.id)
+    .where(tickets.c.assignee_id == B("agent_id"), tickets.c.status == NOT_STARTED,
+           tickets.c.assigned_at.is_not(None))
+    .order_by(tickets.c.id)
+)
+_TENANT_IDS = Statement(select(tenants.c.id).order_by(tenants.c.id))
+
+
+def held(row: Row) -> bool:
+    """Someone holds the ticket, or it is closed: it is not routed."""
+    return row.status in CLOSED or (row.assignee_id is not None and row.assigned_at is not None)
+
+
+def _by(conn: Connection, stmt, ticket_ids: list[int], key: str) -> dict[int, Row]:
+    if not ticket_ids:
+        return {}
+    return {getattr(row, key): row for row in conn.execute(stmt, {"ticket_ids": ticket_ids})}
+
+
+def tickets_for_routing(conn: Connection, ticket_ids: list[int]) -> dict[int, Row]:
+    """The routing state of each ticket (with its customer's VIP tier and last agent), by id."""
+    return _by(conn, _FOR_ROUTING, ticket_ids, "id")
+
+
+def ticket_for_routing(conn: Connection, ticket_id: int) -> Row | None:
+    return tickets_for_routing(conn, [ticket_id]).get(ticket_id)
+
+
+def first_message_texts(conn: Connection, ticket_ids: list[int]) -> dict[int, str]:
+    """Subject and text of each ticket's first inbound message, by ticket id ("" without one)."""
+    rows = _by(conn, _FIRST_MESSAGES, ticket_ids, "ticket_id")
+    return {ticket_id: f"{row.subject}\n{row.text}" if (row := rows.get(ticket_id)) else ""
+            for ticket_id in ticket_ids}
+
+
+def lock_ticket(conn: Connection, ticket_id: int) -> Row | None:
+    """The ticket's routing state, row-locked on PostgreSQL (SQLite's writer already is alone)."""
+    return _LOCK_TICKET.first(conn, {"ticket_id": ticket_id})
+
+
+def take_ticket(conn: Connection, ticket_id: int, agent_id: int, now: int) -> Row | None:
+    """Set the assignee where nobody holds the ticket yet and it is still open.
+
+    Returns the ticket's (customer_id, created_at), or None when it was not free to take.
+    """
+    return _TAKE_TICKET.first(conn, {"b_ticket": ticket_id, "b_agent": agent_id, "b_now": now})
+
+
+def set_language(conn: Connection, ticket_id: int, language: str) -> None:
+    _SET_LANGUAGE.rowcount(conn, {"b_ticket": ticket_id, "b_language": language})
+
+
+def set_tags(conn: Connection, ticket_id: int, tags: list[str]) -> None:
+    _REPLACE_TAGS.rowcount(conn, {"b_ticket": ticket_id, "b_tags": tags})
+
+
+def set_status(conn: Connection, ticket_id: int, status: str, now: int) -> None:
+    """An open status (closing is ``close_ticket``)."""
+    _SET_STATUS.rowcount(conn, {"b_ticket": ticket_id, "b_status": status, "b_now": now})
+
+
+def _holds(row: Row) -> bool:
+    return row.assignee_id is not None and row.assigned_at is not None and row.status not in CLOSED
+
+
+def unassign(conn: Connection, ticket_id: int, now: int, status: str | None = None,
+             only_status: str | None = None,
+             classes: Mapping[str, str] = agents_store.CHANNEL_CLASSES) -> int | None:
+    """Clear the assignee (and optionally set ``status``), freeing the agent's capacity.
+
+    Returns the agent that was freed, or None when the ticket had no assignee (or was not
+    in ``only_status``). Capacity counts open tickets only, so a closed ticket frees nothing.
+    """
+    row = _HOLDER.first(conn, {"ticket_id": ticket_id})
+    if row is None or row.assignee_id is None or (only_status and row.status != only_status):
+        return None
+    if status:
+        _UNASSIGN_WITH_STATUS.rowcount(conn, {"b_ticket": ticket_id, "b_now": now, "b_status": status})
+    else:
+        _UNASSIGN.rowcount(conn, {"b_ticket": ticket_id, "b_now": now})
+    if _holds(row):
+        agents_store.free_capacity(conn, row.assignee_id, agents_store.capacity_class(row.channel, classes))
+        return row.assignee_id
+    return None
+
+
+def close_ticket(conn: Connection, ticket_id: int, status: str, now: int,
+                 classes: Mapping[str, str] = agents_store.CHANNEL_CLASSES) -> int | None:
+    """Solve or close: the assignee stays on the ticket, its capacity is freed. Returns them."""
+    row = _HOLDER.first(conn, {"ticket_id": ticket_id})
+    if row is None:
+        return None
+    (_CLOSE if row.status in CLOSED else _CLOSE_FIRST_TIME).rowcount(
+        conn, {"b_ticket": ticket_id, "b_status": status, "b_now": now})
+    if _holds(row):
+        agents_store.free_capacity(conn, row.assignee_id, agents_store.capacity_class(row.channel, classes))
+        return row.assignee_id
+    return None
+
+
+def not_started(conn: Connection, agent_id: int) -> list[int]:
+    """The tickets the agent holds and has not started, oldest first."""
+    return [row.id for row in _NOT_STARTED.all(conn, {"agent_id": agent_id})]
+
+
+def tenant_ids(conn: Connection) -> list[int]:
+    return [row.id for row in _TENANT_IDS.all(conn, {})]
+
+
+def ticket_id_by_number(conn: Connection, tenant_id: int, number: int) -> int | None:
+    row = ticket_by_number(conn, tenant_id, number)
+    return None if row is None else row.id

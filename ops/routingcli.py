@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
 from core.ids import now_ms
 from core.settings import Settings
@@ -15,10 +15,11 @@ from router.policy import STATUSES
 from ticket_service.api.errors import ApiError
 from ticket_service.api.routing import agent_json, routing_trail, rule_fields, rule_json
 from ticket_service.store import admin
-from ticket_service.store import routing as store
-from ticket_service.store import tickets as ticket_store
+from ticket_service.store import agents as agents_store
+from ticket_service.store import customers as customers_store
+from ticket_service.store import rules as rules_store
+from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database, migrate
-from ticket_service.store.tables import customers, tickets
 
 
 def _levels(text: str) -> dict[str, int]:
@@ -110,42 +111,63 @@ def _rule_body(args: argparse.Namespace) -> dict:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def _explain(conn: Connection, tenant: int | None, ticket: int) -> dict:
+    ticket_id = ticket if tenant is None else tickets_store.ticket_id_by_number(conn, tenant, ticket)
+    row = tickets_store.ticket_for_routing(conn, ticket_id or 0)
+    if row is None:
+        raise admin.NotFound(f"no ticket {ticket}")
+    return routing_trail(conn, row.tenant_id, row.id)
+
+
+def _add_agent(conn: Connection, tenant: int, args: argparse.Namespace) -> dict:
+    agent_id = agents_store.create_agent(conn, tenant, args.name, args.email, status=args.status, tier=args.tier,
+                                         skills=args.skills, capacity=args.capacity)
+    return agent_json(agents_store.get_agent(conn, tenant, agent_id))
+
+
+def _agent_status(conn: Connection, tenant: int, args: argparse.Namespace) -> dict:
+    if agents_store.set_agent_status(conn, tenant, args.agent, args.status, now_ms()) is None:
+        raise admin.NotFound(f"no agent {args.agent}")
+    return agent_json(agents_store.get_agent(conn, tenant, args.agent))
+
+
+def _customer_vip(conn: Connection, tenant: int, args: argparse.Namespace) -> dict:
+    email = args.email.lower()
+    customer = tickets_store.resolve_customer(conn, tenant, "email", "", email, "", now_ms())
+    customers_store.set_vip_tier(conn, customer.id, args.tier)
+    return {"customer_id": customer.id, "email": email, "vip_tier": args.tier}
+
+
+def _add_rule(conn: Connection, tenant: int, args: argparse.Namespace) -> dict:
+    rule_id = rules_store.add_rule(conn, tenant, now_ms(), **rule_fields(_rule_body(args)))
+    return next(rule_json(r) for r in rules_store.list_rules(conn, tenant) if r.id == rule_id)
+
+
+def _delete_rule(conn: Connection, tenant: int, args: argparse.Namespace) -> dict:
+    if not rules_store.delete_rule(conn, tenant, args.rule):
+        raise admin.NotFound(f"no rule {args.rule}")
+    return {"deleted": args.rule}
+
+
+_ACTIONS = {
+    ("agent", "add"): _add_agent,
+    ("agent", "list"): lambda conn, tenant, _: [agent_json(r) for r in agents_store.list_agents(conn, tenant)],
+    ("agent", "status"): _agent_status,
+    ("customer", "vip"): _customer_vip,
+    ("rule", "add"): _add_rule,
+    ("rule", "list"): lambda conn, tenant, _: [rule_json(r) for r in rules_store.list_rules(conn, tenant)],
+    ("rule", "delete"): _delete_rule,
+}
+
+
 async def _run(db: Database, args: argparse.Namespace) -> object:
-    async with db.write() as conn:
-        tenant = await admin.tenant_id(conn, args.tenant) if getattr(args, "tenant", None) else None
-        if args.command == "router":
-            ticket_id = args.ticket
-            if tenant is not None:
-                ticket_id = (await conn.execute(tickets.select().with_only_columns(tickets.c.id).where(
-                    tickets.c.tenant_id == tenant, tickets.c.number == args.ticket))).scalar()
-            row = await conn.run_sync(store.ticket_for_routing, ticket_id or 0)
-            if row is None:
-                raise admin.NotFound(f"no ticket {args.ticket}")
-            return await conn.run_sync(routing_trail, row.tenant_id, row.id)
-        if (args.command, args.action) == ("agent", "add"):
-            agent_id = await admin.create_agent(conn, tenant, args.name, args.email, status=args.status,
-                                                tier=args.tier, skills=args.skills, capacity=args.capacity)
-            return agent_json(await conn.run_sync(store.get_agent, tenant, agent_id))
-        if (args.command, args.action) == ("agent", "list"):
-            return [agent_json(r) for r in await conn.run_sync(store.list_agents, tenant)]
-        if (args.command, args.action) == ("agent", "status"):
-            if await conn.run_sync(store.set_agent_status, tenant, args.agent, args.status, now_ms()) is None:
-                raise admin.NotFound(f"no agent {args.agent}")
-            return agent_json(await conn.run_sync(store.get_agent, tenant, args.agent))
-        if (args.command, args.action) == ("customer", "vip"):
-            customer = await conn.run_sync(ticket_store.resolve_customer, tenant, "email", "", args.email.lower(), "", now_ms())
-            await conn.execute(update(customers).where(customers.c.id == customer.id).values(vip_tier=args.tier))
-            return {"customer_id": customer.id, "email": args.email.lower(), "vip_tier": args.tier}
-        if (args.command, args.action) == ("rule", "add"):
-            rule_id = await conn.run_sync(store.add_rule, tenant, now_ms(), **rule_fields(_rule_body(args)))
-            return next(rule_json(r) for r in await conn.run_sync(store.list_rules, tenant) if r.id == rule_id)
-        if (args.command, args.action) == ("rule", "list"):
-            return [rule_json(r) for r in await conn.run_sync(store.list_rules, tenant)]
-        if (args.command, args.action) == ("rule", "delete"):
-            if not await conn.run_sync(store.delete_rule, tenant, args.rule):
-                raise admin.NotFound(f"no rule {args.rule}")
-            return {"deleted": args.rule}
-    raise AssertionError(args.command)
+    tenant = None
+    if getattr(args, "tenant", None):
+        async with db.read() as conn:
+            tenant = await admin.tenant_id(conn, args.tenant)
+    if args.command == "router":
+        return await db.run_read(_explain, tenant, args.ticket)
+    return await db.run_write(_ACTIONS[(args.command, args.action)], tenant, args)
 
 
 def explain_text(trail: dict) -> str:
