@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from connectors import email, forms, sdk, voice, wechat, weibo
+from connectors import email, forms, sdk, sms, voice, wechat, weibo
 from connectors.inbound import Inbound
 from core.envelope import Envelope
 
@@ -15,4 +15,5 @@ PARSERS: dict[str, Parser] = {
     "webform": forms.parse,
     "sdk": sdk.parse,
     "voice": voice.parse,
+    "sms": sms.parse,
 }

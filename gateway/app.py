@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from connectors import forms, sdk, voice, wechat, weibo
+from connectors import forms, sdk, sms, voice, wechat, weibo
 from connectors.push import DEFAULT_MAX_SKEW_S, GATEWAY, Gateway
 from core.bus import Bus
 from gateway import receipts
@@ -15,7 +15,7 @@ BUS = web.AppKey("bus", Bus)
 # Each push channel's ``setup_routes(app)``; its handlers find the Gateway under GATEWAY.
 CHANNEL_ROUTES = (
     wechat.setup_routes, weibo.setup_routes, forms.setup_routes, sdk.setup_routes, voice.setup_routes,
-    receipts.setup_routes,
+    sms.setup_routes, receipts.setup_routes,
 )
 
 

@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     account = sub.add_parser("account", help="channel accounts").add_subparsers(dest="action", required=True)
     add = account.add_parser("add", help="register an address a channel receives on")
-    add.add_argument("channel", choices=["email", "wechat", "weibo", "webform", "sdk", "voice"])
+    add.add_argument("channel", choices=["email", "wechat", "weibo", "webform", "sdk", "voice", "sms"])
     add.add_argument("address", help="mailbox, or the {account}/{form}/{app} key of the push URL")
     add.add_argument("--tenant", required=True)
     add.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",

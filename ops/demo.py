@@ -16,6 +16,7 @@ DEMO_PUSH = "demo-shop"  # the {account} of /wechat/… and /weibo/…
 DEMO_FORM = "contact"
 DEMO_APP = "demo-app"
 DEMO_CALLS = "demo-callcenter"  # the {account} of /voice/…/records|twilio|freeswitch
+DEMO_SMS = "demo-sms"  # the {account} of /sms/…/twilio|aliyun
 
 
 def _push_channels() -> dict:
@@ -33,6 +34,8 @@ def _push_channels() -> dict:
         "voice": {"account": DEMO_CALLS, "secret": secrets.token_urlsafe(24), "auth_token": secrets.token_hex(16),
                   "username": "freeswitch", "password": secrets.token_urlsafe(12), "region": "CN",
                   "answer": "voicemail"},
+        "sms": {"account": DEMO_SMS, "auth_token": secrets.token_hex(16), "token": secrets.token_urlsafe(24),
+                "region": "CN"},
     }
 
 
@@ -50,7 +53,7 @@ async def ensure_demo(rt: Runtime) -> dict:
     path = rt.settings.data_dir / "demo.json"
     if path.exists():
         demo = json.loads(path.read_text())
-        if "voice" in demo:
+        if "sms" in demo:
             return demo
         async with rt.db.write() as conn:  # a data folder from before some push channels
             demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"]),

@@ -10,11 +10,13 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from email.message import EmailMessage
 
 import pytest
 from support import free_port, role_env, wait_for
+from twilio.request_validator import RequestValidator
 
 from connectors.wechat.verify import sign
 from core.credentials import unseal
@@ -108,6 +110,33 @@ def test_demo_call_center_posts_a_missed_call_that_becomes_a_callback_ticket(run
                         what="the call's ticket in the API")
     assert (ticket["channel"], ticket["subject"]) == ("voice", "Call back +8613800138000 (missed)")
     assert {"auth_token", "username", "password"} <= set(voice)
+
+
+def test_demo_sms_account_takes_an_aliyun_batch_and_a_signed_twilio_text_onto_one_ticket(running):
+    # The demo SMS account from demo.json, used as docs/sms.md shows.
+    _, demo, http, _ = running
+    sms = demo["sms"]
+    batch = [{"phone_number": "13800138000", "send_time": "2026-11-23 09:30:00", "content": "我的快递到哪了？",
+              "sign_name": "演示", "dest_code": "1", "sequence_id": 1}]
+    req = urllib.request.Request(f"http://127.0.0.1:{http}/sms/{sms['account']}/aliyun?token={sms['token']}",
+                                 data=json.dumps(batch).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert (r.status, json.loads(r.read())) == (200, {"code": 0, "msg": "接收成功"})
+    url = f"http://127.0.0.1:{http}/sms/{sms['account']}/twilio"
+    params = {"MessageSid": "SM" + "0" * 32, "From": "+8613800138000", "To": "+8610690000", "Body": "单号 SF1"}
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(params).encode(), headers={
+        "X-Twilio-Signature": RequestValidator(sms["auth_token"]).compute_signature(url, params)})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert (r.status, r.read()) == (200, b'<?xml version="1.0" encoding="UTF-8"?><Response/>')
+    [ticket] = wait_for(lambda: _get(http, "/api/v1/tickets", demo["api_key"])["items"], timeout=20,
+                        what="the texts' ticket in the API")
+    def both() -> list | None:
+        messages = _get(http, f"/api/v1/tickets/{ticket['id']}", demo["api_key"])["messages"]
+        return messages if len(messages) == 2 else None
+
+    messages = wait_for(both, timeout=20, what="both texts on the ticket")
+    assert (ticket["channel"], ticket["subject"]) == ("sms", "我的快递到哪了？")
+    assert [m["text"] for m in messages] == ["我的快递到哪了？", "单号 SF1"]
 
 
 def test_data_folder_database_wal_and_aof_are_private(running, tmp_path):

@@ -1,4 +1,4 @@
-"""Generated input for every push-channel parser (WeChat XML, Weibo JSON, forms, SDK JSON).
+"""Generated input for every push-channel parser (WeChat XML, Weibo JSON, forms, SDK JSON, SMS).
 
 The property is the same for each: the parser returns Inbound messages or refuses with a
 PermanentError (the entry is dead-lettered with the reason) — never another exception, never
@@ -13,7 +13,7 @@ from fuzzing import FUZZ, check_parse, json_values, text
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors import forms, sdk, wechat, weibo
+from connectors import forms, sdk, sms, wechat, weibo
 from connectors.forms.spec import FormSpec
 from core.envelope import Envelope
 
@@ -122,3 +122,39 @@ def sdkjson_values(draw) -> bytes:
 @given(st.one_of(sdkjson_values(), st.binary(max_size=300)), st.sampled_from(["[]", "not json", '[{"id": 1}]']))
 def test_sdk_parser(payload, uploads):
     check_parse(sdk.parse, _env("sdk", payload, region="CN", uploads=uploads))
+
+
+# -- SMS: Twilio webhook forms and Aliyun SmsUp batches, documented fields with random values ---
+
+TWILIO_FIELDS = ["MessageSid", "SmsMessageSid", "From", "To", "Body", "NumMedia", "MediaUrl0", "MediaContentType0",
+                 "MediaUrl1", "MediaContentType1", "MessageStatus", "SmsStatus", "NumSegments", "FromCountry"]
+ALIYUN_FIELDS = ["phone_number", "send_time", "content", "sign_name", "dest_code", "sequence_id"]
+
+
+@st.composite
+def twilio_form(draw) -> bytes:
+    from urllib.parse import urlencode
+    values = draw(st.dictionaries(st.sampled_from(TWILIO_FIELDS), text, max_size=10))
+    if draw(st.booleans()):
+        values.update(MessageSid="SM" + "a" * 32, From=draw(st.sampled_from(["+8613800138000", "10690000", "whatsapp:+1",
+                                                                              "", "ACME"])),
+                      NumMedia=draw(st.sampled_from(["0", "2", "11", "-1", "x"])), Body=draw(text))
+    return urlencode(values).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def aliyun_batch(draw) -> bytes:
+    items = draw(st.lists(st.one_of(json_values, st.dictionaries(st.sampled_from(ALIYUN_FIELDS), json_values)), max_size=4))
+    if draw(st.booleans()):
+        items.append({"phone_number": draw(st.sampled_from(["13800138000", "+86 139 0013 9000", "10690000", "+"])),
+                      "content": draw(text), "sequence_id": draw(st.one_of(st.integers(-1, 2**64), text)),
+                      "send_time": draw(st.sampled_from(["2026-11-23 09:30:00", "2026-13-01 00:00:00", ""]))})
+    return json.dumps(draw(st.one_of(st.just(items), json_values))).encode()
+
+
+@FUZZ
+@given(st.one_of(twilio_form().map(lambda b: ("twilio", b)), aliyun_batch().map(lambda b: ("aliyun", b)),
+                 st.tuples(st.sampled_from(["twilio", "aliyun", ""]), st.binary(max_size=300))))
+def test_sms_parser(pushed):
+    provider, payload = pushed
+    check_parse(sms.parse, _env("sms", payload, region="CN", provider=provider))
