@@ -80,3 +80,13 @@ def rate_key(scope: str, window: int) -> str:
 def push_nonce_key(account_id: int, timestamp: str, nonce: str) -> str:
     """sha256 of the body first pushed with this signed (timestamp, nonce), for the timestamp window."""
     return f"{_KEY}push:nonce:{account_id}:{timestamp}:{nonce}"
+
+
+# Outbound replies: one stream per channel, read by the "sender" group; one relay at a time.
+OUTBOUND_PREFIX = "outbound."
+GROUP_SENDER = "sender"
+OUTBOX_RELAY_KEY = f"{_KEY}outbox:relay"  # held by the sender replica relaying the outbox
+
+
+def outbound_stream(channel: str) -> str:
+    return f"{OUTBOUND_PREFIX}{channel}"

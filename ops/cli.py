@@ -27,6 +27,8 @@ ROLES: dict[str, tuple[str, RoleMain]] = {
     "smtp": ("inbound SMTP server", roles.with_ops_port(roles.smtp_server)),
     "normalizer": ("normalizer worker", roles.with_ops_port(roles.normalizer)),
     "router": ("router worker (assigns tickets; `router explain TICKET`)", roles.with_ops_port(roles.router)),
+    "sender": ("sender worker (sends replies from outbound.<channel>, relays the outbox)",
+               roles.with_ops_port(roles.sender)),
     "connector": ("a channel connector in its own process: `connector imap` fetches IMAP mailboxes",
                   roles.with_ops_port(roles.imap_poller)),
     "api": ("REST API server", lambda rt, stop: roles.http_server(rt, stop, api=True, gateway=False)),

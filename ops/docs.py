@@ -105,6 +105,17 @@ HELP: dict[str, str] = {
     "refreshes the queue-depth gauge.",
     "router_queue_scan": "Waiting tickets, per channel class, an agent with free capacity looks "
     "at when pulling from the queue.",
+    "reply_max_body": "Largest body `POST /api/v1/tickets/{id}/messages` takes, base64 "
+    "attachments included (413 above it); the other API routes keep their 64 KiB.",
+    "send_max_attempts": "Sends of one reply (the first included) before it is `failed` with the "
+    "platform's last error.",
+    "send_max_attempts_by_channel": "Per-channel attempt limits over `send_max_attempts`, "
+    "`CHANNEL=N` pairs separated by commas, e.g. `wechat=3,email=12`.",
+    "send_backoff_base_s": "Wait after a reply's first temporary failure; doubled after each "
+    "further one, with jitter (a platform's Retry-After, when longer, wins).",
+    "send_backoff_cap_s": "The longest wait between two sends of one reply.",
+    "outbox_relay_interval_ms": "How often the relay (one sender replica at a time) puts due "
+    "replies on `outbound.<channel>`.",
     "log_level": "`debug`, `info`, `warning` or `error`.",
     "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
     "demo": "`switchboard run` creates a demo tenant, mailbox and API key on first start.",
