@@ -82,13 +82,24 @@ def needs_utf8(out: Outgoing) -> bool:
     return not (out.to + out.account_address + out.reply_to).isascii()
 
 
+def address(name: str, addr: str) -> Address:
+    """A mailbox header value; ValueError when ``addr`` is not one address."""
+    if addr.isascii():
+        return Address(display_name=name, addr_spec=addr)
+    # The stdlib's parser refuses a UTF-8 local part even where RFC 6532 §3.2 allows it.
+    local, at, domain = addr.rpartition("@")
+    if not (local and at and domain) or any(c in addr for c in ' <>,;"\r\n'):
+        raise ValueError(f"not a mailbox: {addr!r}")
+    return Address(display_name=name, username=local, domain=domain)
+
+
 def build(out: Outgoing, from_name: str) -> EmailMessage:
     """The reply as a message; ValueError when an address cannot be written as a header."""
     msg = EmailMessage(policy=_WIRE)
-    msg["From"] = Address(display_name=from_name, addr_spec=out.account_address)
-    msg["To"] = Address(display_name=out.to_name, addr_spec=out.to)
+    msg["From"] = address(from_name, out.account_address)
+    msg["To"] = address(out.to_name, out.to)
     if out.reply_to:
-        msg["Reply-To"] = Address(addr_spec=out.reply_to)
+        msg["Reply-To"] = address("", out.reply_to)
     msg["Subject"] = reply_subject(out.subject, out.ticket_number)
     msg["Date"] = format_datetime(datetime.now(UTC))
     # The idempotency handle: every retry of this reply carries the same Message-ID.

@@ -17,6 +17,7 @@ def key_for(handle: str) -> str:
 
 def store(folder: Path, handle: str, data: bytes) -> str:
     """Put ``data`` into ``folder``/new once per handle; returns its Maildir key (blocking)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     box = mailbox.Maildir(folder, create=True)  # new/, cur/, tmp/ made 0700
     key = key_for(handle)
     if key in box:  # a retry after a crash or a lost answer: already delivered
