@@ -1,8 +1,10 @@
 """What a channel's sender is given and what it answers: the outbound port of every channel."""
 from __future__ import annotations
+
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundFile:
@@ -43,12 +45,14 @@ class Sent:
 class TemporaryFailure(Exception):
     """Try again later (network, 4xx SMTP, WeChat -1/45009 rate limit…)."""
     def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message); self.code, self.message, self.retry_after_s = code, message, retry_after_s
+        super().__init__(message)
+        self.code, self.message, self.retry_after_s = code, message, retry_after_s
 
 class PermanentFailure(Exception):
     """Will never succeed as is (5xx SMTP, WeChat 45015 48-hour window, unknown user…): `failed`."""
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message); self.code, self.message = code, message
+        super().__init__(message)
+        self.code, self.message = code, message
 
 class SendContext(Protocol):
     """What a sender may use: shared Redis (e.g. WeChat access tokens shared by replicas), an aiohttp

@@ -45,6 +45,8 @@ class Settings:
     smtp_max_recipients: int = 100  # unique RCPTs per mail; RFC 5321 §4.5.3.1.8: at least 100
     smtp_max_unknown_recipients: int = 20  # 550s in one session before 421 and close
     smtp_max_connections_per_ip: int = 50  # as Postfix's smtpd_client_connection_count_limit
+    smtp_relay: str = ""  # replies go out here (smtp://, smtps://); empty: <data_dir>/outbox Maildir
+    smtp_relay_timeout_s: float = 60.0  # each step of a relay conversation
     # HTTP
     http_header_timeout_s: float = 10.0  # a new connection's request line and headers
     http_idle_timeout_s: float = 60.0  # keep-alive: an idle (or half-sent) connection is closed

@@ -51,6 +51,12 @@ HELP: dict[str, str] = {
     "is answered 421 and closed (address harvesting).",
     "smtp_max_connections_per_ip": "Open SMTP connections from one address; more are answered "
     "`421 4.7.0 Too many connections from your address`. `0`: no cap.",
+    "smtp_relay": "Where email replies go: `smtp://user:pass@host:587?starttls=true`, "
+    "`smtp://host:25` (STARTTLS when offered) or `smtps://host:465` (TLS from the start); "
+    "user and password percent-encoded, `ca=/path.pem` trusts an extra CA. Empty: replies are "
+    "written to the Maildir `<data_dir>/outbox/` instead of being sent.",
+    "smtp_relay_timeout_s": "Seconds each step of a conversation with the relay may take; a "
+    "timeout is a temporary failure and the reply is retried.",
     "http_header_timeout_s": "Seconds a new HTTP connection has to send its request line and "
     "headers; a slower one is answered 408 and closed.",
     "http_idle_timeout_s": "Seconds an HTTP keep-alive connection may sit idle (or half-sent) "
