@@ -55,7 +55,8 @@ async def tenant_id(conn: AsyncConnection, slug: str) -> int:
 
 # Push-channel settings that are secrets: with a secret key they are sealed into
 # ``secret_enc`` and never stored in the readable ``settings`` column.
-SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password"})
+SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password",
+                             "access_token"})
 # A new WeChat account is safe mode unless asked otherwise: only there does the signature
 # (msg_signature) cover the message; plaintext and compatible mode sign no body (docs/security.md).
 NEW_ACCOUNT_DEFAULTS = {"wechat": {"mode": "safe"}}
