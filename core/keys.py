@@ -90,3 +90,19 @@ OUTBOX_RELAY_KEY = f"{_KEY}outbox:relay"  # held by the sender replica relaying 
 
 def outbound_stream(channel: str) -> str:
     return f"{OUTBOUND_PREFIX}{channel}"
+
+
+# Outbound: access tokens shared by every sender replica, and what part of a reply is out already.
+def wechat_token_key(account_id: int) -> str:
+    """A WeChat account's access_token, expiring before WeChat's own expires_in."""
+    return f"{_KEY}wechat:token:{account_id}"
+
+
+def wechat_token_lock_key(account_id: int) -> str:
+    """Held by the one replica fetching a new access_token, so WeChat issues one at a time."""
+    return f"{_KEY}wechat:token:lock:{account_id}"
+
+
+def outbound_parts_key(channel: str, outbox_id: int) -> str:
+    """Hash part -> platform id: the parts of a multi-part reply already accepted, skipped on retry."""
+    return f"{_KEY}outbound:parts:{channel}:{outbox_id}"

@@ -56,7 +56,7 @@ async def tenant_id(conn: AsyncConnection, slug: str) -> int:
 # Channel settings that are secrets: with a secret key they are sealed into ``secret_enc``
 # and never stored in the readable ``settings`` column.
 SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password",
-                             "dkim_private_key"})
+                             "dkim_private_key", "access_token"})
 # An email account's ``secret_enc`` holds its IMAP password (mailboxes.py): its other
 # secrets (the DKIM key) are sealed into this one setting instead.
 EMAIL_SEALED = "sealed"
