@@ -5,7 +5,7 @@ SENDERS for the test.
 """
 
 import pytest
-from outbound_support import Platform, outbound_world
+from outbound_support import SECRET, Platform, outbound_world
 
 from connectors.relay import Relay
 from connectors.sender import Sender
@@ -147,3 +147,33 @@ def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter():
     for n, wait in enumerate(waits, start=1):
         ceiling = min(60.0, 2.0 * 2 ** (n - 1)) * 1000
         assert ceiling / 2 <= wait <= ceiling
+
+
+async def test_the_cli_stores_a_reply_and_a_note_and_ops_streams_lists_outbound(outbound, platform):
+    # `switchboard ticket reply` queues like the API; `ops streams` shows outbound.email and its group.
+    import asyncio
+    import subprocess
+    import sys
+
+    from support import role_env
+
+    from ops import streams
+
+    s = outbound.system.settings
+    env = role_env(s.data_dir, s.redis_url, s.database_url, secret_key=SECRET)
+    base = [sys.executable, "-m", "ops.cli", "ticket", "reply", str(outbound.ticket_id), "--tenant", "acme"]
+    for extra in (["--text", "From the CLI"], ["--text", "internal", "--note"], ["--text", " "]):
+        done = await asyncio.to_thread(subprocess.run, [*base, *extra], env=env, capture_output=True, text=True,
+                                       timeout=60)
+        if extra[-1] == " ":
+            assert done.returncode == 1 and "must not be empty" in done.stderr
+        else:
+            assert done.returncode == 0, done.stderr
+    await outbound.send_all()
+    assert [c.text for c in platform.calls] == ["From the CLI"]
+    kinds = [(m["kind"], m["delivery"] and m["delivery"]["status"]) for m in (await outbound.ticket())["messages"]
+             if m["direction"] == "out"]
+    assert kinds == [("reply", "sent"), ("note", None)]
+    listed = {x["stream"]: x for x in await streams.streams(outbound.system.bus.redis)}
+    [group] = listed["outbound.email"]["groups"]
+    assert (listed["outbound.email"]["length"], group["group"], group["pending"]) == (1, "sender", 0)
