@@ -80,3 +80,29 @@ def rate_key(scope: str, window: int) -> str:
 def push_nonce_key(account_id: int, timestamp: str, nonce: str) -> str:
     """sha256 of the body first pushed with this signed (timestamp, nonce), for the timestamp window."""
     return f"{_KEY}push:nonce:{account_id}:{timestamp}:{nonce}"
+
+
+# Outbound replies: one stream per channel, read by the "sender" group; one relay at a time.
+OUTBOUND_PREFIX = "outbound."
+GROUP_SENDER = "sender"
+OUTBOX_RELAY_KEY = f"{_KEY}outbox:relay"  # held by the sender replica relaying the outbox
+
+
+def outbound_stream(channel: str) -> str:
+    return f"{OUTBOUND_PREFIX}{channel}"
+
+
+# Outbound: access tokens shared by every sender replica, and what part of a reply is out already.
+def wechat_token_key(account_id: int) -> str:
+    """A WeChat account's access_token, expiring before WeChat's own expires_in."""
+    return f"{_KEY}wechat:token:{account_id}"
+
+
+def wechat_token_lock_key(account_id: int) -> str:
+    """Held by the one replica fetching a new access_token, so WeChat issues one at a time."""
+    return f"{_KEY}wechat:token:lock:{account_id}"
+
+
+def outbound_parts_key(channel: str, outbox_id: int) -> str:
+    """Hash part -> platform id: the parts of a multi-part reply already accepted, skipped on retry."""
+    return f"{_KEY}outbound:parts:{channel}:{outbox_id}"

@@ -94,9 +94,9 @@ def _text(value: bytes | str) -> str:
 
 
 async def stream_names(redis) -> list[str]:
-    """Every stream of the bus: ingest.*, ticket.events and the dead-letter streams."""
+    """Every stream of the bus: ingest.*, ticket.events, outbound.* and the dead-letter streams."""
     names: set[str] = set()
-    for pattern in (f"{keys.INGEST_PREFIX}*", keys.TICKET_EVENTS, f"{keys.DEAD_PREFIX}*"):
+    for pattern in (f"{keys.INGEST_PREFIX}*", keys.TICKET_EVENTS, f"{keys.OUTBOUND_PREFIX}*", f"{keys.DEAD_PREFIX}*"):
         async for key in redis.scan_iter(match=pattern, count=500, _type="stream"):
             names.add(_text(key))
     return sorted(names)

@@ -45,6 +45,8 @@ class Settings:
     smtp_max_recipients: int = 100  # unique RCPTs per mail; RFC 5321 §4.5.3.1.8: at least 100
     smtp_max_unknown_recipients: int = 20  # 550s in one session before 421 and close
     smtp_max_connections_per_ip: int = 50  # as Postfix's smtpd_client_connection_count_limit
+    smtp_relay: str = ""  # replies go out here (smtp://, smtps://); empty: <data_dir>/outbox Maildir
+    smtp_relay_timeout_s: float = 60.0  # each step of a relay conversation
     # HTTP
     http_header_timeout_s: float = 10.0  # a new connection's request line and headers
     http_idle_timeout_s: float = 60.0  # keep-alive: an idle (or half-sent) connection is closed
@@ -81,6 +83,13 @@ class Settings:
     router_aging_s: int = 600  # waiting this long counts as one VIP tier
     router_reconcile_ms: int = 5_000  # load drift, escalations and queue pulls
     router_queue_scan: int = 200  # waiting tickets an agent with room looks at
+    # Outbound replies (`switchboard sender`)
+    reply_max_body: int = 10 * 1024 * 1024  # POST /tickets/{id}/messages, attachments as base64 included
+    send_max_attempts: int = 8  # sends of one reply before it is failed
+    send_max_attempts_by_channel: str = ""  # per channel, e.g. "wechat=3,email=12"
+    send_backoff_base_s: float = 2.0  # wait after the first temporary failure; doubles each time
+    send_backoff_cap_s: float = 900.0
+    outbox_relay_interval_ms: int = 200  # how often the relay looks for replies to put on the streams
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
@@ -94,6 +103,14 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    def max_attempts(self, channel: str) -> int:
+        """``send_max_attempts_by_channel``'s figure for ``channel``, else ``send_max_attempts``."""
+        for pair in filter(None, (p.strip() for p in self.send_max_attempts_by_channel.split(","))):
+            name, _, value = pair.partition("=")
+            if name.strip() == channel:
+                return int(value)
+        return self.send_max_attempts
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -149,4 +166,13 @@ def load(env: Mapping[str, str] | None = None, path: str | Path | None = None) -
             if key not in _FIELDS:
                 raise SettingsError(f"unknown setting {name}")
             values[key] = _coerce(key, raw)
+    _check_attempts(values.get("send_max_attempts_by_channel", ""))
     return Settings(**values)
+
+
+def _check_attempts(spec: str) -> None:
+    """``channel=N,...`` with N a positive integer, or a SettingsError naming the bad pair."""
+    for pair in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise SettingsError(f"setting send_max_attempts_by_channel: {pair!r} is not CHANNEL=ATTEMPTS")

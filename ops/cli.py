@@ -14,10 +14,12 @@ import uvloop
 
 from core import logging as sblogging
 from core.credentials import CredentialError, seal
+from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
 from ops import opscli, roles, routingcli
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
+from ticket_service.store.replies import Draft, ReplyError, store_reply
 
 RoleMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
@@ -26,6 +28,8 @@ ROLES: dict[str, tuple[str, RoleMain]] = {
     "smtp": ("inbound SMTP server", roles.with_ops_port(roles.smtp_server)),
     "normalizer": ("normalizer worker", roles.with_ops_port(roles.normalizer)),
     "router": ("router worker (assigns tickets; `router explain TICKET`)", roles.with_ops_port(roles.router)),
+    "sender": ("sender worker (sends replies from outbound.<channel>, relays the outbox)",
+               roles.with_ops_port(roles.sender)),
     "connector": ("a channel connector in its own process: `connector imap` fetches IMAP mailboxes",
                   roles.with_ops_port(roles.imap_poller)),
     "api": ("REST API server", lambda rt, stop: roles.http_server(rt, stop, api=True, gateway=False)),
@@ -49,6 +53,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
     async with Runtime(settings) as rt:
         if args.command == "migrate":
             return "schema is current"
+        if args.command == "ticket" and args.action == "reply":
+            return await _reply(rt, _secret_key(settings), args)
         async with rt.db.write() as conn:
             if args.command == "tenant":
                 return f"tenant {args.slug} created (id {await admin.create_tenant(conn, args.slug, args.name)})"
@@ -65,6 +71,30 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
             if args.command == "apikey":
                 return await admin.create_api_key(conn, tenant, args.name)
     raise AssertionError(args.command)
+
+
+async def _reply(rt: Runtime, secret_key: str, args: argparse.Namespace) -> str:
+    """Store a reply (queued for the sender) or a note on a ticket, as the API does."""
+    async with rt.db.read() as conn:
+        tenant = await admin.tenant_id(conn, args.tenant)
+    draft = Draft(kind="note" if args.note else "reply", text=args.text, channel=args.channel or "")
+    if not draft.text.strip():
+        raise ValueError("--text must not be empty")
+    try:
+        message_id, _ = await rt.db.run_write(store_reply, tenant, args.id, draft, secret_key, now_ms())
+    except ReplyError as exc:
+        raise ValueError(exc.message) from None
+    return f"{draft.kind} {message_id} stored on ticket {args.id}" + ("" if args.note else ", queued for sending")
+
+
+def _add_ticket_parser(sub) -> None:
+    ticket = sub.add_parser("ticket", help="tickets").add_subparsers(dest="action", required=True)
+    reply = ticket.add_parser("reply", help="answer a ticket on the customer's channel (or --note: internal)")
+    reply.add_argument("id", type=int, help="the ticket id")
+    reply.add_argument("--tenant", required=True)
+    reply.add_argument("--text", required=True)
+    reply.add_argument("--channel", help="default: the channel of the customer's last message")
+    reply.add_argument("--note", action="store_true", help="an internal note, never sent")
 
 
 def _add_imap_parser(account) -> None:
@@ -162,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
     opscli.add_parser(sub, list(ROLES))
     routingcli.add_parsers(sub)
     sub.add_parser("migrate", help="bring the database schema up to date")
+    _add_ticket_parser(sub)
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     create = tenant.add_parser("create", help="create a tenant")
     create.add_argument("slug")

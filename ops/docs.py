@@ -51,6 +51,12 @@ HELP: dict[str, str] = {
     "is answered 421 and closed (address harvesting).",
     "smtp_max_connections_per_ip": "Open SMTP connections from one address; more are answered "
     "`421 4.7.0 Too many connections from your address`. `0`: no cap.",
+    "smtp_relay": "Where email replies go: `smtp://user:pass@host:587?starttls=true`, "
+    "`smtp://host:25` (STARTTLS when offered) or `smtps://host:465` (TLS from the start); "
+    "user and password percent-encoded, `ca=/path.pem` trusts an extra CA. Empty: replies are "
+    "written to the Maildir `<data_dir>/outbox/` instead of being sent.",
+    "smtp_relay_timeout_s": "Seconds each step of a conversation with the relay may take; a "
+    "timeout is a temporary failure and the reply is retried.",
     "http_header_timeout_s": "Seconds a new HTTP connection has to send its request line and "
     "headers; a slower one is answered 408 and closed.",
     "http_idle_timeout_s": "Seconds an HTTP keep-alive connection may sit idle (or half-sent) "
@@ -105,6 +111,17 @@ HELP: dict[str, str] = {
     "refreshes the queue-depth gauge.",
     "router_queue_scan": "Waiting tickets, per channel class, an agent with free capacity looks "
     "at when pulling from the queue.",
+    "reply_max_body": "Largest body `POST /api/v1/tickets/{id}/messages` takes, base64 "
+    "attachments included (413 above it); the other API routes keep their 64 KiB.",
+    "send_max_attempts": "Sends of one reply (the first included) before it is `failed` with the "
+    "platform's last error.",
+    "send_max_attempts_by_channel": "Per-channel attempt limits over `send_max_attempts`, "
+    "`CHANNEL=N` pairs separated by commas, e.g. `wechat=3,email=12`.",
+    "send_backoff_base_s": "Wait after a reply's first temporary failure; doubled after each "
+    "further one, with jitter (a platform's Retry-After, when longer, wins).",
+    "send_backoff_cap_s": "The longest wait between two sends of one reply.",
+    "outbox_relay_interval_ms": "How often the relay (one sender replica at a time) puts due "
+    "replies on `outbound.<channel>`.",
     "log_level": "`debug`, `info`, `warning` or `error`.",
     "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
     "demo": "`switchboard run` creates a demo tenant, mailbox and API key on first start.",

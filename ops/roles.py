@@ -15,6 +15,8 @@ from aiohttp import web
 from connectors.email import smtp
 from connectors.email import tls as email_tls
 from connectors.email.imap import ImapPoller
+from connectors.relay import Relay
+from connectors.sender import Sender
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
 from ops import blobs, httpserver
@@ -25,6 +27,7 @@ from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.store.directory import AccountDirectory
 from ticket_service.store.mailboxes import imap_mailboxes
+from ticket_service.store.outbox import StoreOutbox
 
 log = structlog.get_logger()
 
@@ -74,6 +77,19 @@ async def router(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
         await _until(stop, worker)
 
 
+async def sender(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
+    """Send replies from ``outbound.<channel>``; every replica also offers to relay the outbox."""
+    outbox = StoreOutbox(rt.db, rt.bus, rt.blobs, rt.settings.secret_key)
+    worker = Sender(rt.bus, rt.settings, outbox)
+    rt.health.workers.append(worker)
+    relay = Relay(rt.bus, rt.settings, outbox)
+    if drain:
+        await relay.relay_once()
+        await worker.run(drain=True)
+    else:
+        await asyncio.gather(_until(stop, worker), relay.run(stop))
+
+
 async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     s = rt.settings
     tls = email_tls.server_context(s.smtp_tls_cert, s.smtp_tls_key, required=s.smtp_require_tls)
@@ -106,7 +122,8 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
         setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key),
                       rt.settings.push_max_skew_s)
     if api:
-        setup_api(app, rt.db, rt.blobs, bus=rt.bus, secret_key=rt.settings.secret_key)
+        setup_api(app, rt.db, rt.blobs, bus=rt.bus, secret_key=rt.settings.secret_key,
+                  reply_limit=rt.settings.reply_max_body)
     return app
 
 
@@ -130,6 +147,7 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
         asyncio.create_task(http_server(rt, stop)),
         asyncio.create_task(normalizer(rt, stop)),
         asyncio.create_task(router(rt, stop)),
+        asyncio.create_task(sender(rt, stop)),
         asyncio.create_task(imap_poller(rt, stop)),
     ]
     await asyncio.sleep(0.2)

@@ -33,6 +33,7 @@ ROUTES = {
     ("PATCH", "/tickets/{id}"): "item",
     ("GET", "/tickets/{id}/routing"): "item",
     ("GET", "/tickets/{id}/reply-address"): "item",
+    ("POST", "/tickets/{id}/messages"): "item",
     ("GET", "/attachments/{id}"): "item",
     ("GET", "/messages"): "list",
     ("GET", "/agents"): "list",
@@ -46,6 +47,7 @@ QUERIES = {("GET", "/messages"): "?kind=bounce"}
 BODIES = {
     ("PATCH", "/tickets/{id}"): {"status": "closed"},
     ("PUT", "/agents/{id}/status"): {"status": "offline"},
+    ("POST", "/tickets/{id}/messages"): {"text": "a reply into another tenant's ticket"},
     ("POST", "/agents"): {"name": "Mallory", "email": "mallory@acme.test", "status": "online",
                           "capacity": {"email": 1}},
     ("POST", "/routing/rules"): {"name": "steal", "required": {"refunds": 1}},

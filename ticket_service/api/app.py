@@ -6,13 +6,14 @@ from aiohttp import web
 
 from core.blobs import BlobStore
 from core.bus import Bus
-from ticket_service.api import messages, routing, tickets
+from ticket_service.api import messages, replies, routing, tickets
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.store.db import Database
 
 
 def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: float = 30.0,
-              bus: Bus | None = None, secret_key: str = "") -> None:
+              bus: Bus | None = None, secret_key: str = "",
+              reply_limit: int = replies.DEFAULT_LIMIT) -> None:
     """Add the API routes and their state to ``app``; auth is per route, so other routes stay open.
 
     With a ``bus``, changes to agents and tickets are announced on ``ticket.events`` for the router.
@@ -27,6 +28,7 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: flo
     app.router.add_get(f"{prefix}/tickets/{{id}}/reply-address", tickets.get_reply_address)
     app.router.add_get(f"{prefix}/attachments/{{id}}", tickets.get_attachment)
     messages.setup_routes(app)
+    replies.setup_routes(app, reply_limit)
     routing.setup_routes(app, bus)
 
 

@@ -26,6 +26,7 @@ from ticket_service.store.tables import (
     channel_accounts,
     customers,
     messages,
+    outbox,
     tickets,
 )
 
@@ -41,6 +42,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MESSAGE_COLS = (
     messages.c.id, messages.c.direction, messages.c.channel, messages.c.sender, messages.c.sender_name,
     messages.c.subject, messages.c.text, messages.c.html, messages.c.auto_reason, messages.c.created_at,
+    messages.c.kind, messages.c.author_id, messages.c.ticket_id,
+)
+_DELIVERY_COLS = (
+    outbox.c.message_id, outbox.c.status, outbox.c.mode, outbox.c.channel, outbox.c.recipient, outbox.c.attempts,
+    outbox.c.last_error_code, outbox.c.last_error, outbox.c.sent_at, outbox.c.next_attempt_at,
 )
 _ATTACHMENT_COLS = (
     attachments.c.id, attachments.c.message_id, attachments.c.filename, attachments.c.content_type,
@@ -129,11 +135,47 @@ def attachment_json(row: Row) -> dict:
     }
 
 
-def message_json(row: Row, files: list[Row]) -> dict:
+def delivery_json(row: Row | None) -> dict | None:
+    """How an outgoing reply's sending went: queued | sent | delivered | failed, attempts, the error."""
+    if row is None:
+        return None
+    error = {"code": row.last_error_code, "message": row.last_error} if row.last_error_code else None
+    body = {"status": row.status, "channel": row.channel, "attempts": row.attempts, "error": error,
+            "sent_at": iso_ms(row.sent_at)}
+    if row.mode == "callback":
+        body["callback"] = {"number": row.recipient}  # a phone ticket's reply is a call to make
+    elif row.status == "queued" and row.attempts:
+        body["next_attempt_at"] = iso_ms(row.next_attempt_at)
+    return body
+
+
+def message_json(row: Row, files: list[Row], delivery: Row | None = None) -> dict:
     body = {name: getattr(row, name) for name in (
         "id", "direction", "channel", "sender", "sender_name", "subject", "text", "html", "auto_reason",
     )}
+    if row.direction == "out":
+        body |= {"kind": row.kind, "author_id": row.author_id, "delivery": delivery_json(delivery)}
     return body | {"attachments": [attachment_json(f) for f in files], "created_at": iso_ms(row.created_at)}
+
+
+async def message_rows(conn, tenant_id: int, where) -> tuple[list[Row], dict[int, list[Row]], dict[int, Row]]:
+    """Messages matching ``where`` (oldest first), their files and their outbox rows, by message id."""
+    msgs = (await conn.execute(
+        select(*_MESSAGE_COLS).where(messages.c.tenant_id == tenant_id, where)
+        .order_by(messages.c.created_at, messages.c.id)
+    )).all()
+    ids = [m.id for m in msgs]
+    files = (await conn.execute(
+        select(*_ATTACHMENT_COLS).where(attachments.c.tenant_id == tenant_id, attachments.c.message_id.in_(ids))
+        .order_by(attachments.c.id)
+    )).all() if ids else []
+    out_ids = [m.id for m in msgs if m.direction == "out"]
+    sent = (await conn.execute(select(*_DELIVERY_COLS).where(
+        outbox.c.tenant_id == tenant_id, outbox.c.message_id.in_(out_ids)))).all() if out_ids else []
+    by_message: dict[int, list[Row]] = defaultdict(list)
+    for f in files:
+        by_message[f.message_id].append(f)
+    return msgs, by_message, {d.message_id: d for d in sent}
 
 
 @authenticated
@@ -160,21 +202,8 @@ async def get_ticket(request: web.Request, tenant_id: int) -> web.Response:
         row = (await conn.execute(_ticket_select(tenant_id).where(tickets.c.id == ticket_id))).first()
         if row is None:
             raise not_found("ticket", ticket_id)
-        msgs = (await conn.execute(
-            select(*_MESSAGE_COLS)
-            .where(messages.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id)
-            .order_by(messages.c.created_at, messages.c.id)
-        )).all()
-        files = (await conn.execute(
-            select(*_ATTACHMENT_COLS)
-            .join(messages, messages.c.id == attachments.c.message_id)
-            .where(attachments.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id)
-            .order_by(attachments.c.id)
-        )).all()
-    by_message: dict[int, list[Row]] = defaultdict(list)
-    for f in files:
-        by_message[f.message_id].append(f)
-    body = ticket_json(row) | {"messages": [message_json(m, by_message[m.id]) for m in msgs]}
+        msgs, files, sent = await message_rows(conn, tenant_id, messages.c.ticket_id == ticket_id)
+    body = ticket_json(row) | {"messages": [message_json(m, files[m.id], sent.get(m.id)) for m in msgs]}
     return web.json_response(body)
 
 

@@ -52,9 +52,13 @@ async def tenant_id(conn: AsyncConnection, slug: str) -> int:
     return found
 
 
-# Push-channel settings that are secrets: with a secret key they are sealed into
-# ``secret_enc`` and never stored in the readable ``settings`` column.
-SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password"})
+# Channel settings that are secrets: with a secret key they are sealed into ``secret_enc``
+# and never stored in the readable ``settings`` column.
+SECRET_SETTINGS = frozenset({"token", "aes_key", "app_secret", "secret", "auth_token", "shared_key", "password",
+                             "dkim_private_key", "access_token"})
+# An email account's ``secret_enc`` holds its IMAP password (mailboxes.py): its other
+# secrets (the DKIM key) are sealed into this one setting instead.
+EMAIL_SEALED = "sealed"
 # A new WeChat account is safe mode unless asked otherwise: only there does the signature
 # (msg_signature) cover the message; plaintext and compatible mode sign no body (docs/security.md).
 NEW_ACCOUNT_DEFAULTS = {"wechat": {"mode": "safe"}}
@@ -66,11 +70,12 @@ async def add_account(
 ) -> int:
     settings = {**NEW_ACCOUNT_DEFAULTS.get(channel, {}), **(settings or {})}
     sealed = None
+    hidden = {k: settings.pop(k) for k in sorted(SECRET_SETTINGS & set(settings))} if secret_key else {}
+    if hidden:
+        sealed = seal(secret_key, json.dumps(hidden))
     if channel == "email":
         address = address.strip().lower()  # email's secret_enc holds an IMAP password (mailboxes.py)
-    elif secret_key:
-        hidden = {k: settings.pop(k) for k in sorted(SECRET_SETTINGS & set(settings))}
-        sealed = seal(secret_key, json.dumps(hidden)) if hidden else None
+        settings, sealed = ({**settings, EMAIL_SEALED: sealed} if sealed else settings), None
     result = await conn.execute(
         insert(channel_accounts).values(
             tenant_id=tenant, channel=channel, address=address, name=address,
@@ -82,7 +87,13 @@ async def add_account(
 
 def open_secrets(account: Account, secret_key: str) -> Account:
     """The account with its sealed channel secrets merged back into its settings."""
-    if account.channel == "email" or not account.sealed:
+    if account.channel == "email":
+        settings = dict(account.settings)
+        sealed = settings.pop(EMAIL_SEALED, None)
+        if not sealed:
+            return account
+        return dataclasses.replace(account, settings={**settings, **json.loads(unseal(secret_key, sealed))})
+    if not account.sealed:
         return account
     return dataclasses.replace(account, settings={**account.settings, **json.loads(unseal(secret_key, account.sealed))})
 

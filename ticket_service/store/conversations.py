@@ -39,7 +39,8 @@ async def conversation(
         await conn.execute(
             select(messages.c.id, messages.c.direction, messages.c.text, messages.c.sender_name,
                    messages.c.headers, messages.c.created_at)
-            .where(messages.c.tenant_id == tenant_id, messages.c.ticket_id.in_(chain))
+            # An agent's internal note is never shown to the customer.
+            .where(messages.c.tenant_id == tenant_id, messages.c.ticket_id.in_(chain), messages.c.kind != "note")
             .order_by(messages.c.id.desc())
             .limit(limit)
         )

@@ -173,6 +173,8 @@ messages = Table(
     Column("auto_reason", String(64), nullable=False, server_default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger),
+    Column("kind", String(8), nullable=False, server_default=""),  # outgoing: reply | note (internal)
+    Column("author_id", Integer, ForeignKey("agents.id")),  # the agent who wrote an outgoing message
     UniqueConstraint("tenant_id", "channel", "dedup_key", name="uq_messages_dedup"),
     Index("ix_messages_ticket_id", "ticket_id", "id"),
     # Messages by kind (``GET /messages?kind=bounce``): the bounces no ticket holds.
@@ -239,4 +241,39 @@ routing_decisions = Table(
     Column("elapsed_us", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_routing_decisions_ticket", "ticket_id", "id"),
+)
+
+# Replies waiting to be sent, and how their sending went. Written in the transaction that
+# stores the reply; the relay puts due rows on ``outbound.<channel>`` (``relayed_at`` marks
+# them), the sender records the outcome. ``handle`` and ``reply_to`` are chosen once, here,
+# so every retry sends the same Message-ID.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("message_id", Integer, ForeignKey("messages.id"), nullable=False, unique=True),
+    Column("channel", String(32), nullable=False),
+    Column("mode", String(8), nullable=False, server_default="send"),  # send | callback (a phone ticket)
+    Column("account_id", Integer, ForeignKey("channel_accounts.id"), nullable=False),
+    Column("recipient", String(320), nullable=False, server_default=""),
+    Column("recipient_name", String(200), nullable=False, server_default=""),
+    Column("handle", String(255), nullable=False, server_default=""),
+    Column("reply_to", String(320), nullable=False, server_default=""),
+    Column("in_reply_to", String(998), nullable=False, server_default=""),
+    Column("refs", JSON, nullable=False, default=list),
+    Column("status", String(16), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False, server_default="0"),
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),  # an attempt holds the row
+    Column("relayed_at", BigInteger),
+    Column("relay_entry", String(32), nullable=False, server_default=""),
+    Column("last_error_code", String(64), nullable=False, server_default=""),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("platform_id", String(255), nullable=False, server_default=""),
+    Column("idempotency_key", String(200)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_outbox_tenant_idempotency_key"),
+    Index("ix_outbox_status_relayed_next", "status", "relayed_at", "next_attempt_at"),
 )

@@ -1,0 +1,143 @@
+"""The store's side of ``core.outbox.Outbox``: what the sender and its relay read and write.
+
+An attempt claims its row first (``attempts + 1`` and a lease, compare-and-set), so two
+deliveries of one stream entry never send at once, and the trail shows every attempt
+including one a crash cut short. Results are written only while the row is still queued.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from core.blobs import BlobStore
+from core.bus import Bus
+from core.credentials import CredentialError
+from core.ids import now_ms
+from core.keys import TICKET_EVENTS
+from core.outbound import OutboundFile, Outgoing, Sent
+from core.outbox import DELIVERED, FAILED, QUEUED, SENT, AttemptInProgress, Due, Relayed
+from ticket_service import events
+from ticket_service.store import admin
+from ticket_service.store.db import Database
+from ticket_service.store.tables import (
+    attachments,
+    channel_accounts,
+    messages,
+    outbox,
+    tenants,
+    tickets,
+)
+
+MESSAGE_SENT, MESSAGE_FAILED = "message.sent", "message.failed"
+
+
+def _claim(conn: Connection, outbox_id: int, lease_ms: int, now: int):
+    row = conn.execute(select(outbox).where(outbox.c.id == outbox_id)).first()
+    if row is None or row.status != QUEUED or row.mode != "send":
+        return None
+    if row.lease_until > now:
+        raise AttemptInProgress(f"outbox {outbox_id} is held by another attempt")
+    claimed = conn.execute(update(outbox).where(
+        outbox.c.id == outbox_id, outbox.c.status == QUEUED, outbox.c.lease_until == row.lease_until,
+    ).values(attempts=outbox.c.attempts + 1, lease_until=now + lease_ms)).rowcount
+    if not claimed:
+        raise AttemptInProgress(f"outbox {outbox_id} was claimed meanwhile")
+    message = conn.execute(select(messages.c.subject, messages.c.text, messages.c.html)
+                           .where(messages.c.id == row.message_id)).one()
+    ticket = conn.execute(select(tickets.c.number).where(tickets.c.id == row.ticket_id)).one()
+    files = conn.execute(select(attachments.c.filename, attachments.c.content_type, attachments.c.blob_key)
+                         .where(attachments.c.message_id == row.message_id).order_by(attachments.c.id)).all()
+    account = conn.execute(
+        select(channel_accounts.c.id, channel_accounts.c.tenant_id, tenants.c.slug, channel_accounts.c.channel,
+               channel_accounts.c.address, channel_accounts.c.settings, channel_accounts.c.secret_enc)
+        .join(tenants, tenants.c.id == channel_accounts.c.tenant_id).where(channel_accounts.c.id == row.account_id)
+    ).one()
+    return row, message, ticket, files, admin.Account(*account)
+
+
+class StoreOutbox:
+    """``core.outbox.Outbox`` over the database; events go out on ``ticket.events`` after commit."""
+
+    def __init__(self, db: Database, bus: Bus, blobs: BlobStore, secret_key: str) -> None:
+        self.db, self.bus, self.blobs, self.secret_key = db, bus, blobs, secret_key
+
+    async def begin_attempt(self, outbox_id: int, lease_ms: int) -> Outgoing | None:
+        found = await self.db.run_write(_claim, outbox_id, lease_ms, now_ms())
+        if found is None:
+            return None
+        row, message, ticket, files, account = found
+        try:
+            account = admin.open_secrets(account, self.secret_key)
+        except CredentialError:
+            pass  # sent with the secrets closed, the platform refuses it and says why
+        data = [OutboundFile(f.filename, f.content_type, await self.blobs.get(f.blob_key)) for f in files]
+        return Outgoing(
+            outbox_id=row.id, tenant_id=row.tenant_id, tenant=account.tenant_slug, ticket_id=row.ticket_id,
+            ticket_number=ticket.number, message_id=row.message_id, channel=row.channel, account_id=account.id,
+            account_address=account.address, account_settings=dict(account.settings), to=row.recipient,
+            to_name=row.recipient_name, subject=message.subject, text=message.text, html=message.html,
+            attachments=tuple(data), in_reply_to=row.in_reply_to, references=tuple(row.refs or ()),
+            handle=row.handle, reply_to=row.reply_to, attempt=row.attempts + 1,
+        )
+
+    async def _finish(self, out: Outgoing, event: str | None, fields: dict, **values) -> bool:
+        def write(conn: Connection) -> bool:
+            return bool(conn.execute(update(outbox).where(outbox.c.id == out.outbox_id, outbox.c.status == QUEUED)
+                                     .values(lease_until=0, **values)).rowcount)
+        changed = await self.db.run_write(write)
+        if changed and event:
+            env = events.event_envelope(event, out.tenant, str(out.account_id), "", ticket_id=out.ticket_id,
+                                        message_id=out.message_id, channel=out.channel, attempts=out.attempt,
+                                        **fields)
+            await self.bus.publish(TICKET_EVENTS, env)
+        return changed
+
+    async def record_sent(self, out: Outgoing, sent: Sent) -> None:
+        status = DELIVERED if sent.status == DELIVERED else SENT
+        await self._finish(out, MESSAGE_SENT, {"status": status, "platform_id": sent.platform_id},
+                           status=status, sent_at=now_ms(), platform_id=sent.platform_id[:255],
+                           last_error_code="", last_error="")
+
+    async def record_retry(self, out: Outgoing, code: str, message: str, delay_ms: int) -> None:
+        await self._finish(out, None, {}, next_attempt_at=now_ms() + delay_ms, relayed_at=None, relay_entry="",
+                           last_error_code=code[:64], last_error=message[:4000])
+
+    async def record_failed(self, out: Outgoing, code: str, message: str) -> None:
+        await self._finish(out, MESSAGE_FAILED, {"code": code, "message": message[:1000]},
+                           status=FAILED, last_error_code=code[:64], last_error=message[:4000])
+
+    async def due(self, now: int, limit: int) -> list[Due]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(outbox.c.id, tenants.c.slug, outbox.c.channel)
+                .join(tenants, tenants.c.id == outbox.c.tenant_id)
+                .where(outbox.c.status == QUEUED, outbox.c.mode == "send", outbox.c.relayed_at.is_(None),
+                       outbox.c.next_attempt_at <= now)
+                .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+            )).all()
+        return [Due(r.id, r.slug, r.channel) for r in rows]
+
+    async def mark_relayed(self, entries: list[Relayed]) -> None:
+        def write(conn: Connection, now: int) -> None:
+            for e in entries:
+                conn.execute(update(outbox).where(outbox.c.id == e.outbox_id, outbox.c.status == QUEUED)
+                             .values(relayed_at=now, relay_entry=e.entry_id))
+        if entries:
+            await self.db.run_write(write, now_ms())
+
+    async def relayed_unsent(self, limit: int) -> list[Relayed]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(outbox.c.id, outbox.c.channel, outbox.c.relay_entry)
+                .where(outbox.c.status == QUEUED, outbox.c.mode == "send", outbox.c.relayed_at.is_not(None))
+                .order_by(outbox.c.id).limit(limit)
+            )).all()
+        return [Relayed(r.id, r.channel, r.relay_entry) for r in rows]
+
+    async def unrelay(self, outbox_ids: list[int]) -> None:
+        def write(conn: Connection) -> None:
+            conn.execute(update(outbox).where(outbox.c.id.in_(outbox_ids), outbox.c.status == QUEUED)
+                         .values(relayed_at=None, relay_entry=""))
+        if outbox_ids:
+            await self.db.run_write(write)
