@@ -3,7 +3,7 @@
 import base64
 
 import pytest
-from outbound_support import SECRET, Platform, outbound_world
+from outbox_support import SECRET, Platform, outbound_world
 from sqlalchemy import func, select
 
 from connectors.senders import SENDERS

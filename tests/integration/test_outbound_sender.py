@@ -5,7 +5,7 @@ SENDERS for the test.
 """
 
 import pytest
-from outbound_support import SECRET, Platform, outbound_world
+from outbox_support import SECRET, Platform, outbound_world
 
 from connectors.relay import Relay
 from connectors.sender import Sender
