@@ -65,11 +65,12 @@ async def add_account(
     conn: AsyncConnection, tenant: int, channel: str, address: str, settings: dict | None = None,
     secret_key: str = "",
 ) -> int:
+    """Register ``address`` (already in its channel's normal form) for the tenant; with a
+    ``secret_key`` the secret settings are sealed, which the caller asks for only on channels
+    whose requests are verified with them (``Channel.account_secrets``)."""
     settings = {**NEW_ACCOUNT_DEFAULTS.get(channel, {}), **(settings or {})}
     sealed = None
-    if channel == "email":
-        address = address.strip().lower()  # email's secret_enc holds an IMAP password (mailboxes.py)
-    elif secret_key:
+    if secret_key:
         hidden = {k: settings.pop(k) for k in sorted(SECRET_SETTINGS & set(settings))}
         sealed = seal(secret_key, json.dumps(hidden)) if hidden else None
     result = await conn.execute(
