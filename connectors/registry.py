@@ -31,6 +31,11 @@ def registry(channels: Iterable[Channel] = DEFAULT) -> dict[str, Channel]:
 CHANNELS: Mapping[str, Channel] = MappingProxyType(registry())
 
 
+def secret_channels(channels: Mapping[str, Channel] = CHANNELS) -> frozenset[str]:
+    """The channels whose accounts' sealed secrets verify their requests (the directory opens those)."""
+    return frozenset(name for name, c in channels.items() if c.account_secrets)
+
+
 def capacity_classes(channels: Mapping[str, Channel] = CHANNELS) -> dict[str, str]:
     """``{channel name: capacity class}``, the map the router and the store are handed."""
     return {name: c.capacity_class for name, c in channels.items()}

@@ -9,6 +9,7 @@ import structlog
 from connectors.inbound import Inbound
 from connectors.registry import CHANNELS
 from core import keys, metrics
+from core.accounts import Accounts
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.channel import Channel
@@ -47,12 +48,13 @@ class Normalizer(Worker):
         return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
     def __init__(self, bus: Bus, settings: Settings, db: Database, blobs: BlobStore, consumer: str | None = None,
-                 channels: Mapping[str, Channel] = CHANNELS):
+                 channels: Mapping[str, Channel] = CHANNELS, accounts: Accounts | None = None):
         super().__init__(bus, settings, [keys.ingest_stream(c) for c in channels], consumer)
         self.channels = channels
         self.db = db
         self.blobs = blobs
-        self.accounts = AccountDirectory(db, settings.account_cache_s)
+        # Parsing needs no channel secrets: accounts are taken with theirs still sealed.
+        self.accounts: Accounts = accounts or AccountDirectory(db, settings.account_cache_s)
 
     @property
     def windows(self) -> Windows:
@@ -120,7 +122,7 @@ class Normalizer(Worker):
 
     async def _job(self, envelope: Envelope) -> Job:
         try:
-            account = await self.accounts.by_id(int(envelope.account))
+            account = await self.accounts.by_id(int(envelope.account), secrets=False)
         except ValueError:
             account = None
         if account is None or account.channel != envelope.channel:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.engine import Connection, Row
 
 from core import metrics
+from core.channel import class_of
 from core.ids import now_ms
 from router import policy, snapshot
 from ticket_service.rule_schema import RuleError
@@ -370,8 +371,9 @@ def _claim(conn: Connection, walks: list[_Walk], routes: list[_RouteClaim]) -> t
 
 # --- requeueing ----------------------------------------------------------
 
-def _requeue(conn: Connection, tenant_id: int, ticket_id: int, now: int, status: str) -> int | None:
-    freed = store.unassign(conn, ticket_id, now, only_status=store.NOT_STARTED)
+def _requeue(conn: Connection, tenant_id: int, ticket_id: int, now: int, status: str,
+             classes: Mapping[str, str]) -> int | None:
+    freed = store.unassign(conn, ticket_id, now, classes, only_status=store.NOT_STARTED)
     if freed is not None:
         store.record(conn, tenant_id, ticket_id, "requeued", now, agent_id=freed,
                      detail={"reason": f"agent {status}"})
@@ -383,9 +385,10 @@ def _requeue_candidates(conn: Connection, tenant_id: int, agent_id: int) -> tupl
 
 
 class Assigner:
-    def __init__(self, db: Database, aging_ms: int, scan: int = 200,
+    def __init__(self, db: Database, aging_ms: int, classes: Mapping[str, str], scan: int = 200,
                  snapshot_ttl_s: float = SNAPSHOT_TTL_S) -> None:
         self.db, self.aging_ms, self.scan, self.snapshot_ttl_s = db, aging_ms, scan, snapshot_ttl_s
+        self.classes = classes  # channel -> capacity class, from the channel registry
         self._tenants: dict[int, snapshot.Tenant] = {}
 
     def forget(self, tenant_id: int | None = None) -> None:
@@ -507,8 +510,8 @@ class Assigner:
         if req is None:
             rule, trace = policy.match_rule(snap.rules, ticket)
             req = policy.requirements(rule)
-        cls = policy.channel_class(ticket.channel)
-        decision = policy.decide(ticket, snap.pool, req, now)
+        cls = class_of(self.classes, ticket.channel)
+        decision = policy.decide(ticket, snap.pool, req, now, cls)
         detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
                   **decision.explain()}
         since = waiting.queued_at if replace else now  # a replaced entry keeps its place
@@ -566,5 +569,5 @@ class Assigner:
         if status not in store.requeue_statuses(settings):
             return
         for ticket_id in tickets:
-            if await self.db.run_write(_requeue, tenant_id, ticket_id, now_ms(), status) is not None:
+            if await self.db.run_write(_requeue, tenant_id, ticket_id, now_ms(), status, self.classes) is not None:
                 await self.route(ticket_id, via="requeue")

@@ -113,7 +113,7 @@ class Periodic:
         self.assigner.forget()
         for tenant_id in await self.db.run_read(store.tenant_ids):
             try:
-                fixes = await self.db.run_write(store.reconcile_loads, tenant_id)
+                fixes = await self.db.run_write(store.reconcile_loads, tenant_id, self.assigner.classes)
             except Exception as exc:
                 failed(exc, "reconcile", tenant_id=tenant_id)
                 fixes = []

@@ -12,16 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-CLASSES = ("email", "chat", "voice")
+from core.channel import CAPACITY_CLASSES
+
+CLASSES = CAPACITY_CLASSES
 ONLINE = "online"
 STATUSES = ("online", "away", "offline")
 ESCALATED_TAG = "escalated"
-_BY_CHANNEL = {"email": "email", "voice": "voice"}  # every other channel is a chat
-
-
-def channel_class(channel: str) -> str:
-    """``email``, ``voice``, or ``chat`` for WeChat, Weibo, SDK and web forms."""
-    return _BY_CHANNEL.get(channel, "chat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,13 +457,14 @@ def _listed(reasons: list[str]) -> list[str]:
     return [*reasons[:TRACE_REASONS], f"and {len(reasons) - TRACE_REASONS} more"]
 
 
-def decide(ticket: Ticket, agents: Pool | Iterable[Agent], req: Requirements, now: int) -> Decision:
-    """Rank the eligible agents for ``ticket``: sticky, preferred skills, load ratio, longest idle.
+def decide(ticket: Ticket, agents: Pool | Iterable[Agent], req: Requirements, now: int, cls: str) -> Decision:
+    """Rank the eligible agents for ``ticket`` (of capacity class ``cls``): sticky, preferred
+    skills, load ratio, longest idle.
 
     Excluded agents are listed in id order.
     """
     pool = agents if isinstance(agents, Pool) else Pool(agents)
-    return Decision(pool, channel_class(ticket.channel), req, ticket.previous_agent, now)
+    return Decision(pool, cls, req, ticket.previous_agent, now)
 
 
 # --- the waiting queue ----------------------------------------------------------------

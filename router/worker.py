@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections.abc import Mapping
 
 import structlog
 
@@ -40,10 +41,12 @@ class Router(Worker):
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
-    def __init__(self, bus: Bus, settings: Settings, db: Database, consumer: str | None = None) -> None:
+    def __init__(self, bus: Bus, settings: Settings, db: Database, classes: Mapping[str, str],
+                 consumer: str | None = None) -> None:
+        """``classes``: each channel's capacity class, as the channel registry says."""
         super().__init__(bus, settings, [keys.TICKET_EVENTS], consumer)
         self.db = db
-        self.assigner = Assigner(db, settings.router_aging_s * 1000, settings.router_queue_scan)
+        self.assigner = Assigner(db, settings.router_aging_s * 1000, classes, settings.router_queue_scan)
         self.periodic = Periodic(self.assigner)
 
     async def setup(self) -> None:

@@ -34,7 +34,7 @@ from connectors.webform.decoding import Decoder, Saturated
 from connectors.webform.parse import CHANNEL, dedup_key
 from connectors.webform.spec import FormSpec, contact, is_spam
 from core import keys
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 STREAM = keys.ingest_stream(CHANNEL)
 MAX_FILES, MAX_FILE, MAX_TOTAL = 10, 10 * 1024 * 1024, 20 * 1024 * 1024

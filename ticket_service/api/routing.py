@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -9,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from core.bus import Bus
+from core.channel import class_of
 from core.ids import now_ms
 from core.keys import TICKET_EVENTS
 from ticket_service import events, rule_schema
@@ -21,6 +23,8 @@ from ticket_service.store import routing as store
 from ticket_service.store.tables import tickets
 
 BUS = web.AppKey("api_bus", Bus)
+# Each channel's capacity class (the channel registry's), for manual assignment.
+CLASSES = web.AppKey("api_channel_classes", Mapping)
 _MAX_NAME, _MAX_EMAIL = 200, 320  # agents.name VARCHAR(200), agents.email VARCHAR(320)
 _MAX_AGENT_SKILLS = 100
 STATUSES = ("online", "away", "offline")
@@ -181,18 +185,18 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
 
 
 def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
-                   now: int) -> tuple[int | None, dict]:
+                   now: int, classes: Mapping[str, str]) -> tuple[int | None, dict]:
     """The change in one transaction; returns the agent whose capacity was freed, and the trail."""
     freed = None
     row = store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
         raise not_found("ticket", ticket_id)
     if "assignee" in body:
-        freed = store.unassign(conn, ticket_id, now)
+        freed = store.unassign(conn, ticket_id, now, classes)
         target = body["assignee"]
         if target is not None:
             agent = store.get_agent(conn, tenant_id, target)
-            cls = {"email": "email", "voice": "voice"}.get(row.channel, "chat")
+            cls = class_of(classes, row.channel)
             if agent is None:
                 raise not_found("agent", target)
             if (store.take_ticket(conn, ticket_id, target, now) is None
@@ -202,7 +206,7 @@ def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict,
             store.dequeue(conn, ticket_id)
             store.record(conn, tenant_id, ticket_id, "assigned", now, agent_id=target, detail={"via": "manual"})
     if status in store.CLOSED:
-        freed = store.close_ticket(conn, ticket_id, status, now) or freed
+        freed = store.close_ticket(conn, ticket_id, status, now, classes) or freed
         store.dequeue(conn, ticket_id)
     elif status is not None:
         conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(status=status, updated_at=now))
@@ -220,7 +224,8 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
-        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms())
+        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms(),
+                                          request.app[CLASSES])
     if status in store.CLOSED:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     elif "assignee" in body:
@@ -228,7 +233,8 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     return web.json_response(trail)
 
 
-def setup_routes(app: web.Application, bus: Bus | None) -> None:
+def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str]) -> None:
+    app[CLASSES] = classes
     if bus is not None:
         app[BUS] = bus
     app.router.add_get(f"{PREFIX}/agents", list_agents)

@@ -6,11 +6,11 @@ import dataclasses
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.accounts import Account
 from core.credentials import seal, unseal
 from core.ids import now_ms
 from ticket_service.store.routing import capacity_columns
@@ -21,17 +21,6 @@ KEY_PREFIX = "sb_"
 
 class NotFound(LookupError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    id: int
-    tenant_id: int
-    tenant_slug: str
-    channel: str
-    address: str
-    settings: dict
-    sealed: str | None = None  # secret_enc: sealed channel secrets (AccountDirectory opens them)
 
 
 def hash_key(key: str) -> str:
@@ -83,8 +72,9 @@ async def add_account(
 
 
 def open_secrets(account: Account, secret_key: str) -> Account:
-    """The account with its sealed channel secrets merged back into its settings."""
-    if account.channel == "email" or not account.sealed:
+    """The account with its sealed channel secrets merged back into its settings (for a
+    channel whose sealed secrets are settings: ``AccountDirectory.opens``)."""
+    if not account.sealed:
         return account
     return dataclasses.replace(account, settings={**account.settings, **json.loads(unseal(secret_key, account.sealed))})
 

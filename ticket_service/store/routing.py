@@ -25,6 +25,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
+from core.channel import CAPACITY_CLASSES, class_of
 from ticket_service.rule_schema import MAX_RULES, RuleError
 from ticket_service.store.compiled import RawJSON, Statement
 from ticket_service.store.tables import (
@@ -38,7 +39,7 @@ from ticket_service.store.tables import (
     tickets,
 )
 
-CLASSES = ("email", "chat", "voice")
+CLASSES = CAPACITY_CLASSES
 CLOSED = ("solved", "closed")
 NOT_STARTED = "new"
 LOAD = {c: agents.c[f"load_{c}"] for c in CLASSES}
@@ -58,8 +59,6 @@ def capacity_columns(capacity: Mapping[str, int]) -> dict[str, int]:
     return {f"cap_{c}": int(capacity.get(c, 0)) for c in CLASSES}
 
 
-def _class_of(channel: str) -> str:
-    return {"email": "email", "voice": "voice"}.get(channel, "chat")
 
 
 # --- agents ---------------------------------------------------------------------------
@@ -391,7 +390,7 @@ _AGENTS_WITH_ROOM = Statement(
 )
 
 
-def unassign(conn: Connection, ticket_id: int, now: int, status: str | None = None,
+def unassign(conn: Connection, ticket_id: int, now: int, classes: Mapping[str, str], status: str | None = None,
              only_status: str | None = None) -> int | None:
     """Clear the assignee (and optionally set ``status``), freeing the agent's capacity.
 
@@ -406,7 +405,7 @@ def unassign(conn: Connection, ticket_id: int, now: int, status: str | None = No
     else:
         _UNASSIGN.rowcount(conn, {"b_ticket": ticket_id, "b_now": now})
     if _holds(row):
-        free_capacity(conn, row.assignee_id, _class_of(row.channel))
+        free_capacity(conn, row.assignee_id, class_of(classes, row.channel))
         return row.assignee_id
     return None
 
@@ -419,7 +418,7 @@ def _holds(row: Row) -> bool:
     return row.assignee_id is not None and row.assigned_at is not None and row.status not in CLOSED
 
 
-def close_ticket(conn: Connection, ticket_id: int, status: str, now: int) -> int | None:
+def close_ticket(conn: Connection, ticket_id: int, status: str, now: int, classes: Mapping[str, str]) -> int | None:
     """Solve or close: the assignee stays on the ticket, its capacity is freed. Returns them."""
     row = _holder(conn, ticket_id)
     if row is None:
@@ -427,7 +426,7 @@ def close_ticket(conn: Connection, ticket_id: int, status: str, now: int) -> int
     (_CLOSE if row.status in CLOSED else _CLOSE_FIRST_TIME).rowcount(
         conn, {"b_ticket": ticket_id, "b_status": status, "b_now": now})
     if _holds(row):
-        free_capacity(conn, row.assignee_id, _class_of(row.channel))
+        free_capacity(conn, row.assignee_id, class_of(classes, row.channel))
         return row.assignee_id
     return None
 
@@ -436,7 +435,7 @@ def not_started(conn: Connection, agent_id: int) -> list[int]:
     return [row.id for row in _NOT_STARTED.all(conn, {"agent_id": agent_id})]
 
 
-def reconcile_loads(conn: Connection, tenant_id: int) -> list[tuple[int, str, int, int]]:
+def reconcile_loads(conn: Connection, tenant_id: int, classes: Mapping[str, str]) -> list[tuple[int, str, int, int]]:
     """Set every agent's load to the open tickets it holds; returns the corrections made.
 
     The agents are locked first, so a claim that already took its ticket waits and then
@@ -445,7 +444,7 @@ def reconcile_loads(conn: Connection, tenant_id: int) -> list[tuple[int, str, in
     rows = _LOADS_LOCKED.all(conn, {"tenant_id": tenant_id})
     counts: dict[tuple[int, str], int] = {}
     for agent_id, channel, n in _HELD_COUNTS.all(conn, {"tenant_id": tenant_id}):
-        key = (agent_id, _class_of(channel))
+        key = (agent_id, class_of(classes, channel))
         counts[key] = counts.get(key, 0) + n
     fixes = []
     for row in rows:
