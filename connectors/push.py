@@ -21,13 +21,12 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import keys, metrics
+from core.accounts import Account, Accounts
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.envelope import Envelope
+from core.history import History
 from core.settings import Settings
-from ticket_service.store.admin import Account
-from ticket_service.store.db import Database
-from ticket_service.store.directory import AccountDirectory
 
 log = structlog.get_logger()
 
@@ -37,20 +36,17 @@ DEFAULT_MAX_SKEW_S = Settings().push_max_skew_s
 
 @dataclass(slots=True)
 class Gateway:
-    """The state push routes need: the bus, cached account lookups, blobs and settings."""
+    """The state push routes need: the bus, account lookups, stored-message reads, blobs, settings."""
 
     bus: Bus
-    accounts: AccountDirectory
+    accounts: Accounts
+    history: History
     blobs: BlobStore
     max_skew_s: int = DEFAULT_MAX_SKEW_S  # signed timestamps further from now are refused
 
     @property
     def redis(self) -> aioredis.Redis:
         return self.bus.redis
-
-    @property
-    def db(self) -> Database:
-        return self.accounts.db
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

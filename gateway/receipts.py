@@ -15,7 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.push import GATEWAY, Gateway, Reject, error_body
 from core import keys
-from ticket_service.store.receipts import message_ticket
 
 log = structlog.get_logger()
 _RECEIPT = re.compile(r"^[A-Za-z0-9_-]{32}$")  # connectors.push.receipt_token: 24 random bytes
@@ -38,8 +37,7 @@ async def _receipt(request: web.Request, gw: Gateway) -> web.StreamResponse:
     if raw is None:
         raise Reject(404, "unknown_receipt", f"no receipt {receipt!r} (or it has expired)")
     doc = json.loads(raw)
-    async with gw.db.read() as conn:
-        row = await message_ticket(conn, doc["tenant_id"], doc["channel"], doc["dedup_key"])
+    row = await gw.history.message_ticket(doc["tenant_id"], doc["channel"], doc["dedup_key"])
     body: dict = {"receipt": receipt, "status": "queued", "ticket": None}
     if row is not None:
         body["status"] = "received"

@@ -15,14 +15,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from connectors.inbound import Inbound
-from connectors.voice import call as calls
+from core.accounts import Account
+from core.channel import Channel, OnDuplicate
 from core.envelope import Envelope
 from core.ids import now_ms
 from normalizer.threading import Context, ThreadMatch, find_thread
 from ticket_service.store import customers
 from ticket_service.store import tickets as store
 from ticket_service.store.account_settings import auto_mail
-from ticket_service.store.admin import Account
 from ticket_service.store.db import Database
 from ticket_service.store.reply_tokens import is_signed
 
@@ -69,10 +69,11 @@ class Job:
     account: Account
     env: Envelope
     messages: list[tuple[Inbound, list[dict]]]
+    channel: Channel
 
 
 def store_job(conn: Connection, job: Job, windows: Windows) -> list[Outcome]:
-    return [_ingest(conn, job.account, job.env, inbound, rows, windows) for inbound, rows in job.messages]
+    return [_ingest(conn, job, inbound, rows, windows) for inbound, rows in job.messages]
 
 
 def store_jobs(conn: Connection, jobs: list[Job], windows: Windows) -> list[list[Outcome]]:
@@ -96,13 +97,12 @@ async def ingest(db: Database, job: Job, windows: Windows) -> list[Outcome]:
     raise AssertionError("unreachable")
 
 
-def _ingest(conn: Connection, account: Account, env: Envelope, inbound: Inbound, attachments: list[dict],
-            windows: Windows) -> Outcome:
-    tenant = account.tenant_id
+def _ingest(conn: Connection, job: Job, inbound: Inbound, attachments: list[dict], windows: Windows) -> Outcome:
+    account, env, tenant = job.account, job.env, job.account.tenant_id
     dedup_key = store_key(inbound.dedup_key)
     seen = store.find_message(conn, tenant, env.channel, dedup_key)
-    if seen and env.channel == "voice":
-        return _update_call(conn, account, env, inbound, seen, windows)
+    if seen and job.channel.on_duplicate is not None:
+        return _merge(conn, job, inbound, seen, windows, job.channel.on_duplicate)
     if seen:
         kind = "redelivered" if seen.envelope_id == env.id else "duplicate"
         return Outcome(kind, seen.ticket_id, seen.id)
@@ -113,7 +113,7 @@ def _ingest(conn: Connection, account: Account, env: Envelope, inbound: Inbound,
         return Outcome("dropped", None, 0, rule=inbound.auto_reason)  # the mailbox wants none of it
     now = now_ms()
     sender = inbound.sender
-    outcome, customer, match = _thread(conn, account, env, inbound, now, windows)
+    outcome, customer, match = _thread(conn, job, inbound, now, windows)
     outcome.message_id = store.add_message(
         conn, tenant_id=tenant, ticket_id=outcome.ticket_id, channel=env.channel, account_id=account.id,
         dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,
@@ -129,8 +129,9 @@ def _ingest(conn: Connection, account: Account, env: Envelope, inbound: Inbound,
     return outcome
 
 
-def _thread(conn: Connection, account: Account, env: Envelope, inbound: Inbound, now: int, windows: Windows):
+def _thread(conn: Connection, job: Job, inbound: Inbound, now: int, windows: Windows):
     """Resolve the sender, find the conversation, place the message: (outcome, customer, match)."""
+    account, env = job.account, job.env
     tenant, sender = account.tenant_id, inbound.sender
     customer = customers.resolve(
         conn, tenant, (sender.kind, sender.scope, sender.value),
@@ -140,7 +141,7 @@ def _thread(conn: Connection, account: Account, env: Envelope, inbound: Inbound,
     session = store_key(inbound.session_key) if inbound.session_key else ""
     match = find_thread(
         conn, Context(tenant, account.id, customer.id, inbound, keys, session, windows.session_ms, now,
-                      windows.reply_secret)
+                      windows.reply_secret, job.channel.reply_token_places)
     )
     outcome = _place(conn, account, env, inbound, customer, match, keys, now, windows.reopen_ms)
     stays = match.rule == "session" and outcome.ticket_id == match.ticket.id
@@ -150,30 +151,32 @@ def _thread(conn: Connection, account: Account, env: Envelope, inbound: Inbound,
     return outcome, customer, match
 
 
-def _update_call(conn: Connection, account: Account, env: Envelope, inbound: Inbound, seen, windows: Windows
-                 ) -> Outcome:
-    """Voice: one call is one message; a later event (any order, any retry) updates its state."""
+def _merge(conn: Connection, job: Job, inbound: Inbound, seen, windows: Windows, hook: OnDuplicate) -> Outcome:
+    """A channel that merges repeats (voice: later events of one call, any order, any retry)
+    updates the stored message with what its hook makes of the repeat."""
+    account, env = job.account, job.env
     headers = store.message_headers(conn, seen.id)
-    state = calls.merge(headers.get("call", {}), inbound.headers["call"])
-    if state == headers.get("call"):
+    change = hook(headers, inbound)
+    if change is None:
         return Outcome("redelivered" if seen.envelope_id == env.id else "duplicate", seen.ticket_id, seen.id)
-    values = dict(headers={**headers, "call": state}, text=calls.summary(state), subject=calls.subject(state)[:1000])
+    values = dict(headers=change.headers, text=change.text, subject=change.subject[:1000])
+    tags = list(change.tags)
     if seen.ticket_id is None and not inbound.auto_reason:
-        # The call's first events did not name the caller (a recording callback): place it now.
+        # The first events did not name the sender (a call's recording callback): place it now.
         inbound.subject = values["subject"]
-        outcome, customer, match = _thread(conn, account, env, inbound, now_ms(), windows)
+        outcome, customer, match = _thread(conn, job, inbound, now_ms(), windows)
         store.update_message(conn, seen.id, ticket_id=outcome.ticket_id, customer_id=customer.id,
                              sender=inbound.sender.value[:320], sender_name=inbound.sender.name[:200],
                              auto_reason="", **values)
-        if calls.needs_callback(state):
-            store.tag_ticket(conn, outcome.ticket_id, [calls.CALLBACK_TAG], customer.vip_tier)
+        if tags:
+            store.tag_ticket(conn, outcome.ticket_id, tags, customer.vip_tier)
         outcome.message_id, outcome.customer_id, outcome.rule = seen.id, customer.id, match.rule
         return outcome
     store.update_message(conn, seen.id, **values)
-    if calls.needs_callback(state) and seen.ticket_id is not None:
+    if tags and seen.ticket_id is not None:
         row = store.ticket_by_id(conn, account.tenant_id, seen.ticket_id)
         tier = customers.vip_tier(conn, row.customer_id if row else None)
-        store.tag_ticket(conn, seen.ticket_id, [calls.CALLBACK_TAG], tier)
+        store.tag_ticket(conn, seen.ticket_id, tags, tier)
     return Outcome("updated", seen.ticket_id, seen.id)
 
 

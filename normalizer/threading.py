@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection, Row
 
 from connectors.inbound import Inbound
+from core.channel import no_token_places
 from ticket_service.store import reply_tokens
 from ticket_service.store import tickets as store
 
@@ -26,6 +27,7 @@ class Context:
     session_window_ms: int = 0
     now: int = 0
     reply_secret: str = ""  # signs reply tokens; empty: tokens are neither issued nor honoured
+    token_places: Callable[[Inbound], list[str]] = no_token_places  # the channel's: where a token may be
 
 
 @dataclass(slots=True)
@@ -51,25 +53,11 @@ def by_session(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     return ticket, f"session on ticket {ticket.number}, idle {idle_s}s"
 
 
-_BODY_SCAN = 64 * 1024  # the marker sits in the quoted reply, near the top or the bottom
-
-
-def token_places(inbound: Inbound) -> list[str]:
-    """Where a reply carries our token: In-Reply-To/References, the To/Cc address, the body."""
-    places = [*inbound.thread_refs]
-    for name in ("to", "cc", "rcpt_to"):
-        value = inbound.headers.get(name) or []
-        places += value if isinstance(value, list) else [str(value)]
-    text = inbound.text
-    places += [text[:_BODY_SCAN], text[-_BODY_SCAN:]] if len(text) > _BODY_SCAN else [text]
-    return places
-
-
 def by_reply_token(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     """Our signed token in In-Reply-To/References, the To/Cc plus-address or the body marker."""
     if not ctx.reply_secret:
         return None, "reply tokens off"
-    places = token_places(ctx.inbound)
+    places = ctx.token_places(ctx.inbound)
     for ticket_id in reply_tokens.verified_ticket_ids(ctx.reply_secret, ctx.tenant_id, places):
         ticket = store.ticket_by_id(conn, ctx.tenant_id, ticket_id)
         if ticket is not None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 
 from connectors.inbound import Inbound
-from connectors.registry import PARSERS
+from connectors.registry import CHANNELS
 from core import keys, metrics
+from core.accounts import Accounts
 from core.blobs import BlobStore
 from core.bus import Bus
+from core.channel import Channel
 from core.envelope import Envelope
 from core.errors import PermanentError
 from core.ids import now_ms
@@ -43,11 +47,14 @@ class Normalizer(Worker):
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
-    def __init__(self, bus: Bus, settings: Settings, db: Database, blobs: BlobStore, consumer: str | None = None):
-        super().__init__(bus, settings, [keys.ingest_stream(c) for c in PARSERS], consumer)
+    def __init__(self, bus: Bus, settings: Settings, db: Database, blobs: BlobStore, consumer: str | None = None,
+                 channels: Mapping[str, Channel] = CHANNELS, accounts: Accounts | None = None):
+        super().__init__(bus, settings, [keys.ingest_stream(c) for c in channels], consumer)
+        self.channels = channels
         self.db = db
         self.blobs = blobs
-        self.accounts = AccountDirectory(db, settings.account_cache_s)
+        # Parsing needs no channel secrets: accounts are taken with theirs still sealed.
+        self.accounts: Accounts = accounts or AccountDirectory(db, settings.account_cache_s)
 
     @property
     def windows(self) -> Windows:
@@ -115,16 +122,17 @@ class Normalizer(Worker):
 
     async def _job(self, envelope: Envelope) -> Job:
         try:
-            account = await self.accounts.by_id(int(envelope.account))
+            account = await self.accounts.by_id(int(envelope.account), secrets=False)
         except ValueError:
             account = None
         if account is None or account.channel != envelope.channel:
             raise UnknownAccount(f"no {envelope.channel} account {envelope.account!r}")
-        parse = PARSERS.get(envelope.channel)
-        if parse is None:
+        channel = self.channels.get(envelope.channel)
+        if channel is None:
             raise PermanentError(f"no parser for channel {envelope.channel!r}")
         with bound(envelope):
-            return Job(account, envelope, [(inbound, await self._attachments(inbound)) for inbound in parse(envelope)])
+            messages = [(inbound, await self._attachments(inbound)) for inbound in channel.parse(envelope)]
+            return Job(account, envelope, messages, channel)
 
     async def _attachments(self, inbound: Inbound) -> list[dict]:
         rows = []

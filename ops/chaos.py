@@ -39,6 +39,8 @@ from email.message import EmailMessage
 import redis
 from sqlalchemy import func, select, text
 
+from connectors.registry import capacity_classes
+from core.channel import class_of
 from core.logging import configure
 from ops.bench.harness import SUPPORT, System, free_port
 from ticket_service.store import admin
@@ -51,7 +53,7 @@ EDGES = ("smtp", "gateway")
 CAPACITY = 500
 WECHAT_TOKEN = "chaos-token"
 APP_SECRET = "chaos-secret"
-_CLASS = {"email": "email", "voice": "voice"}  # every other channel is "chat"
+_CLASS = capacity_classes()
 
 
 class Load:
@@ -182,7 +184,7 @@ async def _check(system: System, load: Load) -> dict:
             (agents.c.load_email > agents.c.cap_email) | (agents.c.load_chat > agents.c.cap_chat)
             | (agents.c.load_voice > agents.c.cap_voice)))).scalar_one()
         # What agents actually hold, per channel class, counted from the tickets themselves.
-        held = Counter((a, _CLASS.get(ch, "chat")) for a, ch in (await conn.execute(
+        held = Counter((a, class_of(_CLASS, ch)) for a, ch in (await conn.execute(
             select(tickets.c.assignee_id, tickets.c.channel).where(
                 tickets.c.assignee_id.is_not(None), tickets.c.status.not_in(("solved", "closed"))))).all())
     await db.dispose()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
+from connectors.registry import CHANNELS
 from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
@@ -64,9 +65,11 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
             if args.command == "account" and args.action == "set":
                 return await _set_account(conn, args)
             if args.command == "account":
-                values = _settings(args.setting)
-                key = _secret_key(settings) if admin.SECRET_SETTINGS & set(values) else ""
-                account = await admin.add_account(conn, tenant, args.channel, args.address, values, secret_key=key)
+                channel, values = CHANNELS[args.channel], _settings(args.setting)
+                sealed = channel.account_secrets and admin.SECRET_SETTINGS & set(values)
+                key = _secret_key(settings) if sealed else ""
+                account = await admin.add_account(conn, tenant, channel.name, channel.account_address(args.address),
+                                                  values, secret_key=key)
                 return f"{args.channel} account {args.address} added (id {account})"
             if args.command == "apikey":
                 return await admin.create_api_key(conn, tenant, args.name)
@@ -199,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     account = sub.add_parser("account", help="channel accounts").add_subparsers(dest="action", required=True)
     add = account.add_parser("add", help="register an address a channel receives on")
-    add.add_argument("channel", choices=["email", "wechat", "weibo", "webform", "sdk", "voice", "sms"])
+    add.add_argument("channel", choices=list(CHANNELS))
     add.add_argument("address", help="mailbox, or the {account}/{form}/{app} key of the push URL")
     add.add_argument("--tenant", required=True)
     add.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",

@@ -25,8 +25,6 @@ from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
 from router.worker import Router
 from ticket_service.api import setup_api
-from ticket_service.store.directory import AccountDirectory
-from ticket_service.store.mailboxes import imap_mailboxes
 from ticket_service.store.outbox import StoreOutbox
 
 log = structlog.get_logger()
@@ -58,7 +56,7 @@ def with_ops_port(role):
 
 
 async def normalizer(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
-    worker = Normalizer(rt.bus, rt.settings, rt.db, rt.blobs)
+    worker = Normalizer(rt.bus, rt.settings, rt.db, rt.blobs, channels=rt.channels, accounts=rt.accounts)
     rt.health.workers.append(worker)
     if drain:
         await worker.run(drain=True)
@@ -69,7 +67,7 @@ async def normalizer(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> N
 
 
 async def router(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
-    worker = Router(rt.bus, rt.settings, rt.db)
+    worker = Router(rt.bus, rt.settings, rt.db, rt.classes)
     rt.health.workers.append(worker)
     if drain:
         await worker.run(drain=True)
@@ -94,7 +92,7 @@ async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     s = rt.settings
     tls = email_tls.server_context(s.smtp_tls_cert, s.smtp_tls_key, required=s.smtp_require_tls)
     server = await smtp.serve(
-        rt.bus, AccountDirectory(rt.db, s.account_cache_s, s.secret_key), s.host, s.smtp_port,
+        rt.bus, rt.accounts, s.host, s.smtp_port,
         max_size=s.max_message_size, hostname=s.smtp_hostname, tls_context=tls, require_tls=s.smtp_require_tls,
         limits=smtp.SessionLimits(s.smtp_idle_timeout_s, s.smtp_max_recipients, s.smtp_max_unknown_recipients,
                                   s.smtp_max_connections_per_ip, s.max_connections),
@@ -107,11 +105,7 @@ async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
 
 async def imap_poller(rt: Runtime, stop: asyncio.Event) -> None:
     """Fetch the registered IMAP mailboxes (none registered: it only looks for them now and then)."""
-    async def load():
-        async with rt.db.read() as conn:
-            return await imap_mailboxes(conn)
-
-    await ImapPoller(rt.bus, rt.settings, load).run(stop)
+    await ImapPoller(rt.bus, rt.settings, rt.accounts.imap_mailboxes).run(stop)
 
 
 def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
@@ -119,10 +113,9 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     app.on_response_prepare.append(httpserver.secure_headers)
     setup_ops(app, rt.health)
     if gateway:
-        setup_gateway(app, rt.bus, AccountDirectory(rt.db, rt.settings.account_cache_s, rt.settings.secret_key),
-                      rt.settings.push_max_skew_s)
+        setup_gateway(app, rt.bus, rt.accounts, rt.history, rt.settings.push_max_skew_s, rt.channels)
     if api:
-        setup_api(app, rt.db, rt.blobs, bus=rt.bus, secret_key=rt.settings.secret_key,
+        setup_api(app, rt.db, rt.blobs, rt.classes, bus=rt.bus, secret_key=rt.settings.secret_key,
                   reply_limit=rt.settings.reply_max_body)
     return app
 

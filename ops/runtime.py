@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
+from connectors.registry import DEFAULT, capacity_classes, registry, secret_channels
 from core.blobs import BlobStore
 from core.bus import Bus
+from core.channel import Channel
 from core.redis import EmbeddedRedis, connect, redis_url
 from core.settings import Settings
 from ops.health import Health
 from ticket_service.store.db import Database, migrate
+from ticket_service.store.directory import AccountDirectory
+from ticket_service.store.history import StoredHistory
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, channels: Iterable[Channel] = DEFAULT) -> None:
+        """``channels``: what this process serves, parses and routes (the registry's by default)."""
         self.settings = settings
         self.embedded: EmbeddedRedis | None = None
+        self.channels = registry(channels)
+        self.classes = capacity_classes(self.channels)
 
     async def start(self) -> Runtime:
         s = self.settings
@@ -30,7 +38,18 @@ class Runtime:
         self.blobs = BlobStore(s.blob_dir)
         self.bus = Bus(self.redis, self.blobs, s.blob_threshold)
         self.health = Health(self.redis, self.db, stall_s=max(15.0, 3 * s.block_ms / 1000))
+        self.history = StoredHistory(self.db)
+        self._accounts: AccountDirectory | None = None
         return self
+
+    @property
+    def accounts(self) -> AccountDirectory:
+        """The process's one account directory, shared by its roles (the gateway, SMTP, IMAP and
+        the normalizer). Made on first use: ``run`` settles the secret key after ``start``."""
+        if self._accounts is None:
+            s = self.settings
+            self._accounts = AccountDirectory(self.db, s.account_cache_s, s.secret_key, secret_channels(self.channels))
+        return self._accounts
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -111,8 +111,9 @@ def _requeue_candidates(conn: Connection, tenant_id: int, agent_id: int) -> tupl
 
 
 class Assigner:
-    def __init__(self, db: Database, aging_ms: int, scan: int = 200, snapshot_ttl_s: float = SNAPSHOT_TTL_S,
-                 classes: Mapping[str, str] = policy.CHANNEL_CLASSES) -> None:
+    def __init__(self, db: Database, aging_ms: int, classes: Mapping[str, str], scan: int = 200,
+                 snapshot_ttl_s: float = SNAPSHOT_TTL_S) -> None:
+        """``classes``: each channel's capacity class, as the channel registry says."""
         self.db, self.aging_ms, self.scan, self.snapshot_ttl_s = db, aging_ms, scan, snapshot_ttl_s
         self.classes = classes
         self._tenants: dict[int, snapshot.Tenant] = {}

@@ -11,19 +11,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from core.channel import class_of
 from router.language import detect_language
-from ticket_service.store.agents import CHANNEL_CLASSES, CLASSES
+from ticket_service.store.agents import CLASSES
 
-__all__ = ["CLASSES", "CHANNEL_CLASSES", "detect_language"]
+__all__ = ["CLASSES", "detect_language"]
 ONLINE = "online"
 STATUSES = ("online", "away", "offline")
 ESCALATED_TAG = "escalated"
 
 
-def channel_class(channel: str, classes: Mapping[str, str] = CHANNEL_CLASSES) -> str:
-    """The router's one channel -> capacity class map: ``email``, ``voice``, or ``chat`` for
-    any channel ``classes`` does not name (WeChat, Weibo, SDK and web forms by default)."""
-    return classes.get(channel, "chat")
+def channel_class(channel: str, classes: Mapping[str, str]) -> str:
+    """The capacity class of a ticket on ``channel``; ``classes`` is the channel registry's map,
+    handed to the router by the role runner."""
+    return class_of(classes, channel)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from router.policy import (
-    CHANNEL_CLASSES,
     CLASSES,
     ONLINE,
     TRACE_REASONS,
@@ -276,7 +275,7 @@ def _listed(reasons: list[str]) -> list[str]:
 
 
 def decide(ticket: Ticket, agents: Pool | Iterable[Agent], req: Requirements, now: int,
-           classes: Mapping[str, str] = CHANNEL_CLASSES) -> Decision:
+           classes: Mapping[str, str]) -> Decision:
     """Rank the eligible agents for ``ticket`` (``rank_key``); excluded agents are listed in id order."""
     pool = agents if isinstance(agents, Pool) else Pool(agents)
     return Decision(pool, channel_class(ticket.channel, classes), req, ticket.previous_agent, now)

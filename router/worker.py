@@ -18,7 +18,6 @@ from core.settings import Settings
 from core.worker import NotAttempted, Worker
 from router.batch import Assigner, Pull, Route
 from router.periodic import Periodic
-from router.policy import CHANNEL_CLASSES
 from ticket_service import events
 from ticket_service.store import decisions as decisions_store
 from ticket_service.store.db import Database
@@ -42,11 +41,12 @@ class Router(Worker):
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, self.outage_errors) or db_is_outage(exc)
 
-    def __init__(self, bus: Bus, settings: Settings, db: Database, consumer: str | None = None,
-                 classes: Mapping[str, str] = CHANNEL_CLASSES) -> None:
+    def __init__(self, bus: Bus, settings: Settings, db: Database, classes: Mapping[str, str],
+                 consumer: str | None = None) -> None:
+        """``classes``: each channel's capacity class, as the channel registry says."""
         super().__init__(bus, settings, [keys.TICKET_EVENTS], consumer)
         self.db = db
-        self.assigner = Assigner(db, settings.router_aging_s * 1000, settings.router_queue_scan, classes=classes)
+        self.assigner = Assigner(db, settings.router_aging_s * 1000, classes, settings.router_queue_scan)
         self.periodic = Periodic(self.assigner)
 
     async def setup(self) -> None:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from connectors.push import Reject
 from connectors.sdk.signing import verify
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 
 @dataclass

@@ -15,11 +15,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import keys, metrics
+from core.accounts import Account, Accounts
 from core.bus import Bus
 from core.connections import PER_IP, ConnectionLimits
 from core.envelope import Envelope
-from ticket_service.store.admin import Account
-from ticket_service.store.directory import AccountDirectory
 
 log = structlog.get_logger()
 CHANNEL = "email"
@@ -51,7 +50,7 @@ class SessionLimits:
 class InboundHandler:
     """aiosmtpd handler hooks; RCPT is checked early so unknown mail is refused in-session."""
 
-    def __init__(self, bus: Bus, accounts: AccountDirectory, limits: SessionLimits = SessionLimits()) -> None:
+    def __init__(self, bus: Bus, accounts: Accounts, limits: SessionLimits = SessionLimits()) -> None:
         self.bus = bus
         self.accounts = accounts
         self.limits = limits
@@ -191,7 +190,7 @@ class CountingSMTP(SMTP):
         await super().push(status)
 
 
-async def serve(bus: Bus, accounts: AccountDirectory, host: str, port: int, *, max_size: int,
+async def serve(bus: Bus, accounts: Accounts, host: str, port: int, *, max_size: int,
                 hostname: str, limits: SessionLimits = SessionLimits(),
                 tls_context: ssl.SSLContext | None = None, require_tls: bool = False) -> asyncio.Server:
     """Listen for SMTP; ``max_size`` is announced in EHLO SIZE and enforced with 552.

@@ -2,5 +2,8 @@
 
 from connectors.sdk.parse import parse
 from connectors.sdk.routes import setup_routes
+from core.channel import Channel
 
-__all__ = ["parse", "setup_routes"]
+CHANNEL = Channel(name="sdk", capacity_class="chat", parse=parse, routes=setup_routes)
+
+__all__ = ["CHANNEL", "parse", "setup_routes"]

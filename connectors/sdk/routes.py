@@ -33,9 +33,8 @@ from connectors.sdk.message import read
 from connectors.sdk.parse import CHANNEL, conversation_key, dedup_key
 from connectors.sdk.signing import verify
 from core import keys
+from core.accounts import Account
 from core.ids import new_id
-from ticket_service.store.admin import Account
-from ticket_service.store.conversations import conversation
 
 STREAM = keys.ingest_stream(CHANNEL)
 PREFIX = "/sdk/v1/apps/{app}"
@@ -110,20 +109,19 @@ async def get_messages(request: web.Request, gw: Gateway) -> web.StreamResponse:
     conv, user = request.match_info["id"], request.query.get("user", "")
     if not user:
         raise Reject(400, "missing_field", "query parameter 'user' (the app user id) is required")
-    async with gw.db.read() as conn:
-        rows, files = await conversation(conn, account.tenant_id, account.id, conversation_key(conv),
+    rows = await gw.history.conversation(account.tenant_id, account.id, conversation_key(conv),
                                          ("sdk", str(account.id), user))
     return web.json_response({"conversation": conv, "messages": [
         {
             "id": r.id,
             "from": "user" if r.direction == "in" else "agent",
-            "client_id": (r.headers or {}).get("sdk", {}).get("client_id"),
+            "client_id": r.headers.get("sdk", {}).get("client_id"),
             "text": r.text,
             "name": r.sender_name if r.direction != "in" else "",
             "created_at": datetime.fromtimestamp(r.created_at / 1000, UTC).isoformat(timespec="milliseconds"),
             "attachments": [
                 {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in files.get(r.id, [])
+                for a in r.files
             ],
         }
         for r in rows

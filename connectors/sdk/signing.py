@@ -13,7 +13,7 @@ import hmac
 from aiohttp import web
 
 from connectors.push import Reject, clock_s
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 TIMESTAMP, SIGNATURE = "X-SB-Timestamp", "X-SB-Signature"
 DEFAULT_SKEW_S = 300

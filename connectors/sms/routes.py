@@ -25,7 +25,7 @@ from connectors.push import (
 )
 from connectors.sms import aliyun, twilio
 from connectors.sms.message import CHANNEL, STREAM
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 _SIGNATURE_PROBLEMS = {
     "missing_signature": f"{twilio.SIGNATURE} header is required",

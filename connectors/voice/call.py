@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from core.channel import Merge
+
 # How far a call has got; a later stage never goes back to an earlier one.
 STATUS_RANK = {
     "": 0, "queued": 1, "ringing": 2, "answered": 3, "completed": 4, "failed": 5, "busy": 5,
@@ -108,3 +110,12 @@ def subject(doc: dict) -> str:
     if needs_callback(doc):
         return f"Call back {doc.get('caller') or 'caller'} ({doc['status']})"
     return f"Phone call {doc.get('caller') or ''}".strip()
+
+
+def on_duplicate(stored: dict, inbound) -> Merge | None:
+    """A later event of a stored call: the merged state, or None when it adds nothing."""
+    state = merge(stored.get("call", {}), inbound.headers["call"])
+    if state == stored.get("call"):
+        return None
+    return Merge(headers={**stored, "call": state}, text=summary(state), subject=subject(state),
+                 tags=(CALLBACK_TAG,) if needs_callback(state) else ())

@@ -30,7 +30,7 @@ from connectors.sdk.signing import verify
 from connectors.voice import freeswitch, records, twilio
 from connectors.voice.parse import CHANNEL
 from core import keys
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 STREAM = keys.ingest_stream(CHANNEL)
 MAX_RECORDS_BODY = 4 * 1024 * 1024  # 1,000 records with transcripts

@@ -2,5 +2,8 @@
 
 from connectors.wechat.parse import parse
 from connectors.wechat.routes import setup_routes
+from core.channel import Channel
 
-__all__ = ["parse", "setup_routes"]
+CHANNEL = Channel(name="wechat", capacity_class="chat", parse=parse, routes=setup_routes)
+
+__all__ = ["CHANNEL", "parse", "setup_routes"]

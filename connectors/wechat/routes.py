@@ -28,7 +28,7 @@ from connectors.push import (
 from connectors.wechat.message import CHANNEL, EVENTS, STREAM, check_message
 from connectors.wechat.verify import Keys, check_signature, decrypt
 from connectors.wechat.xml import BadXml, fields
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 
 @push_route(CHANNEL)

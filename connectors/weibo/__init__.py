@@ -2,5 +2,8 @@
 
 from connectors.weibo.parse import parse
 from connectors.weibo.routes import setup_routes
+from core.channel import Channel
 
-__all__ = ["parse", "setup_routes"]
+CHANNEL = Channel(name="weibo", capacity_class="chat", parse=parse, routes=setup_routes)
+
+__all__ = ["CHANNEL", "parse", "setup_routes"]

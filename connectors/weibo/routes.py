@@ -30,7 +30,7 @@ from connectors.push import (
     setting_int,
 )
 from connectors.weibo.message import CHANNEL, STREAM, NotAPush, kept, read
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 
 def sign(app_secret: str, timestamp: str, nonce: str) -> str:

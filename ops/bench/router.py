@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
+from connectors.registry import capacity_classes
 from core import keys
 from core.ids import now_ms
 from ops.bench.harness import System
@@ -32,6 +33,7 @@ from ticket_service.store.tables import agents as agents_table
 from ticket_service.store.tables import customers, routing_decisions, routing_queue, tickets
 
 CAPACITY = 5
+CLASSES = capacity_classes()
 _CHUNK = 2000
 _SOLVE_CHUNK = 20
 
@@ -79,7 +81,7 @@ async def _seed(db: Database, tenant: int, account: int, agents: int, backlog: i
             if queue:
                 await conn.execute(insert(routing_queue), queue)
     async with db.write() as conn:
-        await conn.run_sync(agents_store.reconcile_loads, tenant)  # every agent starts full
+        await conn.run_sync(agents_store.reconcile_loads, tenant, CLASSES)  # every agent starts full
 
 
 async def _solve_batch(db: Database, bus: aioredis.Redis, tenant: int, limit: int) -> int:
@@ -102,7 +104,7 @@ async def _solve_batch(db: Database, bus: aioredis.Redis, tenant: int, limit: in
 
 
 def _solve(conn: Connection, ticket_ids: list[int], now: int) -> list[tuple[int, int | None]]:
-    return [(ticket_id, tickets_store.close_ticket(conn, ticket_id, "solved", now)) for ticket_id in ticket_ids]
+    return [(ticket_id, tickets_store.close_ticket(conn, ticket_id, "solved", now, CLASSES)) for ticket_id in ticket_ids]
 
 
 async def _waiting(db: Database) -> int:

@@ -13,8 +13,8 @@ from fuzzing import FUZZ, check_parse, json_values, text
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors import forms, sdk, sms, wechat, weibo
-from connectors.forms.spec import FormSpec
+from connectors import sdk, sms, webform, wechat, weibo
+from connectors.webform.spec import FormSpec
 from core.envelope import Envelope
 
 
@@ -102,7 +102,7 @@ def form_body(draw) -> tuple[str, bytes]:
 @given(form_body())
 def test_form_parser(body):
     content_type, payload = body
-    check_parse(forms.parse, _env("webform", payload, content_type, form=FORM_META))
+    check_parse(webform.parse, _env("webform", payload, content_type, form=FORM_META))
 
 
 # -- Mobile SDK: message JSON --------------------------------------------------------------------

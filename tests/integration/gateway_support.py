@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from connectors.registry import capacity_classes, secret_channels
 from core.blobs import BlobStore
 from core.bus import Bus
 from gateway.app import setup_gateway
@@ -17,6 +18,7 @@ from ticket_service.api import setup_api
 from ticket_service.store import admin
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.directory import AccountDirectory
+from ticket_service.store.history import StoredHistory
 
 
 @dataclass
@@ -46,9 +48,10 @@ class Gateway:
 async def running_gateway(bus: Bus, db: Database, tenant: int, api: bool = False, secret_key: str = ""):
     """Serve ``setup_gateway`` (and the API, for reads) over real HTTP on a free port."""
     app = web.Application()
-    setup_gateway(app, bus, AccountDirectory(db, ttl=30.0, secret_key=secret_key))
+    setup_gateway(app, bus, AccountDirectory(db, ttl=30.0, secret_key=secret_key, opens=secret_channels()),
+                  StoredHistory(db))
     if api:
-        setup_api(app, db, bus.blobs, bus=bus)
+        setup_api(app, db, bus.blobs, capacity_classes(), bus=bus)
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         yield Gateway(http, server, bus, db, tenant)
 

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from support import SUPPORT, make_mail
 
+from connectors.registry import capacity_classes
 from connectors.relay import Relay
 from connectors.sender import Sender
 from core import keys
@@ -90,7 +91,7 @@ async def outbound_world(system):
         await admin.add_account(conn, other, "email", "help@globex.test")
         other_key = await admin.create_api_key(conn, other)
     app = web.Application()
-    setup_api(app, system.db, system.bus.blobs, secret_key=SECRET, reply_limit=256 * 1024)
+    setup_api(app, system.db, system.bus.blobs, capacity_classes(), secret_key=SECRET, reply_limit=256 * 1024)
     http = TestClient(TestServer(app))
     await http.start_server()
     try:

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select, update
 
+from connectors.registry import capacity_classes
 from core.blobs import BlobStore
 from ticket_service.api import create_app, setup_api
 from ticket_service.api.auth import TenantKeys
@@ -139,7 +140,7 @@ async def api(db, tmp_path):
     async with db.write() as conn:
         await _seed_tenant_a(conn, blobs, seeded)
         await _seed_tenant_b(conn, blobs, seeded)
-    async with TestServer(create_app(db, blobs)) as server, aiohttp.ClientSession() as http:
+    async with TestServer(create_app(db, blobs, capacity_classes())) as server, aiohttp.ClientSession() as http:
         yield Client(http, server, seeded)
 
 
@@ -322,7 +323,7 @@ async def test_api_merged_into_another_app_leaves_its_routes_open(db, tmp_path):
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
-    setup_api(app, db, BlobStore(tmp_path / "blobs"))
+    setup_api(app, db, BlobStore(tmp_path / "blobs"), capacity_classes())
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         async with http.get(server.make_url("/healthz")) as resp:
             assert resp.status == 200 and await resp.json() == {"status": "ok"}

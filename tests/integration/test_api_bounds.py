@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 from support import make_mail
 
+from connectors.registry import capacity_classes
 from ticket_service.api import setup_api
 from ticket_service.store import admin
 from ticket_service.store import agents as agents_store
@@ -30,7 +31,7 @@ async def api(system):
     await system.publish(make_mail()[0])
     await system.drain()
     app = web.Application()
-    setup_api(app, system.db, system.bus.blobs)
+    setup_api(app, system.db, system.bus.blobs, capacity_classes())
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         async def call(method: str, path: str, body: dict | bytes) -> tuple[int, dict]:
             data = io.BytesIO(body) if isinstance(body, bytes) else json.dumps(body).encode()

@@ -26,6 +26,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from support import make_mail, role_env
 
+from connectors.registry import capacity_classes
 from core import keys
 from router.worker import Router
 from ticket_service.api import setup_api
@@ -38,7 +39,7 @@ BULK_REASONS = ["auto-submitted:auto-generated", "precedence:bulk", "auto-submit
 
 
 async def _route(system) -> None:
-    await asyncio.wait_for(Router(system.bus, system.settings, system.db).run(drain=True), 60)
+    await asyncio.wait_for(Router(system.bus, system.settings, system.db, capacity_classes()).run(drain=True), 60)
 
 
 async def _online_agent(system) -> int:
@@ -155,7 +156,7 @@ async def _api(system) -> tuple[TestServer, dict]:
     async with system.db.write() as conn:
         key = await admin.create_api_key(conn, system.tenant)
     app = web.Application()
-    setup_api(app, system.db, system.bus.blobs)
+    setup_api(app, system.db, system.bus.blobs, capacity_classes())
     return TestServer(app), {"Authorization": f"Bearer {key}"}
 
 

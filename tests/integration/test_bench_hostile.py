@@ -1,6 +1,6 @@
 """`make bench` stays runnable: the hostile form flood on a tiny scale, agents' requests measured."""
 
-from connectors.forms import parts
+from connectors.webform import parts
 from ops.bench import hostile
 
 

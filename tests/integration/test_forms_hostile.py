@@ -11,9 +11,9 @@ import pytest
 from gateway_support import edge_gateway, running_gateway
 from sqlalchemy import select
 
-from connectors.forms.decoding import QUEUED, WORKERS
-from connectors.forms.routes import DECODER
 from connectors.push import GATEWAY, issue_receipt
+from connectors.webform.decoding import QUEUED, WORKERS
+from connectors.webform.routes import DECODER
 from core import keys
 from core.envelope import Envelope
 from core.ids import new_id

@@ -3,6 +3,7 @@
 import pytest
 from support import SUPPORT, make_mail
 
+from connectors.registry import capacity_classes
 from ticket_service.store import reply_tokens
 
 SECRET = "reply-token-secret"
@@ -100,7 +101,7 @@ async def test_api_hands_out_the_reply_address_of_an_email_ticket(tokens):
     async with tokens.db.write() as conn:
         key = await admin.create_api_key(conn, tokens.tenant, "t")
     app = web.Application()
-    setup_api(app, tokens.db, tokens.bus.blobs, secret_key=SECRET)
+    setup_api(app, tokens.db, tokens.bus.blobs, capacity_classes(), secret_key=SECRET)
     async with TestClient(TestServer(app)) as http:
         headers = {"Authorization": f"Bearer {key}"}
         async with http.get(f"/api/v1/tickets/{tokens.ticket.id}/reply-address", headers=headers) as r:
@@ -126,7 +127,7 @@ async def test_api_without_a_secret_key_says_so(tokens):
     async with tokens.db.write() as conn:
         key = await admin.create_api_key(conn, tokens.tenant, "t")
     app = web.Application()
-    setup_api(app, tokens.db, tokens.bus.blobs)
+    setup_api(app, tokens.db, tokens.bus.blobs, capacity_classes())
     async with TestClient(TestServer(app)) as http:
         async with http.get(f"/api/v1/tickets/{tokens.ticket.id}/reply-address",
                             headers={"Authorization": f"Bearer {key}"}) as r:

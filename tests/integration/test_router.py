@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select, update
 from support import make_mail
 
+from connectors.registry import capacity_classes
 from core import keys
 from core.ids import now_ms
 from core.worker import NotAttempted
@@ -26,7 +27,7 @@ ZH = "您好，我的退款申请已经两周了还没有处理，请尽快帮�
 
 
 async def _router_drain(system) -> Router:
-    router = Router(system.bus, system.settings, system.db)
+    router = Router(system.bus, system.settings, system.db, capacity_classes())
     await asyncio.wait_for(router.run(drain=True), 60)
     return router
 
@@ -100,7 +101,7 @@ async def test_vip_waiting_ticket_is_pulled_before_older_standard_one(system):
     await _router_drain(system)
     async with system.db.write() as conn:
         await conn.run_sync(agents_store.set_agent_status, system.tenant, agent, "online", now_ms())
-    await Assigner(system.db, 600_000).pull(system.tenant, agent)
+    await Assigner(system.db, 600_000, classes=capacity_classes()).pull(system.tenant, agent)
     assert await _assignees(system) == {1: None, 2: agent}
 
 
@@ -113,9 +114,9 @@ async def test_closing_frees_capacity_and_the_next_ticket_is_pulled(system):
     assert await _assignees(system) == {1: agent, 2: None}
     first = (await system.tickets())[0]
     async with system.db.write() as conn:
-        freed = await conn.run_sync(tickets_store.close_ticket, first.id, "solved", now_ms())
+        freed = await conn.run_sync(tickets_store.close_ticket, first.id, "solved", now_ms(), capacity_classes())
     assert freed == agent and await _loads(system) == {agent: 0}
-    await Assigner(system.db, 600_000).pull(system.tenant, agent)
+    await Assigner(system.db, 600_000, capacity_classes()).pull(system.tenant, agent)
     assert await _assignees(system) == {1: agent, 2: agent}
     assert await _loads(system) == {agent: 1}
 
@@ -127,7 +128,7 @@ async def test_reconcile_corrects_load_drift(system):
     await _router_drain(system)
     async with system.db.write() as conn:
         await conn.execute(update(agents).values(load_email=3))  # drift: two phantom tickets
-    await Periodic(Assigner(system.db, 600_000)).reconcile()
+    await Periodic(Assigner(system.db, 600_000, capacity_classes())).reconcile()
     assert await _loads(system) == {agent: 1}
 
 
@@ -141,7 +142,7 @@ async def test_waiting_vip_escalates_drops_then_widens_and_is_flagged(system):
     await _router_drain(system)
     assert await _assignees(system) == {1: None}
     ticket = (await system.tickets())[0]
-    assigner = Periodic(Assigner(system.db, 600_000))
+    assigner = Periodic(Assigner(system.db, 600_000, capacity_classes()))
     async with system.db.write() as conn:  # as if the ticket had waited 61 s, then 121 s
         await conn.execute(update(routing_queue).values(queued_at=routing_queue.c.queued_at - 61_000,
                                                         next_stage_at=routing_queue.c.next_stage_at - 61_000))
@@ -172,7 +173,7 @@ async def test_agent_going_offline_hands_back_tickets_not_started(system):
     first, second = await system.tickets()
     async with system.db.write() as conn:
         await conn.execute(update(tickets).where(tickets.c.id == first.id).values(status="open"))  # started
-    assigner = Assigner(system.db, 600_000)
+    assigner = Assigner(system.db, 600_000, capacity_classes())
     async with system.db.write() as conn:
         await conn.run_sync(agents_store.set_agent_status, system.tenant, ann, "away", now_ms())
     await assigner.agent_changed(system.tenant, ann, "away")
@@ -226,7 +227,7 @@ async def test_a_round_that_fails_is_retried_event_by_event_and_only_the_bad_one
     # A ticket id no database column holds: the shared round fails on it, not on the others.
     batch = [events.event_envelope(events.TICKET_CREATED, "acme", "", "", tenant_id=system.tenant, ticket_id=t)
              for t in (first, 2**63, second)]
-    results = await Router(system.bus, system.settings, system.db).handle_batch(batch)
+    results = await Router(system.bus, system.settings, system.db, capacity_classes()).handle_batch(batch)
     assert [r is None for r in results] == [True, False, True]
     assert not isinstance(results[1], NotAttempted)
     assert await _assignees(system) == {1: agent, 2: agent}

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import update
 from support import make_mail
 
+from connectors.registry import capacity_classes
 from router.worker import Router
 from ticket_service.api import setup_api
 from ticket_service.store import admin
@@ -31,7 +32,7 @@ class Api:
 
 async def _route(system) -> None:
     await system.drain()
-    await asyncio.wait_for(Router(system.bus, system.settings, system.db).run(drain=True), 60)
+    await asyncio.wait_for(Router(system.bus, system.settings, system.db, capacity_classes()).run(drain=True), 60)
 
 
 async def test_demo_two_agents_a_vip_and_three_messages(system):
@@ -39,7 +40,7 @@ async def test_demo_two_agents_a_vip_and_three_messages(system):
     async with system.db.write() as conn:
         key = await admin.create_api_key(conn, system.tenant)
     app = web.Application()
-    setup_api(app, system.db, system.bus.blobs, bus=system.bus)
+    setup_api(app, system.db, system.bus.blobs, capacity_classes(), bus=system.bus)
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         api = Api(http, server, key)
         status, li = await api.call("POST", "/agents", {

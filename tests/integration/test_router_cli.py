@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from connectors.registry import capacity_classes
 from core.ids import now_ms
 from core.settings import load
 from ops import routingcli as routercli
@@ -44,7 +45,7 @@ def _ticket_routed(database_url: str, email: str) -> int:
                 customer = await conn.run_sync(ticket_store.resolve_customer, tenant, "email", "", email, "", now_ms())
                 ticket_id, _ = await conn.run_sync(ticket_store.create_ticket, tenant_id=tenant, subject="Contract", status="new", channel="email",
                     account_id=account, priority=0, customer_id=customer.id, now=now_ms())
-            await Assigner(db, 600_000).route(ticket_id)
+            await Assigner(db, 600_000, capacity_classes()).route(ticket_id)
             return ticket_id
         finally:
             await db.dispose()

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 from support import SUPPORT, make_mail, role_env
 
+from connectors.registry import capacity_classes
 from core import keys
 from core.envelope import Envelope
 from core.ids import now_ms
@@ -62,7 +63,7 @@ async def _solve_some(db: Database, bus: aioredis.Redis, tenant: int) -> int:
             tickets.c.assigned_at.is_not(None), tickets.c.status == "new"))).scalars().all()
     for ticket_id in held:
         async with db.write() as conn:
-            freed = await conn.run_sync(tickets_store.close_ticket, ticket_id, "solved", now_ms())
+            freed = await conn.run_sync(tickets_store.close_ticket, ticket_id, "solved", now_ms(), capacity_classes())
         env = events.event_envelope(events.TICKET_CLOSED, "acme", "", "", tenant_id=tenant,
                                     ticket_id=ticket_id, freed_agent_id=freed)
         await bus.xadd(keys.TICKET_EVENTS, {b"e": Envelope.unpack(env.pack()).pack()})

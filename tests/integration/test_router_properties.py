@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from connectors.registry import capacity_classes
 from core.ids import now_ms
 from router.batch import Assigner
 from ticket_service.store import admin
@@ -64,7 +65,7 @@ async def _apply(assigner: Assigner, db: Database, tenant: int, agent_ids, ticke
         await assigner.route(ticket_ids[op[1]])
     elif kind == "close":
         async with db.write() as conn:
-            freed = await conn.run_sync(tickets_store.close_ticket, ticket_ids[op[1]], "solved", now_ms())
+            freed = await conn.run_sync(tickets_store.close_ticket, ticket_ids[op[1]], "solved", now_ms(), capacity_classes())
             await conn.run_sync(queue_store.dequeue, ticket_ids[op[1]])
         if freed:
             await assigner.pull(tenant, freed)
@@ -96,7 +97,7 @@ async def _check(db: Database, tenant: int, ticket_ids: list[int], routed: set) 
     counts: dict[tuple[int, str], int] = {}
     for t in held:
         if t.assignee_id is not None and t.assigned_at is not None and t.status not in tickets_store.CLOSED:
-            key = (t.assignee_id, agents_store.capacity_class(t.channel))
+            key = (t.assignee_id, agents_store.capacity_class(t.channel, capacity_classes()))
             counts[key] = counts.get(key, 0) + 1
     for a in rows:
         for cls in agents_store.CLASSES:
@@ -127,7 +128,7 @@ def test_racing_routers_keep_capacity_and_single_assignment(database_url, agent_
             await migrate(db)
             tenant, agent_ids, ticket_ids = await _setup(db, agent_specs, channels, rule_skill)
             routed: set[int] = set()
-            a, b = Assigner(db, 600_000), Assigner(db, 600_000)
+            a, b = Assigner(db, 600_000, capacity_classes()), Assigner(db, 600_000, capacity_classes())
 
             async def worker(assigner, share):
                 for op in share:

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select, update
 from support import make_mail
 
+from connectors.registry import capacity_classes
 from core.ids import now_ms
 from core.settings import load
 from ops import routingcli as routercli
@@ -56,7 +57,7 @@ async def _api(system):
     async with system.db.write() as conn:
         key = await admin.create_api_key(conn, system.tenant)
     app = web.Application()
-    setup_api(app, system.db, system.bus.blobs)
+    setup_api(app, system.db, system.bus.blobs, capacity_classes())
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         yield Api(http, server, key)
 
@@ -141,7 +142,7 @@ async def test_a_decision_stores_a_bounded_trace_of_large_allowed_rules(system):
         await conn.run_sync(agents_store.create_agent, system.tenant, "Al", "al@acme.test", status="online", capacity={"email": 1})
     await system.publish(make_mail(subject="Hello", body="Where is my order?")[0])
     await system.drain()
-    await asyncio.wait_for(Router(system.bus, system.settings, system.db).run(drain=True), 60)
+    await asyncio.wait_for(Router(system.bus, system.settings, system.db, capacity_classes()).run(drain=True), 60)
     async with system.db.read() as conn:
         [decision] = (await conn.execute(select(routing_decisions))).all()
     detail = decision.detail
@@ -182,7 +183,7 @@ async def test_a_poisoned_rule_of_one_tenant_does_not_stop_another_tenants_escal
     vip_ticket, evil_ticket = await system.tickets()
     async with system.db.write() as conn:
         await conn.execute(update(customers).where(customers.c.id == vip_ticket.customer_id).values(vip_tier=1))
-    await asyncio.wait_for(Router(system.bus, system.settings, system.db).run(drain=True), 60)
+    await asyncio.wait_for(Router(system.bus, system.settings, system.db, capacity_classes()).run(drain=True), 60)
     assert (await _queued(system, vip_ticket.id)).stage == 0
     # As stored before rules were checked: the poisoned rule's requirements, due first.
     poisoned = {"required": {}, "preferred": {}, "min_tier": 0, "priority": 0, "rule_id": poison, "rule": "poison",
@@ -196,7 +197,7 @@ async def test_a_poisoned_rule_of_one_tenant_does_not_stop_another_tenants_escal
         await conn.run_sync(agents_store.set_agent_status, evil, evil_agent, "online", now_ms())
     bad_rules, bad_requirements = _errors("bad_rule"), _errors("bad_requirements")
 
-    await Router(system.bus, system.settings, system.db).tick()
+    await Router(system.bus, system.settings, system.db, capacity_classes()).tick()
 
     assignees = {t.id: (t.assignee_id, t.tags) for t in await system.tickets()}
     assert assignees[vip_ticket.id] == (junior, ["escalated"])
@@ -222,13 +223,13 @@ async def test_a_waiting_ticket_with_unusable_requirements_is_passed_over_by_pul
     for who in ("a", "b"):
         await system.publish(make_mail(sender=f"{who}@example.com")[0])
     await system.drain()
-    await asyncio.wait_for(Router(system.bus, system.settings, system.db).run(drain=True), 60)
+    await asyncio.wait_for(Router(system.bus, system.settings, system.db, capacity_classes()).run(drain=True), 60)
     first, second = await system.tickets()
     async with system.db.write() as conn:
         await conn.execute(update(routing_queue).where(routing_queue.c.ticket_id == first.id).values(
             requirements={"required": ["zz"]}, next_stage_at=None))
         await conn.run_sync(agents_store.set_agent_status, system.tenant, agent, "online", now_ms())
-    await Router(system.bus, system.settings, system.db).tick()
+    await Router(system.bus, system.settings, system.db, capacity_classes()).tick()
     async with system.db.read() as conn:
         held = dict((await conn.execute(select(tickets.c.id, tickets.c.assignee_id))).all())
     assert held == {first.id: None, second.id: agent}

@@ -10,7 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 from gateway_support import running_gateway
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
+from connectors.registry import secret_channels
 from core.blobs import BlobStore
 from core.bus import Bus
 from ticket_service.store import admin
@@ -20,6 +22,7 @@ from ticket_service.store.tables import channel_accounts
 
 KEY = "deployment-secret-key"
 APP_SECRET = "app-secret-0d4e"
+OPENS = secret_channels()
 
 
 @pytest.fixture
@@ -42,12 +45,27 @@ async def test_the_row_holds_no_secret_in_the_clear(sealed):
         row = (await conn.execute(select(channel_accounts).where(channel_accounts.c.address == "acme-ios"))).one()
     assert row.settings == {"clock_skew_s": 300}
     assert row.secret_enc and APP_SECRET not in row.secret_enc
-    opened = await AccountDirectory(db, secret_key=KEY).by_address("sdk", "acme-ios")
+    opened = await AccountDirectory(db, secret_key=KEY, opens=OPENS).by_address("sdk", "acme-ios")
     assert opened.settings == {"clock_skew_s": 300, "secret": APP_SECRET}
-    closed = await AccountDirectory(db).by_address("sdk", "acme-ios")  # no key: stays sealed
+    closed = await AccountDirectory(db, opens=OPENS).by_address("sdk", "acme-ios")  # no key: stays sealed
     assert "secret" not in closed.settings
-    wrong = await AccountDirectory(db, secret_key="another key").by_address("sdk", "acme-ios")
+    wrong = await AccountDirectory(db, secret_key="another key", opens=OPENS).by_address("sdk", "acme-ios")
     assert "secret" not in wrong.settings
+
+
+async def test_accounts_taken_sealed_are_neither_opened_nor_logged(sealed):
+    # The normalizer's lookup (secrets=False) shares the directory but never opens secrets.
+    db, _, _ = sealed
+    directory = AccountDirectory(db, secret_key="", opens=OPENS)
+    with capture_logs() as logs:
+        account = await directory.by_address("sdk", "acme-ios", secrets=False)
+        again = await directory.by_id(account.id, secrets=False)
+    assert account.settings == again.settings == {"clock_skew_s": 300}
+    assert account.sealed and APP_SECRET not in account.sealed
+    assert [e["event"] for e in logs] == []
+    with capture_logs() as logs:
+        await directory.by_address("sdk", "acme-ios")  # asked to open without the key: our fault, logged
+    assert [e["event"] for e in logs] == ["account.secrets_closed"]
 
 
 def _signed(body: bytes) -> dict:

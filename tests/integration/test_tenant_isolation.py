@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from auto_mail_support import postfix_bounce
 from support import make_mail
 
+from connectors.registry import capacity_classes
 from core import keys
 from core.blobs import BlobStore
 from core.bus import Bus
@@ -81,7 +82,7 @@ async def world(sqlite_url, redis_url, tmp_path):
     await asyncio.wait_for(Normalizer(bus, settings, db, blobs).run(drain=True), 60)
 
     app = web.Application()
-    setup_api(app, db, blobs, bus=bus)
+    setup_api(app, db, blobs, capacity_classes(), bus=bus)
     http = TestClient(TestServer(app))
     await http.start_server()
     for slug, t in tenants.items():

@@ -3,8 +3,8 @@
 import pytest
 
 from connectors.filenames import safe_filename
-from connectors.forms.body import read
-from connectors.forms.parts import BadForm, Intake, Limits, TooMuch
+from connectors.webform.body import read
+from connectors.webform.parts import BadForm, Intake, Limits, TooMuch
 
 B = "b0undary"
 CT = f"multipart/form-data; boundary={B}"

@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 import pytest
 
 from connectors import sms
+from connectors.registry import capacity_classes
 from connectors.sms.message import number
 from core.envelope import Envelope
 from core.errors import PermanentError
-from router.policy import channel_class
 
 
 def _env(provider: str, payload: bytes, region: str = "CN") -> Envelope:
@@ -53,4 +53,4 @@ def test_an_unknown_provider_is_a_permanent_error_naming_it():
 
 def test_sms_is_routed_on_chat_capacity():
     # Texts are short asynchronous conversations an agent handles several of at once, like WeChat.
-    assert channel_class("sms") == "chat"
+    assert capacity_classes()["sms"] == "chat"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from core.blobs import BlobStore
@@ -11,10 +13,12 @@ from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.store.db import Database
 
 
-def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: float = 30.0,
-              bus: Bus | None = None, secret_key: str = "",
+def setup_api(app: web.Application, db: Database, blobs: BlobStore, classes: Mapping[str, str],
+              key_ttl: float = 30.0, bus: Bus | None = None, secret_key: str = "",
               reply_limit: int = replies.DEFAULT_LIMIT) -> None:
     """Add the API routes and their state to ``app``; auth is per route, so other routes stay open.
+
+    ``classes`` is each channel's capacity class (manual assignment takes capacity of it).
 
     With a ``bus``, changes to agents and tickets are announced on ``ticket.events`` for the router.
     """
@@ -29,11 +33,11 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, key_ttl: flo
     app.router.add_get(f"{prefix}/attachments/{{id}}", tickets.get_attachment)
     messages.setup_routes(app)
     replies.setup_routes(app, reply_limit)
-    routing.setup_routes(app, bus)
+    routing.setup_routes(app, bus, classes)
 
 
-def create_app(db: Database, blobs: BlobStore) -> web.Application:
+def create_app(db: Database, blobs: BlobStore, classes: Mapping[str, str]) -> web.Application:
     """A standalone application serving only the API."""
     app = web.Application()
-    setup_api(app, db, blobs)
+    setup_api(app, db, blobs, classes)
     return app

@@ -24,7 +24,8 @@ from ticket_service.store import rules as rules_store
 from ticket_service.store import tickets as tickets_store
 
 BUS = web.AppKey("api_bus", Bus)
-CLASSES = web.AppKey("api_capacity_classes", Mapping)  # channel -> capacity class, for manual assignment
+# Each channel's capacity class (the channel registry's), for manual assignment.
+CLASSES = web.AppKey("api_channel_classes", Mapping)
 _MAX_NAME, _MAX_EMAIL = 200, 320  # agents.name VARCHAR(200), agents.email VARCHAR(320)
 _MAX_AGENT_SKILLS = 100
 STATUSES = ("online", "away", "offline")
@@ -227,7 +228,7 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
         freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms(),
-                                           request.app.get(CLASSES, agents_store.CHANNEL_CLASSES))
+                                           request.app[CLASSES])
     if status in tickets_store.CLOSED:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     elif "assignee" in body:
@@ -235,7 +236,8 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     return web.json_response(trail)
 
 
-def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str] | None = None) -> None:
+def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str]) -> None:
+    app[CLASSES] = classes
     if bus is not None:
         app[BUS] = bus
     if classes is not None:

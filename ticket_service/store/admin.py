@@ -6,11 +6,11 @@ import dataclasses
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.accounts import Account
 from core.credentials import seal, unseal
 from core.ids import now_ms
 from ticket_service.store.tables import api_keys, channel_accounts, tenants
@@ -20,17 +20,6 @@ KEY_PREFIX = "sb_"
 
 class NotFound(LookupError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    id: int
-    tenant_id: int
-    tenant_slug: str
-    channel: str
-    address: str
-    settings: dict
-    sealed: str | None = None  # secret_enc: sealed channel secrets (AccountDirectory opens them)
 
 
 def hash_key(key: str) -> str:
@@ -68,6 +57,9 @@ async def add_account(
     conn: AsyncConnection, tenant: int, channel: str, address: str, settings: dict | None = None,
     secret_key: str = "",
 ) -> int:
+    """Register ``address`` (already in its channel's normal form) for the tenant; with a
+    ``secret_key`` the secret settings are sealed, which the caller asks for only on channels
+    whose requests are verified with them (``Channel.account_secrets``)."""
     settings = {**NEW_ACCOUNT_DEFAULTS.get(channel, {}), **(settings or {})}
     sealed = None
     hidden = {k: settings.pop(k) for k in sorted(SECRET_SETTINGS & set(settings))} if secret_key else {}

@@ -16,13 +16,12 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from core.channel import CAPACITY_CLASSES, class_of
 from core.ids import now_ms
 from ticket_service.store.compiled import Statement
 from ticket_service.store.tables import agents, customers, tenants, tickets
 
-CLASSES = ("email", "chat", "voice")
-# Channel -> capacity class; a channel not listed is a chat (WeChat, Weibo, SDK, web forms).
-CHANNEL_CLASSES: Mapping[str, str] = {"email": "email", "voice": "voice"}
+CLASSES = CAPACITY_CLASSES
 DEFAULT_REQUEUE_ON = ("offline",)
 LOAD = {c: agents.c[f"load_{c}"] for c in CLASSES}
 CAP = {c: agents.c[f"cap_{c}"] for c in CLASSES}
@@ -33,9 +32,9 @@ AGENT_COLS = (
 B = bindparam  # parameters of UPDATE/INSERT statements are named b_*: never a column's name
 
 
-def capacity_class(channel: str, classes: Mapping[str, str] = CHANNEL_CLASSES) -> str:
-    """The capacity class a ticket of ``channel`` takes: the store's one channel -> class map."""
-    return classes.get(channel, "chat")
+def capacity_class(channel: str, classes: Mapping[str, str]) -> str:
+    """The capacity class a ticket of ``channel`` takes; ``classes`` is the channel registry's map."""
+    return class_of(classes, channel)
 
 
 def capacity_columns(capacity: Mapping[str, int]) -> dict[str, int]:
@@ -147,7 +146,7 @@ def remember_agent(conn: Connection, customer_id: int, agent_id: int) -> None:
 
 
 def reconcile_loads(conn: Connection, tenant_id: int,
-                    classes: Mapping[str, str] = CHANNEL_CLASSES) -> list[tuple[int, str, int, int]]:
+                    classes: Mapping[str, str]) -> list[tuple[int, str, int, int]]:
     """Set every agent's load to the open tickets it holds; returns the corrections made.
 
     The agents are locked first, so a claim that already took its ticket waits and then

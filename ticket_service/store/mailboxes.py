@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.accounts import ImapMailbox
 from ticket_service.store import admin
 from ticket_service.store.tables import channel_accounts, tenants
 
@@ -15,30 +14,6 @@ from ticket_service.store.tables import channel_accounts, tenants
 SECURITY = ("ssl", "starttls", "none")
 AFTER = ("leave", "seen", "move")
 START = ("all", "new")
-
-
-@dataclass(frozen=True, slots=True)
-class ImapMailbox:
-    """One folder of one email account, as a poller needs it (the password still sealed)."""
-
-    account_id: int
-    tenant_slug: str
-    address: str
-    host: str
-    port: int
-    user: str
-    secret_enc: str
-    folder: str = "INBOX"
-    security: str = "ssl"
-    tls_verify: bool = True  # False: accept a self-signed certificate (encrypted, not authenticated)
-    after: str = "leave"  # leave | seen | move
-    move_to: str = ""
-    start: str = "all"  # all: take in what the folder already holds; new: only what arrives later
-
-    @property
-    def name(self) -> str:
-        """The lease and checkpoint scope: one account's one folder."""
-        return f"{self.account_id}:{self.folder}"
 
 
 def default_security(port: int | None) -> str:

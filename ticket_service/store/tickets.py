@@ -313,9 +313,8 @@ def _holds(row: Row) -> bool:
     return row.assignee_id is not None and row.assigned_at is not None and row.status not in CLOSED
 
 
-def unassign(conn: Connection, ticket_id: int, now: int, status: str | None = None,
-             only_status: str | None = None,
-             classes: Mapping[str, str] = agents_store.CHANNEL_CLASSES) -> int | None:
+def unassign(conn: Connection, ticket_id: int, now: int, classes: Mapping[str, str], status: str | None = None,
+             only_status: str | None = None) -> int | None:
     """Clear the assignee (and optionally set ``status``), freeing the agent's capacity.
 
     Returns the agent that was freed, or None when the ticket had no assignee (or was not
@@ -335,7 +334,7 @@ def unassign(conn: Connection, ticket_id: int, now: int, status: str | None = No
 
 
 def close_ticket(conn: Connection, ticket_id: int, status: str, now: int,
-                 classes: Mapping[str, str] = agents_store.CHANNEL_CLASSES) -> int | None:
+                 classes: Mapping[str, str]) -> int | None:
     """Solve or close: the assignee stays on the ticket, its capacity is freed. Returns them."""
     row = _HOLDER.first(conn, {"ticket_id": ticket_id})
     if row is None:

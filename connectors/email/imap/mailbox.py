@@ -17,13 +17,13 @@ from redis.exceptions import RedisError
 from connectors.email.imap.client import FetchFailure, Folder, ImapFailure, ImapSession
 from connectors.email.tls import client_context
 from core import keys, metrics
+from core.accounts import ImapMailbox
 from core.bus import Bus
 from core.credentials import CredentialError, unseal
 from core.envelope import FIELD, Envelope
 from core.ids import now_ms
 from core.lease import Lease
 from core.settings import Settings, SettingsError
-from ticket_service.store.mailboxes import ImapMailbox
 
 log = structlog.get_logger()
 CHANNEL = "email"

@@ -20,11 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.email.imap.mailbox import LeaseLost, MailboxPoller
 from connectors.email.tls import client_context
 from core import keys, metrics
+from core.accounts import ImapMailbox
 from core.bus import Bus
 from core.ids import new_id, now_ms
 from core.lease import Lease
 from core.settings import Settings
-from ticket_service.store.mailboxes import ImapMailbox
 
 log = structlog.get_logger()
 ROLE = "connector"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from connectors.contact import FieldError
-from connectors.forms.body import BadForm, UnsupportedType, read
-from connectors.forms.spec import Contact, FormSpec, contact
 from connectors.inbound import Attachment, Inbound, Sender
+from connectors.webform.body import BadForm, UnsupportedType, read
+from connectors.webform.spec import Contact, FormSpec, contact
 from core.envelope import Envelope
 from core.errors import PermanentError
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from connectors.contact import FieldError, e164
 from connectors.contact import email as checked_email
-from connectors.forms.body import Submission
+from connectors.webform.body import Submission
 
 # Role -> the form's field name; each form may rename any of them in its account settings.
 DEFAULT_FIELDS = {"subject": "subject", "body": "message", "email": "email", "phone": "phone",

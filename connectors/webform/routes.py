@@ -2,11 +2,11 @@
 
 Per form (account settings): ``max_files``, ``max_file_size``, ``max_total_size``,
 ``rate_per_ip`` and ``rate_per_form`` (per minute), ``cors_origins``, plus the field
-mapping of :class:`connectors.forms.spec.FormSpec`.
+mapping of :class:`connectors.webform.spec.FormSpec`.
 
-Parts and bytes are counted while the body arrives (``connectors.forms.parts``), so an
+Parts and bytes are counted while the body arrives (``connectors.webform.parts``), so an
 over-limit body is refused at its first excess part, before any MIME parse; the parse then
-runs on the form's own bounded pool (``connectors.forms.decoding``).
+runs on the form's own bounded pool (``connectors.webform.decoding``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from connectors.contact import FieldError
-from connectors.forms import parts
-from connectors.forms.body import BadForm, Submission, TooMuch, UnsupportedType, read
-from connectors.forms.decoding import Decoder, Saturated
-from connectors.forms.parse import CHANNEL, dedup_key
-from connectors.forms.spec import FormSpec, contact, is_spam
 from connectors.push import (
     GATEWAY,
     Gateway,
@@ -33,8 +28,13 @@ from connectors.push import (
     receipt_token,
     setting_int,
 )
+from connectors.webform import parts
+from connectors.webform.body import BadForm, Submission, TooMuch, UnsupportedType, read
+from connectors.webform.decoding import Decoder, Saturated
+from connectors.webform.parse import CHANNEL, dedup_key
+from connectors.webform.spec import FormSpec, contact, is_spam
 from core import keys
-from ticket_service.store.admin import Account
+from core.accounts import Account
 
 STREAM = keys.ingest_stream(CHANNEL)
 MAX_FILES, MAX_FILE, MAX_TOTAL = 10, 10 * 1024 * 1024, 20 * 1024 * 1024

@@ -9,7 +9,7 @@ from email.parser import BytesParser
 from urllib.parse import parse_qsl
 
 from connectors.filenames import safe_filename
-from connectors.forms.parts import MAX_FIELDS, BadForm, Limits, TooMuch, check
+from connectors.webform.parts import MAX_FIELDS, BadForm, Limits, TooMuch, check
 
 __all__ = ["MAX_FIELDS", "BadForm", "File", "Limits", "Submission", "TooMuch", "UnsupportedType", "read"]
 
