@@ -22,6 +22,7 @@ from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
 from router.worker import Router
 from ticket_service.store import admin
+from ticket_service.store import agents as agents_store
 from ticket_service.store.directory import AccountDirectory
 from ticket_service.store.history import StoredHistory
 from ticket_service.store.tables import messages, tickets
@@ -57,8 +58,8 @@ async def test_a_registered_channel_is_served_parsed_stored_and_routed(system):
     channels = registry([*DEFAULT, PAGER])
     async with system.db.write() as conn:
         await admin.add_account(conn, system.tenant, NAME, "desk", {"secret": SECRET}, secret_key=KEY)
-        chat_agent = await admin.create_agent(conn, system.tenant, "Chen", "chen@acme.test", status="online",
-                                              capacity={"email": 0, "chat": 1, "voice": 0})
+        chat_agent = await conn.run_sync(agents_store.create_agent, system.tenant, "Chen", "chen@acme.test",
+                                         status="online", capacity={"email": 0, "chat": 1, "voice": 0})
     app = web.Application()
     setup_gateway(app, system.bus, AccountDirectory(system.db, secret_key=KEY, opens=secret_channels(channels)),
                   StoredHistory(system.db), channels=channels)

@@ -25,11 +25,11 @@ from tls_certs import make_certs
 
 from connectors.email import parse
 from connectors.email.maildir import key_for
+from connectors.email.reply_tokens import token_places
 from connectors.email.send import send
 from core.envelope import Envelope
 from core.outbound import OutboundFile, Outgoing, PermanentFailure, TemporaryFailure
 from core.settings import load
-from normalizer.threading import token_places
 from ticket_service.store import admin, reply_tokens
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import channel_accounts
