@@ -15,7 +15,7 @@ import uvloop
 from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.settings import Settings, SettingsError, load
-from ops import opscli, roles
+from ops import opscli, roles, ticketcli
 from ops.runtime import Runtime
 from router import cli as routercli
 from ticket_service.store import account_settings, admin, mailboxes
@@ -162,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
             role.add_argument("kind", choices=["imap"], help="which connector")
     opscli.add_parser(sub, list(ROLES))
     routercli.add_parsers(sub)
+    ticketcli.add_parser(sub)
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     create = tenant.add_parser("create", help="create a tenant")
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         return opscli.main(settings, args)
     if routercli.handles(args):
         return routercli.main(settings, args)
+    if args.command == "ticket":
+        return ticketcli.main(settings, args)
     if args.command in ROLES:
         # libuv's loop: cheaper socket wakeups for every role (HTTP, SMTP, Redis, the DB thread).
         try:

@@ -41,6 +41,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MESSAGE_COLS = (
     messages.c.id, messages.c.direction, messages.c.channel, messages.c.sender, messages.c.sender_name,
     messages.c.subject, messages.c.text, messages.c.html, messages.c.auto_reason, messages.c.created_at,
+    messages.c.thread_rule, messages.c.thread_trail,
 )
 _ATTACHMENT_COLS = (
     attachments.c.id, attachments.c.message_id, attachments.c.filename, attachments.c.content_type,
@@ -129,11 +130,20 @@ def attachment_json(row: Row) -> dict:
     }
 
 
+def threading_json(row: Row) -> dict | None:
+    """How the normalizer threaded a message: the rule that placed it and every rule tried.
+    None for messages it did not thread (agents' replies)."""
+    if not row.thread_rule:
+        return None
+    return {"rule": row.thread_rule, "trail": list(row.thread_trail or [])}
+
+
 def message_json(row: Row, files: list[Row]) -> dict:
     body = {name: getattr(row, name) for name in (
         "id", "direction", "channel", "sender", "sender_name", "subject", "text", "html", "auto_reason",
     )}
-    return body | {"attachments": [attachment_json(f) for f in files], "created_at": iso_ms(row.created_at)}
+    return body | {"attachments": [attachment_json(f) for f in files], "created_at": iso_ms(row.created_at),
+                   "threading": threading_json(row)}
 
 
 @authenticated
