@@ -202,12 +202,18 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     ticket_id, number = store.create_ticket(
         conn, tenant_id=tenant, subject=(inbound.subject or "(no subject)")[:1000], status="new",
         channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,
-        parent_id=ticket.id if ticket is not None else None, cc=cc_addresses(inbound), now=now,
+        parent_id=ticket.id if ticket is not None else None, now=now, **_cc(inbound),
     )
     # A follow-up after the reopen window takes the conversation over from the old ticket.
     store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
     kind = "followup" if ticket is not None else "created"
     return Outcome(kind, ticket_id, 0, number, priority=customer.vip_tier)
+
+
+def _cc(inbound: Inbound) -> dict:
+    """A new ticket's Cc column: left NULL without addresses (chat), so lookups parse nothing."""
+    cc = cc_addresses(inbound)
+    return {"cc": cc} if cc else {}
 
 
 def _thread_rule(match: ThreadMatch, outcome: Outcome) -> str:

@@ -37,16 +37,20 @@ CC_MAX = 50  # addresses a ticket keeps from its messages' Cc; later ones are no
 
 @dataclass(slots=True)
 class ThreadMatch:
-    """The ticket a rule found, the rule's name, and each rule tried: ``{rule, hit, why}``."""
+    """The ticket a rule found, the rule's name, and each rule tried: ``[rule, hit, why]``.
+
+    Entries are stored as lists, not objects: a third of the bytes and of the encoding time
+    on every message; the API names the fields.
+    """
 
     ticket: Row | None = None
     rule: str = ""
-    trail: list[dict] = field(default_factory=list)
+    trail: list[list] = field(default_factory=list)
 
     def note(self, rule: str, hit: bool, why: str) -> None:
         """Add an entry to the trail, bounded in count and length."""
         if len(self.trail) < TRAIL_MAX:
-            self.trail.append({"rule": rule, "hit": hit, "why": why[:WHY_MAX]})
+            self.trail.append([rule, hit, why[:WHY_MAX]])
 
 
 def cc_addresses(inbound: Inbound) -> list[str]:

@@ -135,7 +135,8 @@ def threading_json(row: Row) -> dict | None:
     None for messages it did not thread (agents' replies)."""
     if not row.thread_rule:
         return None
-    return {"rule": row.thread_rule, "trail": list(row.thread_trail or [])}
+    trail = [{"rule": rule, "hit": hit, "why": why} for rule, hit, why in row.thread_trail or []]
+    return {"rule": row.thread_rule, "trail": trail}
 
 
 def message_json(row: Row, files: list[Row]) -> dict:
