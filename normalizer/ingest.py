@@ -19,7 +19,7 @@ from core.accounts import Account
 from core.channel import Channel, OnDuplicate
 from core.envelope import Envelope
 from core.ids import now_ms
-from normalizer.threading import Context, ThreadMatch, find_thread
+from normalizer.threading import Context, ThreadMatch, cc_addresses, find_thread, merged_cc
 from ticket_service.store import customers
 from ticket_service.store import tickets as store
 from ticket_service.store.account_settings import auto_mail
@@ -119,7 +119,8 @@ def _ingest(conn: Connection, job: Job, inbound: Inbound, attachments: list[dict
         dedup_key=dedup_key, envelope_id=env.id, direction="in", customer_id=customer.id,
         sender=sender.value[:320], sender_name=sender.name[:200], subject=inbound.subject[:1000],
         text=inbound.text, html=inbound.html, headers=inbound.headers, auto_reason=inbound.auto_reason[:64],
-        created_at=env.received_at, sent_at=inbound.sent_at,
+        created_at=env.received_at, sent_at=inbound.sent_at, thread_rule=_thread_rule(match, outcome),
+        thread_trail=match.trail,
     )
     store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
     if inbound.tags and outcome.ticket_id is not None and outcome.kind != "auto":
@@ -144,6 +145,7 @@ def _thread(conn: Connection, job: Job, inbound: Inbound, now: int, windows: Win
                       windows.reply_secret, job.channel.reply_token_places)
     )
     outcome = _place(conn, account, env, inbound, customer, match, keys, now, windows.reopen_ms)
+    match.note("placed", outcome.ticket_id is not None, _placement(match, outcome, inbound))
     stays = match.rule == "session" and outcome.ticket_id == match.ticket.id
     if session and outcome.ticket_id is not None and outcome.kind != "auto" and not stays:
         # The session follows the conversation to whichever ticket it now lives on.
@@ -167,7 +169,8 @@ def _merge(conn: Connection, job: Job, inbound: Inbound, seen, windows: Windows,
         outcome, customer, match = _thread(conn, job, inbound, now_ms(), windows)
         store.update_message(conn, seen.id, ticket_id=outcome.ticket_id, customer_id=customer.id,
                              sender=inbound.sender.value[:320], sender_name=inbound.sender.name[:200],
-                             auto_reason="", **values)
+                             auto_reason="", thread_rule=_thread_rule(match, outcome), thread_trail=match.trail,
+                             **values)
         if tags:
             store.tag_ticket(conn, outcome.ticket_id, tags, customer.vip_tier)
         outcome.message_id, outcome.customer_id, outcome.rule = seen.id, customer.id, match.rule
@@ -192,22 +195,50 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     if ticket is not None and ticket.auto:
         store.clear_auto(conn, ticket.id)  # a person wrote in the conversation: it is work to route now
     if ticket is not None and ticket.status not in store.CLOSED:
-        store.touch_ticket(conn, ticket.id, now)
+        store.touch_ticket(conn, ticket.id, now, cc=merged_cc(ticket.cc, inbound))
         store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
         return Outcome("appended", ticket.id, 0, ticket.number, priority=ticket.priority)
     if ticket is not None and now - (ticket.closed_at or 0) <= reopen_window_ms:
-        store.touch_ticket(conn, ticket.id, now, reopen=True)
+        store.touch_ticket(conn, ticket.id, now, reopen=True, cc=merged_cc(ticket.cc, inbound))
         store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
         return Outcome("reopened", ticket.id, 0, ticket.number, priority=ticket.priority)
     ticket_id, number = store.create_ticket(
         conn, tenant_id=tenant, subject=(inbound.subject or "(no subject)")[:1000], status="new",
         channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,
-        parent_id=ticket.id if ticket is not None else None, now=now,
+        parent_id=ticket.id if ticket is not None else None, now=now, **_cc(inbound),
     )
     # A follow-up after the reopen window takes the conversation over from the old ticket.
     store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
     kind = "followup" if ticket is not None else "created"
     return Outcome(kind, ticket_id, 0, number, priority=customer.vip_tier)
+
+
+def _cc(inbound: Inbound) -> dict:
+    """A new ticket's Cc column: left NULL without addresses (chat), so lookups parse nothing."""
+    cc = cc_addresses(inbound)
+    return {"cc": cc} if cc else {}
+
+
+def _thread_rule(match: ThreadMatch, outcome: Outcome) -> str:
+    """What the message stores as its threading rule: the rule that hit, else how it was placed."""
+    if match.rule:
+        return match.rule
+    return "new_ticket" if outcome.ticket_id is not None else "none"
+
+
+def _placement(match: ThreadMatch, outcome: Outcome, inbound: Inbound) -> str:
+    """The trail's last word: where the message went once a rule hit or none did."""
+    number, kind = outcome.number, outcome.kind
+    if kind == "auto":
+        where = f"attached to ticket {number} without reopening it" if number is not None else "on no ticket"
+        return f"{where}: sent by a program ({inbound.auto_reason})"
+    if kind == "created" and outcome.auto:
+        return f"new ticket {number}, marked auto ({outcome.auto}): not routed"
+    if kind == "followup":
+        return f"new ticket {number}: ticket {match.ticket.number} was closed past the reopen window"
+    if kind == "reopened":
+        return f"reopened ticket {number}: closed within the reopen window"
+    return f"appended to ticket {number}" if kind == "appended" else f"new ticket {number}"
 
 
 def _opens_auto_ticket(account: Account, inbound: Inbound) -> bool:

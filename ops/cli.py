@@ -17,7 +17,7 @@ from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
-from ops import opscli, roles, routingcli
+from ops import opscli, roles, routingcli, ticketcli
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -90,8 +90,7 @@ async def _reply(rt: Runtime, secret_key: str, args: argparse.Namespace) -> str:
     return f"{draft.kind} {message_id} stored on ticket {args.id}" + ("" if args.note else ", queued for sending")
 
 
-def _add_ticket_parser(sub) -> None:
-    ticket = sub.add_parser("ticket", help="tickets").add_subparsers(dest="action", required=True)
+def _add_reply_parser(ticket) -> None:
     reply = ticket.add_parser("reply", help="answer a ticket on the customer's channel (or --note: internal)")
     reply.add_argument("id", type=int, help="the ticket id")
     reply.add_argument("--tenant", required=True)
@@ -194,8 +193,8 @@ def parser() -> argparse.ArgumentParser:
             role.add_argument("kind", choices=["imap"], help="which connector")
     opscli.add_parser(sub, list(ROLES))
     routingcli.add_parsers(sub)
+    _add_reply_parser(ticketcli.add_parser(sub))
     sub.add_parser("migrate", help="bring the database schema up to date")
-    _add_ticket_parser(sub)
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
     create = tenant.add_parser("create", help="create a tenant")
     create.add_argument("slug")
@@ -232,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return opscli.main(settings, args)
     if routingcli.handles(args):
         return routingcli.main(settings, args)
+    if args.command == "ticket" and args.action == "explain":
+        return ticketcli.main(settings, args)
     if args.command in ROLES:
         # libuv's loop: cheaper socket wakeups for every role (HTTP, SMTP, Redis, the DB thread).
         try:

@@ -1,8 +1,10 @@
 """Weibo's JSON pushes: the types we keep, their dedup key and what each one says.
 
 Message push guide: every push is ``{type, receiver_id, sender_id, created_at, text, data}``;
-unknown types and subtypes are to be ignored. Pushes carry no message id, so a retry is
-recognised the way Weibo recommends: sender_id + created_at (plus type and subtype).
+unknown types and subtypes are to be ignored. Dedup key (``parse``): the message id when
+present, else sender uid + created_at + type (and event subtype) + content hash. Pushes carry
+no id, so a retry is recognised the way Weibo recommends, by sender_id + created_at; the
+content hash keeps two messages sent within one second apart.
 """
 
 from __future__ import annotations

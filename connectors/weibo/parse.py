@@ -21,8 +21,9 @@ def parse(env: Envelope) -> list[Inbound]:
     kind, data, uid = doc["type"], doc["data"], doc["sender_id"]
     subtype = str(data.get("subtype", "")).lower()
     auto = f"weibo_{subtype}" if kind == "event" and subtype not in OPENING_EVENTS else ""
-    # No message id in Weibo's pushes: its guide dedups retries by sender + creation time; the
-    # content's hash is added so two messages sent within one second stay two.
+    # The message id when present, else sender uid + created_at + type + content hash: pushes
+    # carry no id, Weibo's guide dedups their retries by sender + creation time, and the
+    # content's hash keeps two messages sent within one second two.
     content = hashlib.sha256(json.dumps([doc.get("text"), data], sort_keys=True).encode()).hexdigest()[:16]
     dedup = doc.get("id") or f"{uid}:{doc['created_ms']}:{kind}:{subtype}:{content}"
     text = describe(doc)

@@ -42,7 +42,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MESSAGE_COLS = (
     messages.c.id, messages.c.direction, messages.c.channel, messages.c.sender, messages.c.sender_name,
     messages.c.subject, messages.c.text, messages.c.html, messages.c.auto_reason, messages.c.created_at,
-    messages.c.kind, messages.c.author_id, messages.c.ticket_id,
+    messages.c.kind, messages.c.author_id, messages.c.ticket_id, messages.c.thread_rule, messages.c.thread_trail,
 )
 _DELIVERY_COLS = (
     outbox.c.message_id, outbox.c.status, outbox.c.mode, outbox.c.channel, outbox.c.recipient, outbox.c.attempts,
@@ -135,6 +135,15 @@ def attachment_json(row: Row) -> dict:
     }
 
 
+def threading_json(row: Row) -> dict | None:
+    """How the normalizer threaded a message: the rule that placed it and every rule tried.
+    None for messages it did not thread (agents' replies)."""
+    if not row.thread_rule:
+        return None
+    trail = [{"rule": rule, "hit": hit, "why": why} for rule, hit, why in row.thread_trail or []]
+    return {"rule": row.thread_rule, "trail": trail}
+
+
 def delivery_json(row: Row | None) -> dict | None:
     """How an outgoing reply's sending went: queued | sent | delivered | failed, attempts, the error."""
     if row is None:
@@ -155,7 +164,8 @@ def message_json(row: Row, files: list[Row], delivery: Row | None = None) -> dic
     )}
     if row.direction == "out":
         body |= {"kind": row.kind, "author_id": row.author_id, "delivery": delivery_json(delivery)}
-    return body | {"attachments": [attachment_json(f) for f in files], "created_at": iso_ms(row.created_at)}
+    return body | {"attachments": [attachment_json(f) for f in files], "created_at": iso_ms(row.created_at),
+                   "threading": threading_json(row)}
 
 
 async def message_rows(conn, tenant_id: int, where) -> tuple[list[Row], dict[int, list[Row]], dict[int, Row]]:

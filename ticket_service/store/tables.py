@@ -135,6 +135,8 @@ tickets = Table(
     # see it, never routed nor acknowledged. ``auto_reason`` says which sign gave it away.
     Column("auto", Boolean, nullable=False, server_default="0"),
     Column("auto_reason", String(64), nullable=False, server_default=""),
+    # Addresses on its messages' Cc (lower-case, bounded): they may quote its number to join it.
+    Column("cc", JSON),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
     Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
@@ -175,6 +177,9 @@ messages = Table(
     Column("sent_at", BigInteger),
     Column("kind", String(8), nullable=False, server_default=""),  # outgoing: reply | note (internal)
     Column("author_id", Integer, ForeignKey("agents.id")),  # the agent who wrote an outgoing message
+    # How the normalizer threaded it: the rule that placed it and each rule's hit or miss, why.
+    Column("thread_rule", String(32), nullable=False, server_default=""),
+    Column("thread_trail", JSON),
     UniqueConstraint("tenant_id", "channel", "dedup_key", name="uq_messages_dedup"),
     Index("ix_messages_ticket_id", "ticket_id", "id"),
     # Messages by kind (``GET /messages?kind=bounce``): the bounces no ticket holds.

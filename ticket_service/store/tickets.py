@@ -39,7 +39,7 @@ CLOSED = ("solved", "closed")
 NOT_STARTED = "new"
 _TICKET_COLS = (
     tickets.c.id, tickets.c.number, tickets.c.status, tickets.c.customer_id,
-    tickets.c.priority, tickets.c.closed_at, tickets.c.updated_at, tickets.c.auto,
+    tickets.c.priority, tickets.c.closed_at, tickets.c.updated_at, tickets.c.auto, tickets.c.cc,
 )
 
 _FIND_MESSAGE = Statement(select(messages.c.id, messages.c.ticket_id, messages.c.envelope_id).where(
@@ -51,14 +51,15 @@ _THREAD_SCOPE = (
     ticket_threads.c.tenant_id == bindparam("in_tenant"), ticket_threads.c.account_id == bindparam("in_account"),
     ticket_threads.c.thread_key.in_(bindparam("keys", expanding=True)),
 )
+# ``thread_key``: which of the keys led there, for the threading trail.
 _TICKET_FOR_KEYS = (
-    select(*_TICKET_COLS).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id)
+    select(*_TICKET_COLS, ticket_threads.c.thread_key).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id)
     .where(*_THREAD_SCOPE).order_by(tickets.c.id.desc()).limit(1)
 )
 # The common case of one key (a chat session) without the cost of expanding an IN list.
 _ONE_KEY = (*_THREAD_SCOPE[:2], ticket_threads.c.thread_key == bindparam("key"))
 _TICKET_FOR_KEY = Statement(
-    select(*_TICKET_COLS).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id).where(*_ONE_KEY)
+    select(*_TICKET_COLS, ticket_threads.c.thread_key).join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id).where(*_ONE_KEY)
 )
 _BOUND_KEYS = select(ticket_threads.c.thread_key).where(*_THREAD_SCOPE)
 _BOUND_KEY = Statement(select(ticket_threads.c.thread_key).where(*_ONE_KEY))
@@ -80,6 +81,11 @@ _INSERT_ATTACHMENTS = insert(attachments)
 _TOUCH = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(updated_at=bindparam("now")))
 _REOPEN = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
     updated_at=bindparam("now"), status="open", closed_at=None))
+# The same with new Cc addresses: still one statement for the message's ticket.
+_TOUCH_CC = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
+    updated_at=bindparam("now"), cc=bindparam("new_cc", type_=tickets.c.cc.type)))
+_REOPEN_CC = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
+    updated_at=bindparam("now"), status="open", closed_at=None, cc=bindparam("new_cc", type_=tickets.c.cc.type)))
 _CLEAR_AUTO = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(auto=False))
 _TICKET_HAS_MESSAGE = select(messages.c.id).where(
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.ticket_id == bindparam("ticket_id"),
@@ -102,7 +108,7 @@ def resolve_customer(conn: Connection, tenant_id: int, kind: str, scope: str, va
 
 
 def ticket_for_keys(conn: Connection, tenant_id: int, account_id: int, keys: Iterable[str]) -> Row | None:
-    """The newest ticket holding any of these conversation keys."""
+    """The newest ticket holding any of these conversation keys (and, as ``thread_key``, which)."""
     keys = list(keys)
     if not keys:
         return None
@@ -159,8 +165,13 @@ def add_attachments(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(_INSERT_ATTACHMENTS, rows)
 
 
-def touch_ticket(conn: Connection, ticket_id: int, now: int, reopen: bool = False) -> None:
-    (_REOPEN if reopen else _TOUCH).rowcount(conn, {"ticket_id": ticket_id, "now": now})
+def touch_ticket(conn: Connection, ticket_id: int, now: int, reopen: bool = False,
+                 cc: list[str] | None = None) -> None:
+    """Mark activity (and reopen); ``cc``, when given, replaces the ticket's Cc list."""
+    if cc is None:
+        (_REOPEN if reopen else _TOUCH).rowcount(conn, {"ticket_id": ticket_id, "now": now})
+    else:
+        (_REOPEN_CC if reopen else _TOUCH_CC).rowcount(conn, {"ticket_id": ticket_id, "now": now, "new_cc": cc})
 
 
 def clear_auto(conn: Connection, ticket_id: int) -> None:
