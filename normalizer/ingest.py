@@ -23,6 +23,7 @@ from ticket_service.store import customers
 from ticket_service.store import tickets as store
 from ticket_service.store.account_settings import auto_mail
 from ticket_service.store.admin import Account
+from ticket_service.store.callbacks import close_callback
 from ticket_service.store.db import Database
 from ticket_service.store.reply_tokens import is_signed
 
@@ -122,6 +123,8 @@ def _ingest(conn: Connection, account: Account, env: Envelope, inbound: Inbound,
         created_at=env.received_at, sent_at=inbound.sent_at,
     )
     store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
+    if env.channel == "voice":
+        close_callback(conn, tenant, inbound.headers["call"], now)
     if inbound.tags and outcome.ticket_id is not None and outcome.kind != "auto":
         store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
     outcome.customer_id = customer.id
@@ -158,6 +161,7 @@ def _update_call(conn: Connection, account: Account, env: Envelope, inbound: Inb
     if state == headers.get("call"):
         return Outcome("redelivered" if seen.envelope_id == env.id else "duplicate", seen.ticket_id, seen.id)
     values = dict(headers={**headers, "call": state}, text=calls.summary(state), subject=calls.subject(state)[:1000])
+    close_callback(conn, account.tenant_id, state, now_ms())
     if seen.ticket_id is None and not inbound.auto_reason:
         # The call's first events did not name the caller (a recording callback): place it now.
         inbound.subject = values["subject"]
