@@ -23,6 +23,7 @@ from normalizer.threading import Context, ThreadMatch, cc_addresses, find_thread
 from ticket_service.store import customers
 from ticket_service.store import tickets as store
 from ticket_service.store.account_settings import auto_mail
+from ticket_service.store.callbacks import close_callback
 from ticket_service.store.db import Database
 from ticket_service.store.reply_tokens import is_signed
 
@@ -123,6 +124,7 @@ def _ingest(conn: Connection, job: Job, inbound: Inbound, attachments: list[dict
         thread_trail=match.trail,
     )
     store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
+    _close_task(conn, tenant, inbound.headers, now)
     if inbound.tags and outcome.ticket_id is not None and outcome.kind != "auto":
         store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
     outcome.customer_id = customer.id
@@ -153,6 +155,13 @@ def _thread(conn: Connection, job: Job, inbound: Inbound, now: int, windows: Win
     return outcome, customer, match
 
 
+def _close_task(conn: Connection, tenant_id: int, headers: dict, now: int) -> None:
+    """A message that reports on a callback task (a call naming ``callback_of``) closes it."""
+    call = headers.get("call")
+    if isinstance(call, dict) and call.get("callback_of"):
+        close_callback(conn, tenant_id, call, now)
+
+
 def _merge(conn: Connection, job: Job, inbound: Inbound, seen, windows: Windows, hook: OnDuplicate) -> Outcome:
     """A channel that merges repeats (voice: later events of one call, any order, any retry)
     updates the stored message with what its hook makes of the repeat."""
@@ -163,6 +172,7 @@ def _merge(conn: Connection, job: Job, inbound: Inbound, seen, windows: Windows,
         return Outcome("redelivered" if seen.envelope_id == env.id else "duplicate", seen.ticket_id, seen.id)
     values = dict(headers=change.headers, text=change.text, subject=change.subject[:1000])
     tags = list(change.tags)
+    _close_task(conn, account.tenant_id, change.headers, now_ms())
     if seen.ticket_id is None and not inbound.auto_reason:
         # The first events did not name the sender (a call's recording callback): place it now.
         inbound.subject = values["subject"]

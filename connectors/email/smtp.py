@@ -47,6 +47,12 @@ class SessionLimits:
     max_connections: int = 1000
 
 
+def _without_detail(address: str) -> str:
+    """``help+detail@acme.test`` -> ``help@acme.test`` (RFC 5233 subaddress, "+" separator)."""
+    local, at, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}{at}{domain}" if at and local.partition("+")[0] else address
+
+
 class InboundHandler:
     """aiosmtpd handler hooks; RCPT is checked early so unknown mail is refused in-session."""
 
@@ -65,6 +71,9 @@ class InboundHandler:
             return "452 4.5.3 Too many recipients"
         try:
             account = await self.accounts.by_address(CHANNEL, key)
+            if account is None and key != (base := _without_detail(key)):
+                # Our replies' Reply-To is help+<signed token>@…: the mailbox itself receives it.
+                account = await self.accounts.by_address(CHANNEL, base)
         except SQLAlchemyError:
             log.error("smtp.account_lookup_failed", exc_info=True)
             _count("rejected", "lookup_failed")

@@ -47,6 +47,7 @@ class Call:
     recording_id: str = ""
     transcript: str = ""
     ivr_path: list[str] = field(default_factory=list)
+    callback_of: str = ""  # the reply message id of the callback task this call carried out
 
     def to_doc(self) -> dict:
         return asdict(self)

@@ -76,19 +76,32 @@ def record(doc: object, where: str = "") -> Call:
     recording = _str(doc, "recording_url", where, 2000)
     if recording and not recording.startswith(("https://", "http://")):
         raise FieldError("invalid_field", f"{where}'recording_url' must be an http(s) URL")
+    customer, ours = ("to", "from") if direction == "outbound" else ("from", "to")
     ivr = doc.get("ivr_path", [])
     if not isinstance(ivr, list) or len(ivr) > 50 or not all(isinstance(s, str) and len(s) <= 100 for s in ivr):
         raise FieldError("invalid_field", f"{where}'ivr_path' must be a list of at most 50 short strings")
     return Call(
         id=call_id, source="records", status=status, direction=direction,
-        caller=_str(doc, "from", where, 64), callee=_str(doc, "to", where, 64),
+        caller=_str(doc, customer, where, 64), callee=_str(doc, ours, where, 64),
         caller_name=_str(doc, "caller_name", where), agent=_str(doc, "agent", where),
         queue=_str(doc, "queue", where), disposition=_str(doc, "disposition", where),
         started_at=_time(doc, "started_at", where), answered_at=_time(doc, "answered_at", where),
         ended_at=_time(doc, "ended_at", where), duration=_seconds(doc, "duration", where),
         talk_time=_seconds(doc, "talk_time", where), recording=recording,
         transcript=_str(doc, "transcript", where, MAX_TRANSCRIPT), ivr_path=[s.strip() for s in ivr],
+        callback_of=_callback_of(doc, where),
     )
+
+
+def _callback_of(doc: dict, where: str) -> str:
+    """The reply message id (``GET /api/v1/tickets/{id}``) of the callback task this call made."""
+    value = doc.get("callback_of")
+    if value is None or value == "":
+        return ""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text.isdecimal() or not 0 < len(text) <= 18 or int(text) == 0:
+        raise FieldError("invalid_field", f"{where}'callback_of' must be the reply's message id (a positive integer)")
+    return str(int(text))
 
 
 def read(body: bytes, max_records: int = MAX_RECORDS) -> list[Call]:
