@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import keys, metrics
+from core.batch import Batch, NotAttempted, Result
 from core.bus import Bus, _text
 from core.envelope import FIELD, Envelope
 from core.errors import EnvelopeError, PermanentError
@@ -29,12 +30,7 @@ from core.settings import Settings
 
 log = structlog.get_logger()
 
-_DONE, _FAILED, _OUTAGE = "done", "failed", "outage"
 _OUTAGE_MARK = b"outage: "
-
-
-class NotAttempted(Exception):
-    """An entry of a batch left alone because a dependency went down on an earlier one."""
 
 
 def bound(env: Envelope):
@@ -190,7 +186,7 @@ class Worker:
             env = await self._prepare(stream, entry_id, fields, deliveries)
             if isinstance(env, Envelope):
                 ready.append((entry_id, fields[FIELD], env, deliveries))
-            elif env == _DONE:
+            elif env.acked:
                 acks.append(entry_id)  # nothing left to do, or dead-lettered
             else:
                 failed = True
@@ -207,8 +203,8 @@ class Worker:
                 for _ in ready:
                     metrics.HANDLE_SECONDS.labels(self.role).observe(share)
             for (entry_id, raw, env, deliveries), error in zip(ready, results, strict=True):
-                outcome = await self._settle(stream, entry_id, raw, env, deliveries, error)
-                if outcome == _DONE:
+                result = await self._settle(stream, entry_id, raw, env, deliveries, error)
+                if result.acked:
                     acks.append(entry_id)
                     if deliveries > 1:
                         retried.append(entry_id)
@@ -227,68 +223,62 @@ class Worker:
         """Handle a batch; returns, per envelope, None (done) or the exception it failed with.
 
         This default handles them one by one with ``handle``; a stage overrides it to share
-        work across a batch (the normalizer stores a batch in one transaction). Once a
-        dependency is down the rest are not attempted: they fail with ``NotAttempted``.
+        work across a batch (``core.batch.Batch``: the normalizer stores a batch in one
+        transaction). Once a dependency is down the rest are not attempted: they fail with
+        ``NotAttempted``.
         """
-        results: list[BaseException | None] = []
-        for env in envelopes:
-            if results and self._outage(results[-1]):
-                results.append(NotAttempted("not attempted"))
-                continue
-            with bound(env):
-                try:
-                    await self.handle(env)
-                    results.append(None)
-                except Exception as exc:
-                    results.append(exc)
-        return results
+        batch = Batch(len(envelopes), self.is_outage, self.role)
+        await batch.run(dict(enumerate(envelopes)), single=self._handle_one)
+        return batch.results
 
-    def _outage(self, error: BaseException | None) -> bool:
-        return error is not None and (isinstance(error, NotAttempted) or self.is_outage(error))
+    async def _handle_one(self, envelope: Envelope) -> None:
+        with bound(envelope):
+            await self.handle(envelope)
 
-    async def _prepare(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> Envelope | str:
-        """The entry's envelope, ready to handle; else _DONE (nothing to do, or dead-lettered) or _FAILED."""
+    async def _prepare(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> Envelope | Result:
+        """The entry's envelope, ready to handle; else what became of it (see ``_settle``)."""
         raw = fields.get(FIELD) if fields else None
         if raw is None:
             # Deleted from the stream while pending: nothing left to process.
-            return _DONE
+            return Result.GONE
         try:
             env = Envelope.unpack(raw)
         except EnvelopeError as exc:
             await self._dead(stream, entry_id, raw, f"envelope: {exc}", deliveries)
-            return _DONE
+            return Result.DEAD
         if deliveries > self.settings.max_deliveries:
             last = await self.redis.hget(keys.last_error_key(stream, self.group), entry_id)
             # Deliveries spent while a dependency was down say nothing about the entry.
             if not (last or b"").startswith(_OUTAGE_MARK):
                 with bound(env):
                     await self._dead(stream, entry_id, raw, _text(last or b"max deliveries exceeded"), deliveries)
-                return _DONE
+                return Result.DEAD
         try:
             return await self.bus.materialize(env)
         except Exception as exc:
             return await self._settle(stream, entry_id, raw, env, deliveries, exc)
 
     async def _settle(self, stream: str, entry_id: str, raw: bytes, env: Envelope, deliveries: int,
-                      error: BaseException | None) -> str:
-        """Account for one handled entry: _DONE (handled or dead-lettered), _FAILED or _OUTAGE (left pending)."""
+                      error: BaseException | None) -> Result:
+        """Account for one handled entry: ok or dead (acked), failed or outage (left pending)."""
         if error is None:
-            self.counters["ok"] += 1
-            metrics.HANDLED.labels(self.role, stream, "ok").inc()
+            self.counters[Result.OK] += 1
+            metrics.HANDLED.labels(self.role, stream, Result.OK).inc()
             if deliveries > 1:
                 self.counters["retried"] += 1
-            return _DONE
+            return Result.OK
         with bound(env):
             if isinstance(error, PermanentError):
                 await self._dead(stream, entry_id, raw, f"{type(error).__name__}: {error}", deliveries)
-                return _DONE
-            outage = self._outage(error)
+                return Result.DEAD
             reason = f"{type(error).__name__}: {error}"[:4000]
             if isinstance(error, NotAttempted):
                 # Left for later because of the entry before it: no attempt to count.
                 await self.redis.hset(keys.last_error_key(stream, self.group), entry_id, _OUTAGE_MARK.decode() + reason)
-                return _OUTAGE
-            self.counters["outage" if outage else "failed"] += 1
+                return Result.OUTAGE
+            outage = self.is_outage(error)
+            result = Result.OUTAGE if outage else Result.FAILED
+            self.counters[result] += 1
             metrics.HANDLED.labels(self.role, stream, "retry").inc()
             if outage:
                 log.warning("worker.dependency_down", entry_id=entry_id, error=reason)
@@ -297,11 +287,11 @@ class Worker:
                           exc_info=(type(error), error, error.__traceback__))
             await self.redis.hset(keys.last_error_key(stream, self.group), entry_id,
                                   _OUTAGE_MARK.decode() + reason if outage else reason)
-            return _OUTAGE if outage else _FAILED
+            return result
 
     async def _dead(self, stream: str, entry_id: str, raw: bytes, error: str, deliveries: int) -> None:
-        self.counters["dead"] += 1
-        metrics.HANDLED.labels(self.role, stream, "dead").inc()
+        self.counters[Result.DEAD] += 1
+        metrics.HANDLED.labels(self.role, stream, Result.DEAD).inc()
         metrics.DEAD_LETTERED.labels(self.role, stream).inc()
         log.warning("worker.dead_letter", entry_id=entry_id, stream=stream, error=error)
         await self.bus.dead_letter(stream, self.group, entry_id, raw, error, deliveries)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -37,14 +38,28 @@ def store_key(key: str) -> str:
     return key if len(key) <= _KEY_MAX else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+class Kind(StrEnum):
+    """What happened to an inbound message; logged as ``message.<kind>``."""
+
+    CREATED = "created"  # opened a ticket
+    APPENDED = "appended"  # joined an open ticket
+    REOPENED = "reopened"  # reopened a ticket closed within the reopen window
+    FOLLOWUP = "followup"  # opened a ticket linked to one closed before the window
+    AUTO = "auto"  # machine-made mail that starts and revives nothing (RFC 3834 §2)
+    DROPPED = "dropped"  # bulk mail the mailbox wants none of: not stored
+    DUPLICATE = "duplicate"  # stored before from another envelope
+    REDELIVERED = "redelivered"  # stored before from this envelope (a redelivery)
+    UPDATED = "updated"  # a voice call's later event merged into its message
+
+
 @dataclass(slots=True)
 class Outcome:
-    """What happened: created | appended | reopened | followup | auto | dropped | duplicate | redelivered | updated.
+    """What happened to one message (``Kind``) and where it lives.
 
     ``auto`` is set when the ticket was opened by bulk mail (its reason): not to be routed.
     """
 
-    kind: str
+    kind: Kind
     ticket_id: int | None
     message_id: int
     number: int | None = None
@@ -105,13 +120,13 @@ def _ingest(conn: Connection, job: Job, inbound: Inbound, attachments: list[dict
     if seen and job.channel.on_duplicate is not None:
         return _merge(conn, job, inbound, seen, windows, job.channel.on_duplicate)
     if seen:
-        kind = "redelivered" if seen.envelope_id == env.id else "duplicate"
+        kind = Kind.REDELIVERED if seen.envelope_id == env.id else Kind.DUPLICATE
         return Outcome(kind, seen.ticket_id, seen.id)
     if windows.reply_secret and not inbound.auto_reason and is_signed(windows.reply_secret, tenant, inbound.own_key):
         inbound.auto_reason = "own-message-id"  # our own outbound mail came back: a mail loop
         inbound.auto_kind = "reply"
     if inbound.auto_kind == "bulk" and auto_mail(account.settings) == "drop":
-        return Outcome("dropped", None, 0, rule=inbound.auto_reason)  # the mailbox wants none of it
+        return Outcome(Kind.DROPPED, None, 0, rule=inbound.auto_reason)  # the mailbox wants none of it
     now = now_ms()
     sender = inbound.sender
     outcome, customer, match = _thread(conn, job, inbound, now, windows)
@@ -125,7 +140,7 @@ def _ingest(conn: Connection, job: Job, inbound: Inbound, attachments: list[dict
     )
     store.add_attachments(conn, [dict(a, tenant_id=tenant, message_id=outcome.message_id) for a in attachments])
     _close_task(conn, tenant, inbound.headers, now)
-    if inbound.tags and outcome.ticket_id is not None and outcome.kind != "auto":
+    if inbound.tags and outcome.ticket_id is not None and outcome.kind != Kind.AUTO:
         store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
     outcome.customer_id = customer.id
     outcome.rule = match.rule
@@ -149,7 +164,7 @@ def _thread(conn: Connection, job: Job, inbound: Inbound, now: int, windows: Win
     outcome = _place(conn, account, env, inbound, customer, match, keys, now, windows.reopen_ms)
     match.note("placed", outcome.ticket_id is not None, _placement(match, outcome, inbound))
     stays = match.rule == "session" and outcome.ticket_id == match.ticket.id
-    if session and outcome.ticket_id is not None and outcome.kind != "auto" and not stays:
+    if session and outcome.ticket_id is not None and outcome.kind != Kind.AUTO and not stays:
         # The session follows the conversation to whichever ticket it now lives on.
         store.bind_thread_keys(conn, tenant, account.id, outcome.ticket_id, [session], now, repoint=True)
     return outcome, customer, match
@@ -169,7 +184,7 @@ def _merge(conn: Connection, job: Job, inbound: Inbound, seen, windows: Windows,
     headers = store.message_headers(conn, seen.id)
     change = hook(headers, inbound)
     if change is None:
-        return Outcome("redelivered" if seen.envelope_id == env.id else "duplicate", seen.ticket_id, seen.id)
+        return Outcome(Kind.REDELIVERED if seen.envelope_id == env.id else Kind.DUPLICATE, seen.ticket_id, seen.id)
     values = dict(headers=change.headers, text=change.text, subject=change.subject[:1000])
     tags = list(change.tags)
     _close_task(conn, account.tenant_id, change.headers, now_ms())
@@ -190,7 +205,7 @@ def _merge(conn: Connection, job: Job, inbound: Inbound, seen, windows: Windows,
         row = store.ticket_by_id(conn, account.tenant_id, seen.ticket_id)
         tier = customers.vip_tier(conn, row.customer_id if row else None)
         store.tag_ticket(conn, seen.ticket_id, tags, tier)
-    return Outcome("updated", seen.ticket_id, seen.id)
+    return Outcome(Kind.UPDATED, seen.ticket_id, seen.id)
 
 
 def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, customer, match: ThreadMatch,
@@ -199,7 +214,7 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     tenant, ticket = account.tenant_id, match.ticket
     if inbound.auto_reason and (ticket is not None or not _opens_auto_ticket(account, inbound)):
         # RFC 3834 §2: automatic responses must not start or revive a conversation.
-        return Outcome("auto", ticket.id if ticket else None, 0, ticket.number if ticket else None)
+        return Outcome(Kind.AUTO, ticket.id if ticket else None, 0, ticket.number if ticket else None)
     if inbound.auto_reason:
         return _auto_ticket(conn, account, env, inbound, customer, keys, now)
     if ticket is not None and ticket.auto:
@@ -207,11 +222,11 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     if ticket is not None and ticket.status not in store.CLOSED:
         store.touch_ticket(conn, ticket.id, now, cc=merged_cc(ticket.cc, inbound))
         store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
-        return Outcome("appended", ticket.id, 0, ticket.number, priority=ticket.priority)
+        return Outcome(Kind.APPENDED, ticket.id, 0, ticket.number, priority=ticket.priority)
     if ticket is not None and now - (ticket.closed_at or 0) <= reopen_window_ms:
         store.touch_ticket(conn, ticket.id, now, reopen=True, cc=merged_cc(ticket.cc, inbound))
         store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
-        return Outcome("reopened", ticket.id, 0, ticket.number, priority=ticket.priority)
+        return Outcome(Kind.REOPENED, ticket.id, 0, ticket.number, priority=ticket.priority)
     ticket_id, number = store.create_ticket(
         conn, tenant_id=tenant, subject=(inbound.subject or "(no subject)")[:1000], status="new",
         channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,
@@ -219,7 +234,7 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     )
     # A follow-up after the reopen window takes the conversation over from the old ticket.
     store.bind_thread_keys(conn, tenant, account.id, ticket_id, keys, now, repoint=ticket is not None)
-    kind = "followup" if ticket is not None else "created"
+    kind = Kind.FOLLOWUP if ticket is not None else Kind.CREATED
     return Outcome(kind, ticket_id, 0, number, priority=customer.vip_tier)
 
 
@@ -266,4 +281,4 @@ def _auto_ticket(conn: Connection, account: Account, env: Envelope, inbound: Inb
     )
     # The next notification of the same thread (an incident's updates) joins this ticket.
     store.bind_thread_keys(conn, account.tenant_id, account.id, ticket_id, keys, now)
-    return Outcome("created", ticket_id, 0, number, priority=customer.vip_tier, auto=reason)
+    return Outcome(Kind.CREATED, ticket_id, 0, number, priority=customer.vip_tier, auto=reason)

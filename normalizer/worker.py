@@ -10,6 +10,7 @@ from connectors.inbound import Inbound
 from connectors.registry import CHANNELS
 from core import keys, metrics
 from core.accounts import Accounts
+from core.batch import Batch
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.channel import Channel
@@ -17,8 +18,8 @@ from core.envelope import Envelope
 from core.errors import PermanentError
 from core.ids import now_ms
 from core.settings import Settings
-from core.worker import NotAttempted, Worker, bound
-from normalizer.ingest import Job, Outcome, Windows, ingest, store_jobs
+from core.worker import Worker, bound
+from normalizer.ingest import Job, Kind, Outcome, Windows, ingest, store_jobs
 from ticket_service import events
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
@@ -27,13 +28,15 @@ from ticket_service.store.directory import AccountDirectory
 log = structlog.get_logger()
 
 _EVENT_FOR = {
-    "created": events.TICKET_CREATED,
-    "followup": events.TICKET_CREATED,
-    "reopened": events.TICKET_REOPENED,
-    "appended": events.MESSAGE_ADDED,
+    Kind.CREATED: events.TICKET_CREATED,
+    Kind.FOLLOWUP: events.TICKET_CREATED,
+    Kind.REOPENED: events.TICKET_REOPENED,
+    Kind.APPENDED: events.MESSAGE_ADDED,
     # Redelivery after a crash between commit and publish: publish again (router is idempotent).
-    "redelivered": events.MESSAGE_ADDED,
+    Kind.REDELIVERED: events.MESSAGE_ADDED,
 }
+# A message that now lives on a ticket: counted in the ingress-to-ticket latency.
+_STORED = frozenset({Kind.CREATED, Kind.FOLLOWUP, Kind.REOPENED, Kind.APPENDED})
 
 
 class UnknownAccount(PermanentError):
@@ -72,33 +75,11 @@ class Normalizer(Worker):
         When the batch transaction fails (a bad row, a unique-key race with another
         normalizer), each envelope is stored in its own, so only the bad one fails.
         """
-        results: list[BaseException | None] = [None] * len(envelopes)
-        jobs: dict[int, Job] = {}
-        for n, env in enumerate(envelopes):
-            try:
-                jobs[n] = await self._job(env)
-            except Exception as exc:
-                results[n] = exc
+        batch = Batch(len(envelopes), self.is_outage, self.role)
+        jobs = await batch.run(dict(enumerate(envelopes)), single=self._job)
         windows = self.windows
-        stored: dict[int, list[Outcome]] = {}
-        if len(jobs) > 1:
-            try:
-                stored = dict(zip(jobs, await self.db.run_write(store_jobs, list(jobs.values()), windows), strict=True))
-            except Exception as exc:
-                if self.is_outage(exc):
-                    first = next(iter(jobs))
-                    return [exc if n == first else NotAttempted("not attempted") if n in jobs else r
-                            for n, r in enumerate(results)]
-                log.info("normalizer.batch_split", error=f"{type(exc).__name__}: {exc}", size=len(jobs))
-        if not stored:
-            for n, job in jobs.items():
-                if results[n] is None and any(self._outage(r) for r in results):
-                    results[n] = NotAttempted("not attempted")
-                    continue
-                try:
-                    stored[n] = await ingest(self.db, job, windows)
-                except Exception as exc:
-                    results[n] = exc
+        stored = await batch.run(jobs, single=lambda job: ingest(self.db, job, windows),
+                                 whole=lambda each: self.db.run_write(store_jobs, each, windows))
         published = []
         for n, outcomes in stored.items():
             env, tenant_id = envelopes[n], jobs[n].account.tenant_id
@@ -107,7 +88,7 @@ class Normalizer(Worker):
                     log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
                              rule=outcome.rule, auto=outcome.auto or None)
                     self._count_auto(env.channel, outcome)
-                    if outcome.kind in ("created", "followup", "reopened", "appended"):
+                    if outcome.kind in _STORED:
                         metrics.INGRESS_TO_TICKET.observe(max(now_ms() - env.received_at, 0) / 1000)
                     if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
                         published.append((keys.TICKET_EVENTS, self._event(env, tenant_id, outcome)))
@@ -116,9 +97,8 @@ class Normalizer(Worker):
                 await self.bus.publish_many(published)
             except Exception as exc:
                 # Stored but not announced: left pending, the redelivery announces them again.
-                for n in stored:
-                    results[n] = exc
-        return results
+                batch.fail(stored, exc)
+        return batch.results
 
     async def _job(self, envelope: Envelope) -> Job:
         try:
@@ -149,8 +129,8 @@ class Normalizer(Worker):
     def _count_auto(channel: str, outcome: Outcome) -> None:
         if outcome.auto:
             metrics.AUTO_MAIL.labels(channel, "ticket").inc()
-        elif outcome.kind in ("auto", "dropped"):
-            metrics.AUTO_MAIL.labels(channel, "dropped" if outcome.kind == "dropped" else "kept").inc()
+        elif outcome.kind in (Kind.AUTO, Kind.DROPPED):
+            metrics.AUTO_MAIL.labels(channel, "dropped" if outcome.kind == Kind.DROPPED else "kept").inc()
 
     @staticmethod
     def _event(env: Envelope, tenant_id: int, outcome: Outcome) -> Envelope:

@@ -15,6 +15,7 @@ from core import metrics
 from core.ids import now_ms
 from router import policy, snapshot
 from router.batch import Assigner, Pull
+from router.outcome import Decision
 from ticket_service.rule_schema import RuleError
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
@@ -50,7 +51,7 @@ def _escalate(conn: Connection, entry: Row, stage: int, base: policy.Requirement
         tags = list(locked.tags or [])
         if policy.ESCALATED_TAG not in tags:
             tickets_store.set_tags(conn, entry.ticket_id, [*tags, policy.ESCALATED_TAG])
-        decisions_store.record(conn, entry.tenant_id, entry.ticket_id, "escalated", now, rule_id=entry.rule_id,
+        decisions_store.record(conn, entry.tenant_id, entry.ticket_id, Decision.ESCALATED, now, rule_id=entry.rule_id,
                      detail={"stage": stage, "requirements": policy.widened(base, stage).to_json(),
                              "waited_s": (now - entry.queued_at) // 1000})
     return True
@@ -100,7 +101,7 @@ class Periodic:
         if not await self.db.run_write(_escalate, entry, stage, base, now):
             return
         if stage > entry.stage:
-            metrics.ROUTER_DECISIONS.labels("escalated").inc()
+            metrics.ROUTER_DECISIONS.labels(Decision.ESCALATED).inc()
             log.info("router.escalated", tenant_id=entry.tenant_id, ticket_id=entry.ticket_id, stage=stage)
             await self.assigner.route(entry.ticket_id, via="escalation")
 

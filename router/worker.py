@@ -10,13 +10,15 @@ from collections.abc import Mapping
 import structlog
 
 from core import keys, metrics
+from core.batch import Batch
 from core.bus import Bus
 from core.envelope import Envelope
 from core.errors import PermanentError
 from core.ids import now_ms
 from core.settings import Settings
-from core.worker import NotAttempted, Worker
+from core.worker import Worker
 from router.batch import Assigner, Pull, Route
+from router.outcome import Decision
 from router.periodic import Periodic
 from ticket_service import events
 from ticket_service.store import decisions as decisions_store
@@ -77,18 +79,19 @@ class Router(Worker):
             return None
         return _int(event, "tenant_id"), _int(event, "ticket_id"), str(event["auto"])
 
-    async def _skip(self, skipped: list[tuple[int, int, str]]) -> None:
+    async def _skip(self, skipped: list[tuple[int, int, str]]) -> list[None]:
         def record(conn) -> None:
             for tenant_id, ticket_id, reason in skipped:
-                decisions_store.record(conn, tenant_id, ticket_id, "skipped", now, detail={
+                decisions_store.record(conn, tenant_id, ticket_id, Decision.SKIPPED, now, detail={
                     "reason": "auto", "auto_reason": reason})
 
         if skipped:
             now = now_ms()
             await self.db.run_write(record)
-            metrics.ROUTER_DECISIONS.labels("skipped").inc(len(skipped))
+            metrics.ROUTER_DECISIONS.labels(Decision.SKIPPED).inc(len(skipped))
             for _, ticket_id, reason in skipped:
                 log.info("router.skipped", ticket_id=ticket_id, reason="auto", auto_reason=reason)
+        return [None] * len(skipped)
 
     async def handle(self, envelope: Envelope) -> None:
         event = events.read_event(envelope)
@@ -105,61 +108,36 @@ class Router(Worker):
     async def handle_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
         """The routes and pulls of the batch in shared rounds (see ``Assigner.apply``), split
         where an agent changes status. When a round fails for anything but an outage, its
-        events are handled one by one (``Worker.handle_batch``), so that only a bad one fails."""
-        results: list[BaseException | None] = [None] * len(envelopes)
-        group: list[tuple[int, list[Route | Pull]]] = []
-        skipped: list[tuple[int, tuple[int, int, str]]] = []
+        events are applied one by one (``core.batch.Batch``), so that only a bad one fails."""
+        batch = Batch(len(envelopes), self.is_outage, self.role)
+        group: dict[int, list[Route | Pull]] = {}
+        skipped: dict[int, tuple[int, int, str]] = {}
         for i, envelope in enumerate(envelopes):
             try:
                 event = events.read_event(envelope)
                 if skip := self._skipped(event):
-                    skipped.append((i, skip))
+                    skipped[i] = skip
                 requests = self._requests(event)
             except Exception as exc:
-                results[i] = exc
+                batch.fail([i], exc)
                 continue
             if requests is not None:
-                group.append((i, requests))
+                group[i] = requests
                 continue
-            if await self._apply(envelopes, group, results):
-                return self._not_attempted(results, i)
-            group = []
-            [results[i]] = await super().handle_batch([envelope])
-            if self._outage(results[i]):
-                return self._not_attempted(results, i + 1)
-        await self._apply(envelopes, group, results)
-        try:
-            await self._skip([skip for _, skip in skipped])
-        except Exception as exc:
-            for i, _ in skipped:
-                results[i] = exc
-        return results
+            await self._apply(batch, group)
+            group = {}
+            await batch.run({i: envelope}, single=self._handle_one)
+        await self._apply(batch, group)
+        await batch.run(skipped, single=lambda skip: self._skip([skip]), whole=self._skip)
+        return batch.results
 
-    async def _apply(self, envelopes: list[Envelope], group: list[tuple[int, list]],
-                     results: list[BaseException | None]) -> bool:
-        """Handle a group of events in shared rounds; True when the database went away."""
-        if not group:
-            return False
-        try:
-            await self.assigner.apply([r for _, requests in group for r in requests])
-            return False
-        except Exception as exc:
-            if self.is_outage(exc):
-                for i, _ in group:
-                    results[i] = exc
-                return True
-            log.warning("router.batch_failed", error=f"{type(exc).__name__}: {exc}", events=len(group))
-        singles = await super().handle_batch([envelopes[i] for i, _ in group])
-        for (i, _), result in zip(group, singles, strict=True):
-            results[i] = result
-        return any(self._outage(result) for result in singles)
+    async def _apply(self, batch: Batch, group: dict[int, list[Route | Pull]]) -> None:
+        """A group of events' requests in shared rounds; per event on its own when that fails."""
+        async def whole(each: list[list[Route | Pull]]) -> list[None]:
+            await self.assigner.apply([r for requests in each for r in requests])
+            return [None] * len(each)
 
-    @staticmethod
-    def _not_attempted(results: list[BaseException | None], start: int) -> list[BaseException | None]:
-        for i in range(start, len(results)):
-            if results[i] is None:
-                results[i] = NotAttempted("not attempted")
-        return results
+        await batch.run(group, single=self.assigner.apply, whole=whole)
 
     async def tick(self) -> None:
         """The periodic pass: escalations, load drift, pulls for agents with room, queue depths."""

@@ -231,3 +231,20 @@ async def test_a_round_that_fails_is_retried_event_by_event_and_only_the_bad_one
     assert [r is None for r in results] == [True, False, True]
     assert not isinstance(results[1], NotAttempted)
     assert await _assignees(system) == {1: agent, 2: agent}
+
+
+async def test_a_bulk_mail_ticket_in_a_round_that_fails_is_recorded_as_skipped_once(system):
+    agent = await _agent(system, "Al", status="online", capacity={"email": 5})
+    for who in ("a", "b"):
+        await system.publish(make_mail(sender=f"{who}@example.com")[0])
+    await system.drain()
+    first, second = [t.id for t in await system.tickets()]
+    # The round fails on the impossible id and is split; the skip is still recorded once.
+    batch = [events.event_envelope(events.TICKET_CREATED, "acme", "", "", tenant_id=system.tenant, ticket_id=t, **kw)
+             for t, kw in ((first, {}), (2**63, {}), (second, {"auto": "bulk"}))]
+    results = await Router(system.bus, system.settings, system.db, capacity_classes()).handle_batch(batch)
+    assert [r is None for r in results] == [True, False, True]
+    async with system.db.read() as conn:
+        rows = await conn.run_sync(decisions_store.decisions, system.tenant, second)
+    assert [(r.outcome, r.detail) for r in rows] == [("skipped", {"reason": "auto", "auto_reason": "bulk"})]
+    assert await _assignees(system) == {1: agent, 2: None}
