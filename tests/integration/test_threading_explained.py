@@ -19,7 +19,7 @@ from sqlalchemy import inspect, update
 from support import SUPPORT, make_mail, role_env
 from test_forms import CONTACT, post
 from test_sdk import App, message
-from test_wechat import TOKEN, WeChat, text_message
+from wechat_support import TOKEN, WeChat, text_message
 
 from connectors.registry import capacity_classes
 from core.ids import now_ms

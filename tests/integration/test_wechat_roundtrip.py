@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_support import running_gateway
 from outbox_support import SECRET, Outbound
-from test_wechat import AES_KEY, OPENID, TOKEN, WeChat, text_message
 from wechat_standin import start_wechat_standin
+from wechat_support import AES_KEY, OPENID, TOKEN, WeChat, text_message
 
 from connectors.registry import capacity_classes
 from ticket_service.api import setup_api
