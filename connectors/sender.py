@@ -86,6 +86,21 @@ class Sender(Worker):
                 await self.http.close()
                 self.http = None
 
+    async def handle_batch(self, envelopes: list[Envelope]) -> list[BaseException | None]:
+        """The sends of a batch at once, at most ``send_concurrency``: each waits on its platform,
+        not on the others (`make bench` outbound, one sender: 70 replies/s one at a time)."""
+        limit = asyncio.Semaphore(max(1, self.settings.send_concurrency))
+
+        async def one(envelope: Envelope) -> BaseException | None:
+            async with limit:
+                try:
+                    await self._handle_one(envelope)
+                except Exception as exc:
+                    return exc
+            return None
+
+        return list(await asyncio.gather(*(one(e) for e in envelopes)))
+
     async def handle(self, envelope: Envelope) -> None:
         # The lease ends before the entry can be reclaimed, so a killed sender's reply is taken up again.
         lease = int(self.settings.visibility_timeout_ms * 0.9)

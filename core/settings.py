@@ -89,6 +89,7 @@ class Settings:
     send_max_attempts_by_channel: str = ""  # per channel, e.g. "wechat=3,email=12"
     send_backoff_base_s: float = 2.0  # wait after the first temporary failure; doubles each time
     send_backoff_cap_s: float = 900.0
+    send_concurrency: int = 16  # replies one sender has in flight at once
     outbox_relay_interval_ms: int = 200  # how often the relay looks for replies to put on the streams
     # Logs
     log_level: str = "info"

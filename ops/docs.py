@@ -113,6 +113,8 @@ HELP: dict[str, str] = {
     "at when pulling from the queue.",
     "reply_max_body": "Largest body `POST /api/v1/tickets/{id}/messages` takes, base64 "
     "attachments included (413 above it); the other API routes keep their 64 KiB.",
+    "send_concurrency": "Replies one `sender` has in flight at once (each waits on its platform, "
+    "not on the others); mind the relay's connection limit per client.",
     "send_max_attempts": "Sends of one reply (the first included) before it is `failed` with the "
     "platform's last error.",
     "send_max_attempts_by_channel": "Per-channel attempt limits over `send_max_attempts`, "

@@ -6,6 +6,7 @@ SENDERS for the test.
 
 import pytest
 from outbox_support import SECRET, Platform, outbound_world
+from sqlalchemy import update
 
 from connectors.relay import Relay
 from connectors.sender import Sender
@@ -13,6 +14,7 @@ from connectors.senders import SENDERS
 from core import keys
 from core.outbound import PermanentFailure, Sent, TemporaryFailure
 from core.outbox import backoff_ms
+from ticket_service.store.tables import outbox
 
 
 @pytest.fixture
@@ -127,6 +129,23 @@ async def test_a_duplicate_entry_of_a_sent_reply_sends_nothing(outbound, platfor
     assert len(platform.calls) == 1
     [row] = await outbound.rows()
     assert (row.status, row.attempts) == ("sent", 1)
+
+
+async def test_a_result_whose_event_was_lost_is_announced_again_when_its_entry_returns(outbound, platform):
+    # A sender killed after the commit and before the publish: the row is sent, no event went out,
+    # and the entry is still pending. Its redelivery sends nothing and announces the result.
+    _, body = await outbound.post({"text": "once"})
+    [due] = await outbound.store.due(2**62, 10)
+    async with outbound.system.db.write() as conn:
+        await conn.execute(update(outbox).where(outbox.c.id == due.outbox_id).values(
+            status="sent", attempts=1, platform_id="q-7"))
+    from connectors.sender import entry
+    await outbound.system.bus.publish(keys.outbound_stream("email"), entry(due.outbox_id, due.tenant, "email"))
+    await Sender(outbound.system.bus, outbound.system.settings, outbound.store).run(drain=True)
+    assert platform.calls == []
+    [event] = await outbound.events("message.sent")
+    assert (event["message_id"], event["ticket_id"], event["status"], event["platform_id"], event["attempts"]) == (
+        body["id"], outbound.ticket_id, "sent", "q-7", 1)
 
 
 async def test_a_bad_entry_between_good_ones_goes_to_dead_letters(outbound, platform):

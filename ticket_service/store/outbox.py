@@ -7,8 +7,10 @@ including one a crash cut short. Results are written only while the row is still
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from core.blobs import BlobStore
 from core.bus import Bus
@@ -32,9 +34,21 @@ from ticket_service.store.tables import (
 MESSAGE_SENT, MESSAGE_FAILED = "message.sent", "message.failed"
 
 
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """A row whose send already ended, met again on the stream (with its tenant's slug)."""
+
+    row: Row
+    tenant: str
+
+
 def _claim(conn: Connection, outbox_id: int, lease_ms: int, now: int):
     row = conn.execute(select(outbox).where(outbox.c.id == outbox_id)).first()
-    if row is None or row.status != QUEUED or row.mode != "send":
+    if row is None or row.mode != "send":
+        return None
+    if row.status in (SENT, DELIVERED, FAILED):
+        return _Ended(row, conn.execute(select(tenants.c.slug).where(tenants.c.id == row.tenant_id)).scalar_one())
+    if row.status != QUEUED:
         return None
     if row.lease_until > now:
         raise AttemptInProgress(f"outbox {outbox_id} is held by another attempt")
@@ -64,6 +78,11 @@ class StoreOutbox:
 
     async def begin_attempt(self, outbox_id: int, lease_ms: int) -> Outgoing | None:
         found = await self.db.run_write(_claim, outbox_id, lease_ms, now_ms())
+        if isinstance(found, _Ended):
+            # Its entry came back: the sender that ended it may have died between the commit
+            # and the event. Events are at-least-once (receivers dedup on message_id), so say it again.
+            await self._announce_ended(found)
+            return None
         if found is None:
             return None
         row, message, ticket, files, account = found
@@ -87,11 +106,24 @@ class StoreOutbox:
                                      .values(lease_until=0, **values)).rowcount)
         changed = await self.db.run_write(write)
         if changed and event:
-            env = events.event_envelope(event, out.tenant, str(out.account_id), "", ticket_id=out.ticket_id,
-                                        message_id=out.message_id, channel=out.channel, attempts=out.attempt,
-                                        **fields)
-            await self.bus.publish(TICKET_EVENTS, env)
+            await self._announce(event, out.tenant, out.account_id, out.ticket_id, out.message_id, out.channel,
+                                 out.attempt, fields)
         return changed
+
+    async def _announce(self, event: str, tenant: str, account_id: int, ticket_id: int, message_id: int,
+                        channel: str, attempts: int, fields: dict) -> None:
+        env = events.event_envelope(event, tenant, str(account_id), "", ticket_id=ticket_id, message_id=message_id,
+                                    channel=channel, attempts=attempts, **fields)
+        await self.bus.publish(TICKET_EVENTS, env)
+
+    async def _announce_ended(self, ended: _Ended) -> None:
+        row = ended.row
+        if row.status == FAILED:
+            event, fields = MESSAGE_FAILED, {"code": row.last_error_code, "message": row.last_error[:1000]}
+        else:
+            event, fields = MESSAGE_SENT, {"status": row.status, "platform_id": row.platform_id or ""}
+        await self._announce(event, ended.tenant, row.account_id, row.ticket_id, row.message_id, row.channel,
+                             row.attempts, fields)
 
     async def record_sent(self, out: Outgoing, sent: Sent) -> None:
         status = DELIVERED if sent.status == DELIVERED else SENT
