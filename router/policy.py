@@ -70,7 +70,16 @@ class Requirements:
     stage: int = 0
 
     def to_json(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        """The fields spelled out, not walked with ``dataclasses.fields``: every pull decision
+        serialises its requirements inside the claim's write transaction. ``timeit`` on a
+        one-skill rule: 3.1 µs a call walked (``fields`` plus an ABC ``isinstance`` per
+        value), 0.35 µs spelled out; under cProfile of ``python -m ops.bench --scenarios
+        router`` the walk was 0.32 s of the routers' 5.9 s in the database thread."""
+        return {
+            "required": dict(self.required), "preferred": dict(self.preferred), "min_tier": self.min_tier,
+            "priority": self.priority, "rule_id": self.rule_id, "rule": self.rule,
+            "escalate_after_s": self.escalate_after_s, "widen": dict(self.widen), "stage": self.stage,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Requirements:
@@ -79,10 +88,6 @@ class Requirements:
 
 # Fields a rule and its requirements share: the rule's policy (``rule_schema.POLICY_FIELDS``).
 _POLICY = frozenset(f.name for f in fields(Rule)) & frozenset(f.name for f in fields(Requirements))
-
-
-def _plain(value: Any) -> Any:
-    return dict(value) if isinstance(value, Mapping) else value
 
 
 # --- rules ----------------------------------------------------------------------------

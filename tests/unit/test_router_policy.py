@@ -1,5 +1,6 @@
 """Routing policy as pure functions: language, rules, eligibility, order, escalation, queue rank."""
 
+import dataclasses
 import random
 
 from connectors.registry import capacity_classes
@@ -97,6 +98,8 @@ def test_escalation_drops_preferred_then_widens_as_the_rule_says():
 def test_requirements_round_trip_through_json():
     req = policy.requirements(Rule(3, "r", required={"a": 1}, priority=2, escalate_after_s=5, widen={"min_tier": 0}))
     assert Requirements.from_json(req.to_json()) == req
+    # to_json spells its fields out: a field added to Requirements must be added there too.
+    assert list(req.to_json()) == [f.name for f in dataclasses.fields(Requirements)]
 
 
 def test_queue_rank_puts_vip_first_but_lets_old_tickets_age_past_them():
