@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from core import metrics
+from core.channel import class_of
 from core.ids import now_ms
 from router import policy, snapshot
 from router.claims import Claimed, PullClaim, PullWalk, RouteClaim
@@ -233,7 +234,7 @@ class Assigner:
         if req is None:
             rule, trace = policy.match_rule(snap.rules, ticket)
             req = policy.requirements(rule)
-        cls = policy.channel_class(ticket.channel, self.classes)
+        cls = class_of(self.classes, ticket.channel)
         decision = decide(ticket, snap.pool, req, now, self.classes)
         detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
                   **decision.explain()}

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from core.channel import class_of
 from router.language import detect_language
 from ticket_service.store.agents import CLASSES
 
@@ -20,11 +19,6 @@ ONLINE = "online"
 STATUSES = ("online", "away", "offline")
 ESCALATED_TAG = "escalated"
 
-
-def channel_class(channel: str, classes: Mapping[str, str]) -> str:
-    """The capacity class of a ticket on ``channel``; ``classes`` is the channel registry's map,
-    handed to the router by the role runner."""
-    return class_of(classes, channel)
 
 
 @dataclass(frozen=True, slots=True)

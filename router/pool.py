@@ -7,13 +7,13 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from core.channel import class_of
 from router.policy import (
     CLASSES,
     ONLINE,
     TRACE_REASONS,
     Requirements,
     Ticket,
-    channel_class,
 )
 
 
@@ -278,4 +278,4 @@ def decide(ticket: Ticket, agents: Pool | Iterable[Agent], req: Requirements, no
            classes: Mapping[str, str]) -> Decision:
     """Rank the eligible agents for ``ticket`` (``rank_key``); excluded agents are listed in id order."""
     pool = agents if isinstance(agents, Pool) else Pool(agents)
-    return Decision(pool, channel_class(ticket.channel, classes), req, ticket.previous_agent, now)
+    return Decision(pool, class_of(classes, ticket.channel), req, ticket.previous_agent, now)

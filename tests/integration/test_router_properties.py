@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from connectors.registry import capacity_classes
+from core.channel import class_of
 from core.ids import now_ms
 from router.batch import Assigner
 from ticket_service.store import admin
@@ -97,7 +98,7 @@ async def _check(db: Database, tenant: int, ticket_ids: list[int], routed: set) 
     counts: dict[tuple[int, str], int] = {}
     for t in held:
         if t.assignee_id is not None and t.assigned_at is not None and t.status not in tickets_store.CLOSED:
-            key = (t.assignee_id, agents_store.capacity_class(t.channel, capacity_classes()))
+            key = (t.assignee_id, class_of(capacity_classes(), t.channel))
             counts[key] = counts.get(key, 0) + 1
     for a in rows:
         for cls in agents_store.CLASSES:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from core.bus import Bus
+from core.channel import class_of
 from core.ids import now_ms
 from core.keys import TICKET_EVENTS
 from ticket_service import events, rule_schema
@@ -195,7 +196,7 @@ def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict,
         freed = tickets_store.unassign(conn, ticket_id, now, classes=classes)
         target = body["assignee"]
         if target is not None:
-            _assign(conn, tenant_id, row, target, now, agents_store.capacity_class(row.channel, classes))
+            _assign(conn, tenant_id, row, target, now, class_of(classes, row.channel))
     if status in tickets_store.CLOSED:
         freed = tickets_store.close_ticket(conn, ticket_id, status, now, classes=classes) or freed
         queue_store.dequeue(conn, ticket_id)

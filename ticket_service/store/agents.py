@@ -32,10 +32,6 @@ AGENT_COLS = (
 B = bindparam  # parameters of UPDATE/INSERT statements are named b_*: never a column's name
 
 
-def capacity_class(channel: str, classes: Mapping[str, str]) -> str:
-    """The capacity class a ticket of ``channel`` takes; ``classes`` is the channel registry's map."""
-    return class_of(classes, channel)
-
 
 def capacity_columns(capacity: Mapping[str, int]) -> dict[str, int]:
     unknown = set(capacity) - set(CLASSES)
@@ -155,7 +151,7 @@ def reconcile_loads(conn: Connection, tenant_id: int,
     rows = _LOADS_LOCKED.all(conn, {"tenant_id": tenant_id})
     counts: dict[tuple[int, str], int] = {}
     for agent_id, channel, n in _HELD_COUNTS.all(conn, {"tenant_id": tenant_id}):
-        key = (agent_id, capacity_class(channel, classes))
+        key = (agent_id, class_of(classes, channel))
         counts[key] = counts.get(key, 0) + n
     fixes = []
     for row in rows:

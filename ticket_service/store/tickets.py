@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from core.channel import class_of
 from ticket_service.store import agents as agents_store
 from ticket_service.store import customers as customers_store
 from ticket_service.store.compiled import Statement
@@ -339,7 +340,7 @@ def unassign(conn: Connection, ticket_id: int, now: int, classes: Mapping[str, s
     else:
         _UNASSIGN.rowcount(conn, {"b_ticket": ticket_id, "b_now": now})
     if _holds(row):
-        agents_store.free_capacity(conn, row.assignee_id, agents_store.capacity_class(row.channel, classes))
+        agents_store.free_capacity(conn, row.assignee_id, class_of(classes, row.channel))
         return row.assignee_id
     return None
 
@@ -353,7 +354,7 @@ def close_ticket(conn: Connection, ticket_id: int, status: str, now: int,
     (_CLOSE if row.status in CLOSED else _CLOSE_FIRST_TIME).rowcount(
         conn, {"b_ticket": ticket_id, "b_status": status, "b_now": now})
     if _holds(row):
-        agents_store.free_capacity(conn, row.assignee_id, agents_store.capacity_class(row.channel, classes))
+        agents_store.free_capacity(conn, row.assignee_id, class_of(classes, row.channel))
         return row.assignee_id
     return None
 
