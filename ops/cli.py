@@ -31,6 +31,8 @@ ROLES: dict[str, tuple[str, RoleMain]] = {
     "router": ("router worker (assigns tickets; `router explain TICKET`)", roles.with_ops_port(roles.router)),
     "sender": ("sender worker (sends replies from outbound.<channel>, relays the outbox)",
                roles.with_ops_port(roles.sender)),
+    "rules": ("rules worker (triggers, automations, SLA clocks, webhooks on ticket.events)",
+              roles.with_ops_port(roles.rules)),
     "connector": ("a channel connector in its own process: `connector imap` fetches IMAP mailboxes",
                   roles.with_ops_port(roles.imap_poller)),
     "api": ("REST API server", lambda rt, stop: roles.http_server(rt, stop, api=True, gateway=False)),

@@ -93,6 +93,20 @@ async def sender(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
         await asyncio.gather(_until(stop, worker), relay.run(stop))
 
 
+async def rules(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
+    """Triggers, automations, SLA clocks and webhooks on ``ticket.events`` (group ``rules``)."""
+    from rules import components
+    from rules.worker import RulesWorker
+
+    parts = components.build(rt.bus, rt.settings, rt.db)
+    worker = RulesWorker(rt.bus, rt.settings, parts.handlers, parts.timers)
+    rt.health.workers.append(worker)
+    if drain:
+        await worker.run(drain=True)
+    else:
+        await _until(stop, worker)
+
+
 async def smtp_server(rt: Runtime, stop: asyncio.Event) -> None:
     s = rt.settings
     tls = email_tls.server_context(s.smtp_tls_cert, s.smtp_tls_key, required=s.smtp_require_tls)
@@ -146,6 +160,7 @@ async def run_all(rt: Runtime, stop: asyncio.Event) -> None:
         asyncio.create_task(normalizer(rt, stop)),
         asyncio.create_task(router(rt, stop)),
         asyncio.create_task(sender(rt, stop)),
+        asyncio.create_task(rules(rt, stop)),
         asyncio.create_task(imap_poller(rt, stop)),
     ]
     await asyncio.sleep(0.2)

@@ -15,7 +15,7 @@ from ops.cli import ROLES, parser
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 # Roles with no HTTP port of their own: /metrics, /healthz, /readyz on the metrics port.
-PORTLESS_ROLES = {"smtp", "normalizer", "router", "connector", "sender"}
+PORTLESS_ROLES = {"smtp", "normalizer", "router", "connector", "sender", "rules"}
 
 
 def _compose() -> dict:
