@@ -62,3 +62,36 @@ async def test_timers_run_beside_the_worker_and_stop_with_it(system):
     await asyncio.wait_for(task, 10)
     assert timer.ticks > 1
     assert timer.stopped is True
+
+
+async def test_facts_of_a_stored_ticket_feed_conditions(system):
+    from sqlalchemy import update
+
+    from core.ids import now_ms
+    from rules.conditions import matches, validate
+    from rules.facts import ticket_facts, ticket_row
+    from ticket_service.store.tables import customers
+
+    raw = (b"From: Li Lei <li@example.com>\r\nTo: help@acme.test\r\nSubject: refund\r\n"
+           b"Message-ID: <f1@example.com>\r\n\r\n\xe6\x88\x91\xe8\xa6\x81\xe9\x80\x80\xe6\xac\xbe\r\n")
+    await system.publish(raw)
+    await system.drain()
+    [ticket] = await system.tickets()
+    async with system.db.write() as conn:
+        await conn.execute(update(customers).values(vip_tier=2))
+
+    def read(conn):
+        row = ticket_row(conn, system.tenant, ticket.id)
+        assert ticket_row(conn, system.tenant + 1, ticket.id) is None
+        f = ticket_facts(conn, row, now_ms() + 2 * 3_600_000, {"type": "ticket.created"})
+        return f, {k: f[k] for k in ("event", "channel", "account", "status", "vip_tier", "text", "direction")}
+    facts, seen = await system.db.run_read(read)
+    assert seen == {"event": "ticket.created", "channel": "email", "account": "help@acme.test",
+                    "status": "new", "vip_tier": 2, "text": "我要退款", "direction": "in"}
+    assert 1.9 < facts["hours_since_created"] < 2.1
+    assert facts["hours_since_pending"] is None
+    cond = validate({"all": [{"field": "text", "op": "contains", "value": "退款"},
+                             {"field": "vip_tier", "op": "gte", "value": 2},
+                             {"field": "hours_since_created", "op": "gt", "value": 1}]})
+    assert matches(cond, facts) is True
+
