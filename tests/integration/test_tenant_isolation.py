@@ -27,7 +27,8 @@ from ticket_service.store.db import Database, migrate
 
 PREFIX = "/api/v1"
 # (method, route) -> kind: "list" answers only the caller's items; "item" answers 404 on another
-# tenant's id; "create" makes an object of the caller's tenant only.
+# tenant's id; "create" makes an object of the caller's tenant only; "report" sums up the
+# caller's tenant only.
 ROUTES = {
     ("GET", "/tickets"): "list",
     ("GET", "/tickets/{id}"): "item",
@@ -43,6 +44,8 @@ ROUTES = {
     ("GET", "/routing/rules"): "list",
     ("POST", "/routing/rules"): "create",
     ("DELETE", "/routing/rules/{id}"): "item",
+    ("GET", "/reports/queue"): "report",
+    ("GET", "/reports/kpis"): "report",
 }
 QUERIES = {("GET", "/messages"): "?kind=bounce"}
 BODIES = {
@@ -156,6 +159,14 @@ async def test_a_key_of_one_tenant_sees_and_changes_nothing_of_another(world, me
         items = json.loads(body)["items"]
         mine = {me["ids"][path]} if path in me["ids"] else set()
         assert {i["id"] for i in items} == mine, (path, items)
+        assert b"globex" not in body
+    elif kind == "report":
+        assert status == 200, body
+        report = json.loads(body)
+        if "rows" in report:  # KPIs: the caller's one ticket
+            assert sum(row["volume"] for row in report["rows"]) == 1, report
+        else:  # the queue report: the caller's own agent only
+            assert [a["name"] for a in report["agents"]] == ["acme"], report
         assert b"globex" not in body
     else:
         assert status == 201, body
