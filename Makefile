@@ -29,7 +29,8 @@ run: $(VENV)/.run
 
 # Servers the integration tests start themselves: redis-server, PostgreSQL's initdb/pg_ctl
 # and Dovecot (dovecot-imapd; the fixtures run it with their own config and port); Debian's
-# chromium for the console's browser tests (Playwright drives it, it downloads no browser).
+# chromium for the console's browser tests (Playwright drives it, it downloads no browser), with
+# a CJK font so the Chinese screenshots show glyphs.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -37,6 +38,7 @@ system-deps:
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	{ command -v dovecot || ls /usr/sbin/dovecot; } >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(APT) update -q && $(APT) install -y -q $$missing; \
