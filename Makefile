@@ -1,5 +1,5 @@
 # make run   - install into .venv and run every role on the embedded defaults (Redis, SQLite)
-# make test  - install what the tests need (redis-server, PostgreSQL via apt when missing) and run them
+# make test  - install what the tests need (redis-server, PostgreSQL, Dovecot, chromium via apt when missing) and run them
 # make bench - end-to-end figures (see ops/bench)
 # make fuzz  - generated hostile input for every parser (FUZZ_EXAMPLES per property)
 # make chaos - kill role processes, restart Redis, lock the database under load; check nothing is lost
@@ -28,13 +28,17 @@ run: $(VENV)/.run
 	$(BIN)/switchboard run
 
 # Servers the integration tests start themselves: redis-server, PostgreSQL's initdb/pg_ctl
-# and Dovecot (dovecot-imapd; the fixtures run it with their own config and port).
+# and Dovecot (dovecot-imapd; the fixtures run it with their own config and port); Debian's
+# chromium for the console's browser tests (Playwright drives it, it downloads no browser), with
+# a CJK font so the Chinese screenshots show glyphs.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	{ command -v dovecot || ls /usr/sbin/dovecot; } >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(APT) update -q && $(APT) install -y -q $$missing; \

@@ -106,3 +106,14 @@ def wechat_token_lock_key(account_id: int) -> str:
 def outbound_parts_key(channel: str, outbox_id: int) -> str:
     """Hash part -> platform id: the parts of a multi-part reply already accepted, skipped on retry."""
     return f"{_KEY}outbound:parts:{channel}:{outbox_id}"
+
+
+# Console: failed sign-ins per email and per address (fixed windows), signed-out sessions.
+def console_login_key(scope: str, who: str, window: int) -> str:
+    """Failed sign-ins of one email (``scope`` email, ``who`` its sha256) or address in a window."""
+    return f"{_KEY}console:login:{scope}:{who}:{window}"
+
+
+def console_revoked_key(session_id: str) -> str:
+    """Set on sign-out until the session would have expired, so its cookie is dead even if kept."""
+    return f"{_KEY}console:revoked:{session_id}"

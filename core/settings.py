@@ -91,6 +91,12 @@ class Settings:
     send_backoff_cap_s: float = 900.0
     send_concurrency: int = 16  # replies one sender has in flight at once
     outbox_relay_interval_ms: int = 200  # how often the relay looks for replies to put on the streams
+    # Console (the agents' web pages, mounted by `api` and `run`)
+    console_trust_proxy: bool = False  # X-Forwarded-Proto/-For from a TLS-terminating proxy are believed
+    console_session_s: int = 12 * 3600  # a sign-in lasts this long
+    console_login_limit: int = 5  # failed sign-ins per email per window, then refused
+    console_login_limit_addr: int = 20  # failed sign-ins per client address per window
+    console_login_window_s: int = 900
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console

@@ -17,7 +17,7 @@ from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
-from ops import opscli, roles, routingcli, ticketcli
+from ops import opscli, roles, routingcli, ticketcli, usercli
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -58,6 +58,10 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
             return "schema is current"
         if args.command == "ticket" and args.action == "reply":
             return await _reply(rt, _secret_key(settings), args)
+        if args.command == "user":
+            return await usercli.add_user(rt, args)
+        if args.command == "tenant" and args.action == "set":
+            return await usercli.set_tenant(rt, args)
         async with rt.db.write() as conn:
             if args.command == "tenant":
                 return f"tenant {args.slug} created (id {await admin.create_tenant(conn, args.slug, args.name)})"
@@ -201,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     create = tenant.add_parser("create", help="create a tenant")
     create.add_argument("slug")
     create.add_argument("--name", default="")
+    usercli.add_parsers(sub, tenant)
     account = sub.add_parser("account", help="channel accounts").add_subparsers(dest="action", required=True)
     add = account.add_parser("add", help="register an address a channel receives on")
     add.add_argument("channel", choices=list(CHANNELS))

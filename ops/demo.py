@@ -7,8 +7,9 @@ import json
 import os
 import secrets
 
+from console.auth import hash_password
 from ops.runtime import Runtime
-from ticket_service.store import admin
+from ticket_service.store import admin, users
 
 DEMO_TENANT = "demo"
 DEMO_ADDRESS = "support@example.com"
@@ -17,6 +18,8 @@ DEMO_FORM = "contact"
 DEMO_APP = "demo-app"
 DEMO_CALLS = "demo-callcenter"  # the {account} of /voice/…/records|twilio|freeswitch
 DEMO_SMS = "demo-sms"  # the {account} of /sms/…/twilio|aliyun
+# Console sign-ins; both offline, so the router leaves demo tickets in the queue for them to take.
+DEMO_PEOPLE = {"agent": ("agent@example.com", "Demo Agent"), "supervisor": ("supervisor@example.com", "Demo Supervisor")}
 
 
 def _push_channels() -> dict:
@@ -48,16 +51,30 @@ async def _add_push_accounts(conn, tenant: int, secret_key: str, skip: frozenset
     return channels
 
 
+async def _add_people(rt: Runtime, slug: str) -> dict:
+    """The demo's console users, with fresh random passwords."""
+    s = rt.settings
+    people: dict = {"url": f"http://{s.host}:{s.http_port}/"}
+    async with rt.db.read() as conn:
+        tenant = await admin.tenant_id(conn, slug)
+    for role, (email, name) in DEMO_PEOPLE.items():
+        password = secrets.token_urlsafe(12)
+        await rt.db.run_write(users.set_user, tenant, email, role, hash_password(password), name)
+        people[role] = {"email": email, "password": password}
+    return people
+
+
 async def ensure_demo(rt: Runtime) -> dict:
     """Create the demo tenant once and remember it in ``<data>/demo.json``."""
     path = rt.settings.data_dir / "demo.json"
     if path.exists():
         demo = json.loads(path.read_text())
-        if "sms" in demo:
+        if "sms" in demo and "console" in demo:
             return demo
-        async with rt.db.write() as conn:  # a data folder from before some push channels
-            demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"]),
-                                                 rt.settings.secret_key, skip=frozenset(demo)))
+        if "sms" not in demo:
+            async with rt.db.write() as conn:  # a data folder from before some push channels
+                demo.update(await _add_push_accounts(conn, await admin.tenant_id(conn, demo["tenant"]),
+                                                     rt.settings.secret_key, skip=frozenset(demo)))
     else:
         async with rt.db.write() as conn:
             tenant = await admin.create_tenant(conn, DEMO_TENANT, "Demo shop")
@@ -65,6 +82,8 @@ async def ensure_demo(rt: Runtime) -> dict:
             key = await admin.create_api_key(conn, tenant, "demo")
             demo = {"tenant": DEMO_TENANT, "api_key": key, "email": DEMO_ADDRESS,
                     **await _add_push_accounts(conn, tenant, rt.settings.secret_key)}
+    if "console" not in demo:
+        demo["console"] = await _add_people(rt, demo["tenant"])
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(demo, indent=2) + "\n")
     os.chmod(tmp, 0o600)  # it holds a live API key and channel secrets

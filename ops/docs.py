@@ -126,7 +126,16 @@ HELP: dict[str, str] = {
     "replies on `outbound.<channel>`.",
     "log_level": "`debug`, `info`, `warning` or `error`.",
     "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
-    "demo": "`switchboard run` creates a demo tenant, mailbox and API key on first start.",
+    "console_trust_proxy": "Believe `X-Forwarded-Proto` (session cookie `Secure` on https) and the last "
+    "`X-Forwarded-For` hop (sign-in limits per address) from the proxy in front of the console. "
+    "Leave off when clients reach the server directly: they could forge both.",
+    "console_session_s": "How long a console sign-in lasts (signed session cookie).",
+    "console_login_limit": "Failed console sign-ins per email address within the window; past it "
+    "that address is refused (even with the right password) until the window ends.",
+    "console_login_limit_addr": "Failed console sign-ins per client address within the window.",
+    "console_login_window_s": "The window of the console sign-in limits.",
+    "demo": "`switchboard run` creates a demo tenant, mailbox, API key and console sign-ins "
+    "(an agent and a supervisor) on first start.",
 }
 
 

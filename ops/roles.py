@@ -15,6 +15,7 @@ from aiohttp import web
 from connectors.email import smtp
 from connectors.email import tls as email_tls
 from connectors.email.imap import ImapPoller
+from console import ConsoleConfig, setup_console
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
 from ops import blobs, httpserver
@@ -136,7 +137,15 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     if api:
         setup_api(app, rt.db, rt.blobs, rt.classes, bus=rt.bus, secret_key=rt.settings.secret_key,
                   reply_limit=rt.settings.reply_max_body)
+        setup_console(app, console_config(rt.settings), rt.db, rt.redis, rt.blobs, rt.bus, rt.classes)
     return app
+
+
+def console_config(s) -> ConsoleConfig:
+    """The console's settings; its sessions are signed with the secret key the CLI would use too."""
+    return ConsoleConfig(secret_key=s.secret_key or local_secret(s.data_dir), trust_proxy=s.console_trust_proxy,
+                         session_s=s.console_session_s, login_limit=s.console_login_limit,
+                         login_limit_addr=s.console_login_limit_addr, login_window_s=s.console_login_window_s)
 
 
 async def http_server(rt: Runtime, stop: asyncio.Event, api: bool = True, gateway: bool = True) -> None:
@@ -193,6 +202,7 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
         "Switchboard is running",
         f"  SMTP  {s.host}:{s.smtp_port}",
         f"  HTTP  http://{s.host}:{s.http_port}  (API under /api/v1)",
+        f"  console http://{s.host}:{s.http_port}/",
         f"  data  {s.data_dir.resolve()}",
     ]
     if demo:
@@ -201,6 +211,10 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
             # A prefix only: stdout ends up in logs; the key itself is in demo.json (0600).
             f"  API key     {demo['api_key'][:8]}…  (whole key in {s.data_dir / 'demo.json'})",
         ]
+        if "console" in demo:
+            people = demo["console"]
+            lines.append(f"  sign in as {people['agent']['email']} (agent) or {people['supervisor']['email']} "
+                         f"(supervisor); passwords in {s.data_dir / 'demo.json'}")
         if "wechat" in demo:
             base = f"http://{s.host}:{s.http_port}"
             lines += [

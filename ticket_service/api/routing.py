@@ -185,9 +185,10 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
     return web.json_response(trail)
 
 
-def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
+def change_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
                    now: int, classes: Mapping[str, str]) -> tuple[int | None, dict]:
-    """The change in one transaction; returns the agent whose capacity was freed, and the trail."""
+    """The change in one transaction (API and console); returns the agent whose capacity was
+    freed, and the trail. ApiError 404/409 for an unknown ticket or agent, an agent without room."""
     freed = None
     row = tickets_store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
@@ -228,7 +229,7 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
-        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms(),
+        freed, trail = await conn.run_sync(change_ticket, tenant_id, ticket_id, body, status, now_ms(),
                                            request.app[CLASSES])
     if status in tickets_store.CLOSED:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)

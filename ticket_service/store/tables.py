@@ -109,6 +109,9 @@ agents = Table(
     Column("load_voice", Integer, nullable=False, server_default="0"),
     Column("last_assigned_at", BigInteger, nullable=False, server_default="0"),
     Column("status_at", BigInteger, nullable=False, server_default="0"),
+    # Console sign-in: an Argon2id hash (none: the agent cannot sign in) and agent | supervisor | admin.
+    Column("password_hash", String(255)),
+    Column("role", String(16), nullable=False, server_default="agent"),
     UniqueConstraint("tenant_id", "email", name="uq_agents_tenant_email"),
 )
 

@@ -371,3 +371,9 @@ def tenant_ids(conn: Connection) -> list[int]:
 def ticket_id_by_number(conn: Connection, tenant_id: int, number: int) -> int | None:
     row = ticket_by_number(conn, tenant_id, number)
     return None if row is None else row.id
+
+
+def set_priority(conn: Connection, tenant_id: int, ticket_id: int, priority: int) -> None:
+    """Set by hand (console); a ticket already waiting keeps its place in the queue."""
+    conn.execute(update(tickets).where(tickets.c.tenant_id == tenant_id, tickets.c.id == ticket_id)
+                 .values(priority=priority))

@@ -1,0 +1,150 @@
+"""The inbox (``/``): my tickets, the queue I may take, all (supervisors); filters, search, pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from aiohttp import web
+from sqlalchemy import Select, String, cast, exists, func, or_, select
+from sqlalchemy.engine import Connection
+
+from console import auth, render
+from ticket_service.api.routing import TICKET_STATUSES
+from ticket_service.store.tables import agents, customers, identities, messages, tickets
+
+PAGE = 25
+MAX_PAGE = 1000
+TABS = ("mine", "queue", "all")
+CHANNELS = ("email", "wechat", "weibo", "webform", "voice", "sdk", "sms")
+OPEN = ("new", "open", "pending")
+_MAX_QUERY = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    tab: str
+    statuses: tuple[str, ...]
+    channel: str
+    vip: int | None
+    tag: str
+    q: str
+    page: int
+
+    @classmethod
+    def parse(cls, query, user: auth.User) -> Filters:
+        """The inbox's query string; values it does not know are ignored, not an error page."""
+        tabs = TABS if user.can("supervisor") else TABS[:2]
+        tab = query.get("tab") if query.get("tab") in tabs else "mine"
+        statuses = tuple(s for s in query.getall("status", []) if s in TICKET_STATUSES)
+        channel = query.get("channel") if query.get("channel") in CHANNELS else ""
+        vip = _int(query.get("vip"), 0, 9)
+        page = _int(query.get("page"), 1, MAX_PAGE) or 1
+        tag = query.get("tag", "").strip()[:64]
+        return cls(tab, statuses, channel, vip, tag, query.get("q", "").strip()[:_MAX_QUERY], page)
+
+
+def _int(raw: str | None, low: int, high: int) -> int | None:
+    if raw is None or not raw.strip().isdigit():
+        return None
+    return min(max(int(raw), low), high)
+
+
+def ticket_select(tenant_id: int) -> Select:
+    """A tenant's tickets with their customer and assignee, as the inbox and ticket page show them."""
+    return (
+        select(tickets.c.id, tickets.c.number, tickets.c.subject, tickets.c.status, tickets.c.channel,
+               tickets.c.priority, tickets.c.tags, tickets.c.created_at, tickets.c.updated_at, tickets.c.auto,
+               tickets.c.customer_id, tickets.c.assignee_id, customers.c.name.label("customer_name"),
+               customers.c.vip_tier, agents.c.name.label("assignee_name"))
+        .select_from(tickets.join(customers, customers.c.id == tickets.c.customer_id)
+                     .outerjoin(agents, agents.c.id == tickets.c.assignee_id))
+        .where(tickets.c.tenant_id == tenant_id)
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search(tenant_id: int, q: str):
+    """Customer name or identity (email, phone, openid), ticket subject, or any message's text."""
+    pattern = _like(q)
+    identity = exists().where(identities.c.tenant_id == tenant_id, identities.c.customer_id == tickets.c.customer_id,
+                              identities.c.value.ilike(pattern, escape="\\"))
+    text = exists().where(messages.c.tenant_id == tenant_id, messages.c.ticket_id == tickets.c.id,
+                          messages.c.text.ilike(pattern, escape="\\"))
+    return or_(customers.c.name.ilike(pattern, escape="\\"), tickets.c.subject.ilike(pattern, escape="\\"),
+               identity, text)
+
+
+def filtered(stmt: Select, f: Filters, user: auth.User) -> Select:
+    if f.tab == "mine":
+        stmt = stmt.where(tickets.c.assignee_id == user.id)
+    elif f.tab == "queue":
+        stmt = stmt.where(tickets.c.assignee_id.is_(None), tickets.c.status.in_(OPEN), tickets.c.auto.is_(False))
+    if f.statuses:
+        stmt = stmt.where(tickets.c.status.in_(f.statuses))
+    if f.channel:
+        stmt = stmt.where(tickets.c.channel == f.channel)
+    if f.vip is not None:
+        stmt = stmt.where(customers.c.vip_tier >= f.vip)
+    if f.tag:
+        # Tags are a JSON list; its text holds each tag as "tag" on SQLite and PostgreSQL alike.
+        stmt = stmt.where(cast(tickets.c.tags, String).like(_like(f'"{f.tag}"'), escape="\\"))
+    if f.q:
+        stmt = stmt.where(_search(user.tenant_id, f.q))
+    return stmt
+
+
+def page_of(conn: Connection, user: auth.User, f: Filters) -> tuple[list, bool]:
+    """One page, newest activity first, and whether an older page follows."""
+    stmt = (filtered(ticket_select(user.tenant_id), f, user)
+            .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
+            .offset((f.page - 1) * PAGE).limit(PAGE + 1))
+    rows = conn.execute(stmt).all()
+    return rows[:PAGE], len(rows) > PAGE
+
+
+def counts(conn: Connection, user: auth.User, f: Filters) -> dict[str, int]:
+    """Tickets per tab under the same filters, for the tab labels."""
+    tabs = TABS if user.can("supervisor") else TABS[:2]
+    out = {}
+    for tab in tabs:
+        scoped = Filters(tab, f.statuses, f.channel, f.vip, f.tag, f.q, 1)
+        stmt = filtered(select(func.count()).select_from(
+            tickets.join(customers, customers.c.id == tickets.c.customer_id)).where(
+                tickets.c.tenant_id == user.tenant_id), scoped, user)
+        out[tab] = conn.execute(stmt).scalar() or 0
+    return out
+
+
+def _link(f: Filters, **changes) -> str:
+    values = {"tab": f.tab, "status": list(f.statuses), "channel": f.channel,
+              "vip": "" if f.vip is None else str(f.vip), "tag": f.tag, "q": f.q, "page": str(f.page)} | changes
+    pairs = [(k, v) for k, vs in values.items() for v in (vs if isinstance(vs, list) else [vs]) if v not in ("", None)]
+    return "/?" + urlencode(pairs)
+
+
+@auth.signed_in()
+async def inbox(request: web.Request) -> web.Response:
+    user: auth.User = request[auth.USER]
+    f = Filters.parse(request.query, user)
+
+    def read(conn: Connection):
+        return page_of(conn, user, f), counts(conn, user, f)
+
+    async with request.app[auth.DB].read() as conn:
+        (rows, more), per_tab = await conn.run_sync(read)
+    return render.render(request, "inbox.html", {
+        "title_key": "inbox.title", "page": "inbox", "f": f, "rows": rows, "counts": per_tab,
+        "statuses": TICKET_STATUSES, "channels": CHANNELS,
+        "newer": _link(f, page=str(f.page - 1)) if f.page > 1 else None,
+        "older": _link(f, page=str(f.page + 1)) if more else None,
+        "tab_link": {tab: _link(f, tab=tab, page="1") for tab in per_tab},
+    })
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", inbox)

@@ -1,0 +1,133 @@
+"""The agent console in a real browser (Debian's chromium under Playwright) against `switchboard run`:
+sign in, a mail arriving live, reply delivered to the SMTP relay, solve, tenant isolation,
+hostile mail rendered inert; screenshots of each page in English and Chinese."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from console_system import BETA, browser, screenshot, sign_in, start
+from playwright.sync_api import expect, sync_playwright
+from support import wait_for
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    yield from start(tmp_path_factory.mktemp("console"))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as p:
+        b = browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.dialogs = dialogs
+    yield page
+    context.close()
+
+
+def test_sign_in_lands_on_the_inbox_and_the_language_link_switches_every_string(system, page):
+    # The demo supervisor from demo.json; the page speaks English, then Chinese after the link.
+    page.goto(system.base + "/")
+    assert page.url.startswith(system.base + "/login")
+    screenshot(page, "login-en")
+    email, password = system.person("supervisor")
+    sign_in(page, system.base, email, password)
+    expect(page.locator("#tab-all")).to_contain_text("All tickets")
+    assert page.url == system.base + "/"
+    expect(page.locator("header .who")).to_contain_text("Demo Supervisor")
+    screenshot(page, "inbox-en")
+    page.click("a[lang=zh-CN]")
+    expect(page.locator("#tab-all")).to_contain_text("全部工单")
+    expect(page.locator("#tab-mine")).to_contain_text("我的工单")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    screenshot(page, "inbox-zh")
+    page.click("button:has-text('退出')")
+    expect(page.locator("h1")).to_have_text("登录")
+    screenshot(page, "login-zh")
+
+
+def test_mail_appears_live_then_a_reply_reaches_the_relay_and_the_ticket_is_solved(system, page):
+    email, password = system.person("supervisor")
+    sign_in(page, system.base, email, password)
+    page.goto(system.base + "/?tab=all")
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("#live")).to_be_visible()  # the event stream is open
+    system.mail("Order 1042 has not shipped", "Hello, my order 1042 is a week late.")
+    row = page.locator("tr.ticket", has_text="Order 1042 has not shipped")
+    expect(row).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True  # the list changed without a reload
+    row.locator("a.subject").click()
+    expect(page.locator("#ticket-subject")).to_have_text("Order 1042 has not shipped")
+    expect(page.locator("#timeline")).to_contain_text("my order 1042 is a week late")
+    expect(page.locator("aside")).to_contain_text("li.wei@example.cn")
+    screenshot(page, "ticket-en")
+    page.fill("#reply-text", "We have shipped it today: SF123456.")
+    page.click("#reply-send")
+    expect(page.locator("#notice")).to_have_text("Queued for sending.")
+    mails = wait_for(lambda: sorted(system.sink.glob("*.json")), timeout=30, what="the reply at the SMTP sink")
+    envelope = json.loads(mails[-1].read_text())
+    raw = mails[-1].with_suffix(".eml").read_bytes()
+    assert envelope["rcpt_tos"] == ["li.wei@example.cn"] and b"SF123456" in raw
+    assert b"Subject: Re: Order 1042 has not shipped" in raw
+    # The sender's message.sent event refreshes the timeline: the reply shows as sent.
+    expect(page.locator("article.out .delivery-status")).to_have_text("sent")
+    page.select_option("#status-select", "solved")
+    page.click("#status-save")
+    expect(page.locator("#ticket-status")).to_have_text("solved")
+    number = int(page.url.rsplit("/", 1)[1].split("?")[0])
+    [ticket] = [t for t in system.api("/tickets")["items"] if t["number"] == number]
+    assert ticket["status"] == "solved"
+    page.click("a[lang=zh-CN]")
+    expect(page.locator("#ticket-status")).to_have_text("已解决")
+    expect(page.locator("article.out .delivery-status")).to_have_text("已发送")
+    screenshot(page, "ticket-zh")
+
+
+def test_an_agent_of_another_tenant_gets_404_for_a_ticket_by_url(system, page):
+    system.mail("Invoice question", "Please send the invoice again.")
+    number = wait_for(lambda: [t["number"] for t in system.api("/tickets")["items"]
+                               if t["subject"] == "Invoice question"], what="the ticket")[0]
+    sign_in(page, system.base, BETA["email"], BETA["password"])
+    expect(page.locator("#tab-mine")).to_be_visible()
+    answer = page.goto(f"{system.base}/tickets/{number}")
+    assert answer.status == 404
+    expect(page.locator("#error-message")).to_have_text("Not found.")
+    assert "Invoice question" not in page.content()
+    # Its queue holds none of the demo tenant's tickets either.
+    page.goto(system.base + "/?tab=queue&q=Invoice")
+    expect(page.locator(".empty")).to_have_text("No tickets.")
+
+
+def test_script_and_onerror_in_a_mail_render_inert_and_shown_as_text(system, page):
+    system.mail("<script>alert('subject')</script> refund", "Text part <script>alert('text')</script>",
+                html="<p>Hi <img src=x onerror=\"alert('img')\"><script>alert('html')</script>"
+                     "<a href=\"javascript:alert('link')\">click</a></p>")
+    number = wait_for(lambda: [t["number"] for t in system.api("/tickets")["items"]
+                               if "refund" in t["subject"]], what="the hostile ticket")[0]
+    email, password = system.person("agent")
+    sign_in(page, system.base, email, password)
+    page.goto(f"{system.base}/?tab=queue")
+    expect(page.locator("tr.ticket", has_text="refund")).to_contain_text("<script>alert('subject')</script> refund")
+    page.goto(f"{system.base}/tickets/{number}")
+    expect(page.locator("#ticket-subject")).to_have_text("<script>alert('subject')</script> refund")
+    body = page.locator("article.message .body.html")
+    expect(body).to_contain_text("Hi")
+    assert body.locator("script").count() == 0
+    assert body.locator("[onerror]").count() == 0
+    assert body.locator("a").get_attribute("href") is None  # the javascript: URL is gone
+    page.click("#status-save")  # one more page load after which a handler would have fired
+    expect(page.locator("#notice")).to_be_visible()
+    assert page.dialogs == []
+    assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
