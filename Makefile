@@ -28,13 +28,15 @@ run: $(VENV)/.run
 	$(BIN)/switchboard run
 
 # Servers the integration tests start themselves: redis-server, PostgreSQL's initdb/pg_ctl
-# and Dovecot (dovecot-imapd; the fixtures run it with their own config and port).
+# and Dovecot (dovecot-imapd; the fixtures run it with their own config and port); Debian's
+# chromium for the status page's browser test (Playwright drives /usr/bin/chromium).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	{ command -v dovecot || ls /usr/sbin/dovecot; } >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(APT) update -q && $(APT) install -y -q $$missing; \

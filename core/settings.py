@@ -91,6 +91,11 @@ class Settings:
     send_backoff_cap_s: float = 900.0
     send_concurrency: int = 16  # replies one sender has in flight at once
     outbox_relay_interval_ms: int = 200  # how often the relay looks for replies to put on the streams
+    # Customer status page (`/portal/{token}`, served by `api` and `run`)
+    public_url: str = ""  # base of the links customers get; empty: http://127.0.0.1:<http_port>
+    portal_link_ttl_s: int = 30 * 24 * 3600  # a status link opens the page this long after it was issued
+    portal_max_attachment: int = 10 * 1024 * 1024  # bytes of the one file a customer may add to a message
+    portal_posts_per_hour: int = 20  # messages one ticket's page takes per hour (429 past it)
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
@@ -100,6 +105,11 @@ class Settings:
     def effective_database_url(self) -> str:
         """DATABASE_URL, else SQLite (WAL) under the data folder."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'switchboard.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """``public_url``, else this machine's own HTTP port on loopback."""
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def blob_dir(self) -> Path:
