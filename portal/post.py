@@ -54,6 +54,11 @@ async def read_form(request: web.Request, max_file: int) -> Form:
     """The form's fields and at most one file, each bounded (multipart/form-data, RFC 7578)."""
     if request.content_length is not None and request.content_length > max_file + 2 * _FIELD_BYTES:
         raise Refused(413)
+    if request.content_type == "application/x-www-form-urlencoded":  # a form without a file input
+        if request.content_length is None or request.content_length > 2 * _FIELD_BYTES:
+            raise Refused(413)
+        posted = await request.post()
+        return Form({name: posted[name] for name in _FIELDS if isinstance(posted.get(name), str)})
     if request.content_type != "multipart/form-data":
         raise Refused(400)
     form = Form({})
