@@ -10,11 +10,13 @@ import sys
 
 import pytest
 from portal_support import CUSTOMER_TEXT, NOTE_TEXT, REPLY_TEXT, expired, running_world
-from sqlalchemy import update
+from sqlalchemy import select, update
 from support import role_env
 
+from core.ids import now_ms
 from ticket_service import portal_links
-from ticket_service.store.tables import tenants
+from ticket_service.store.replies import Draft, store_reply
+from ticket_service.store.tables import attachments, tenants
 
 
 @pytest.fixture
@@ -134,3 +136,16 @@ async def test_dates_are_shown_in_the_tenants_time_zone(world):
     _, html, _ = await world.get(path)
     assert re.search(r"<time>\d{4}-\d\d-\d\d \d\d:\d\d CST</time>", html)
     assert "UTC</time>" not in html
+
+
+async def test_a_file_of_an_internal_note_is_not_downloadable_through_the_link(world):
+    blobs = world.system.bus.blobs
+    key = await blobs.put(b"internal plan")
+    file = {"filename": "plan.txt", "content_type": "text/plain", "size": 13, "sha256": key.rsplit("/", 1)[1],
+            "blob_key": key}
+    draft = Draft(kind="note", text=NOTE_TEXT, files=[file])
+    await world.system.db.run_write(store_reply, world.tenant, world.ticket.id, draft, "", now_ms())
+    async with world.system.db.read() as conn:
+        [file_id] = (await conn.execute(select(attachments.c.id).where(attachments.c.filename == "plan.txt"))).scalars()
+    status, html, _ = await world.get(f"{world.path(await world.link())}/attachments/{file_id}")
+    _gone(status, html, "internal plan")
