@@ -30,7 +30,7 @@ run: $(VENV)/.run
 # Servers the integration tests start themselves: redis-server, PostgreSQL's initdb/pg_ctl
 # and Dovecot (dovecot-imapd; the fixtures run it with their own config and port); Debian's
 # chromium for the console's browser tests (Playwright drives it, it downloads no browser), with
-# a CJK font so the Chinese screenshots show glyphs.
+# a CJK font so the Chinese screenshots show glyphs; the status page's browser test uses it too.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from connectors import email, sdk, sms, voice, webform, wechat, weibo
+from connectors import email, portal, sdk, sms, voice, webform, wechat, weibo
 from core.channel import Channel
 
 DEFAULT: tuple[Channel, ...] = (
@@ -16,6 +16,7 @@ DEFAULT: tuple[Channel, ...] = (
     sdk.CHANNEL,
     voice.CHANNEL,
     sms.CHANNEL,
+    portal.CHANNEL,
 )
 
 

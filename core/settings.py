@@ -97,6 +97,11 @@ class Settings:
     console_login_limit: int = 5  # failed sign-ins per email per window, then refused
     console_login_limit_addr: int = 20  # failed sign-ins per client address per window
     console_login_window_s: int = 900
+    # Customer status page (`/portal/{token}`, served by `api` and `run`)
+    public_url: str = ""  # base of the links customers get; empty: http://127.0.0.1:<http_port>
+    portal_link_ttl_s: int = 30 * 24 * 3600  # a status link opens the page this long after it was issued
+    portal_max_attachment: int = 10 * 1024 * 1024  # bytes of the one file a customer may add to a message
+    portal_posts_per_hour: int = 20  # messages one ticket's page takes per hour (429 past it)
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
@@ -106,6 +111,11 @@ class Settings:
     def effective_database_url(self) -> str:
         """DATABASE_URL, else SQLite (WAL) under the data folder."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'switchboard.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """``public_url``, else this machine's own HTTP port on loopback."""
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def blob_dir(self) -> Path:

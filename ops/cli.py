@@ -66,6 +66,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
             if args.command == "tenant":
                 return f"tenant {args.slug} created (id {await admin.create_tenant(conn, args.slug, args.name)})"
             tenant = await admin.tenant_id(conn, args.tenant) if getattr(args, "tenant", None) else None
+            if args.command == "ticket" and args.action == "revoke-link":
+                return await ticketcli.revoke_link(conn, tenant, args.number)
             if args.command == "account" and args.action == "imap":
                 return await _imap_account(_secret_key(settings), conn, tenant, args)
             if args.command == "account" and args.action == "set":

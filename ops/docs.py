@@ -31,8 +31,8 @@ HELP: dict[str, str] = {
     "the data folder, living as long as the process that started it.",
     "database_url": "Database, e.g. `postgresql://user:pass@host/db`. Empty: SQLite (WAL) "
     "at `<data_dir>/switchboard.db`.",
-    "secret_key": "Secret for HMAC-signed email reply tokens (a per-tenant key is derived "
-    "from it) and the key that encrypts stored channel credentials (IMAP passwords). Keep it "
+    "secret_key": "Secret for HMAC-signed email reply tokens and status-page links (per-tenant "
+    "keys are derived from it) and the key that encrypts stored channel credentials (IMAP passwords). Keep it "
     "stable: changing it invalidates reply tokens and stored passwords.",
     "max_message_size": "Largest accepted message in bytes (25 MiB): announced in SMTP "
     "`EHLO SIZE` and refused with 552 above it; also the HTTP body limit.",
@@ -124,6 +124,15 @@ HELP: dict[str, str] = {
     "send_backoff_cap_s": "The longest wait between two sends of one reply.",
     "outbox_relay_interval_ms": "How often the relay (one sender replica at a time) puts due "
     "replies on `outbound.<channel>`.",
+    "public_url": "Base URL customers reach this deployment's HTTP port at, e.g. "
+    "`https://help.example.com`; the signed status-page links in replies start with it. "
+    "Empty: `http://127.0.0.1:<http_port>`.",
+    "portal_link_ttl_s": "How long a status-page link opens its ticket's page after it was "
+    "issued (30 days); revoking a ticket's links ends them at once.",
+    "portal_max_attachment": "Largest file, in bytes, a customer may add to a message on the "
+    "status page (413 above it).",
+    "portal_posts_per_hour": "Messages one ticket's status page accepts per hour, from every "
+    "link of that ticket together (429 past it).",
     "log_level": "`debug`, `info`, `warning` or `error`.",
     "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
     "console_trust_proxy": "Believe `X-Forwarded-Proto` (session cookie `Secure` on https) and the last "

@@ -16,14 +16,17 @@ from connectors.email import smtp
 from connectors.email import tls as email_tls
 from connectors.email.imap import ImapPoller
 from console import ConsoleConfig, setup_console
+from core.settings import Settings
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
 from ops import blobs, httpserver
 from ops.demo import ensure_demo
 from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
+from portal import setup_portal
 from router.worker import Router
 from ticket_service.api import setup_api
+from ticket_service.portal_links import PortalLinks
 from ticket_service.store.outbox import StoreOutbox
 
 log = structlog.get_logger()
@@ -83,7 +86,7 @@ async def sender(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
     from connectors.relay import Relay
     from connectors.sender import Sender
 
-    outbox = StoreOutbox(rt.db, rt.bus, rt.blobs, rt.settings.secret_key)
+    outbox = StoreOutbox(rt.db, rt.bus, rt.blobs, rt.settings.secret_key, links=portal_links(rt.settings))
     worker = Sender(rt.bus, rt.settings, outbox)
     rt.health.workers.append(worker)
     relay = Relay(rt.bus, rt.settings, outbox)
@@ -128,6 +131,11 @@ async def imap_poller(rt: Runtime, stop: asyncio.Event) -> None:
     await ImapPoller(rt.bus, rt.settings, rt.accounts.imap_mailboxes).run(stop)
 
 
+def portal_links(s: Settings) -> PortalLinks | None:
+    """Status-page links are signed with ``secret_key``: none without one (split roles share it)."""
+    return PortalLinks(s.secret_key, s.effective_public_url, s.portal_link_ttl_s) if s.secret_key else None
+
+
 def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Application:
     app = web.Application(client_max_size=rt.settings.max_message_size)
     app.on_response_prepare.append(httpserver.secure_headers)
@@ -135,9 +143,13 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     if gateway:
         setup_gateway(app, rt.bus, rt.accounts, rt.history, rt.settings.push_max_skew_s, rt.channels)
     if api:
+        links = portal_links(rt.settings)
         setup_api(app, rt.db, rt.blobs, rt.classes, bus=rt.bus, secret_key=rt.settings.secret_key,
-                  reply_limit=rt.settings.reply_max_body)
+                  reply_limit=rt.settings.reply_max_body, links=links)
         setup_console(app, console_config(rt.settings), rt.db, rt.redis, rt.blobs, rt.bus, rt.classes)
+        if links is not None:
+            # The status page needs the bus: a customer's message goes to ``ingest.portal`` from here.
+            setup_portal(app, rt.db, rt.blobs, rt.bus, links, rt.settings)
     return app
 
 

@@ -14,7 +14,7 @@ from core.settings import Settings
 from ops.routingcli import explain_text as routing_text
 from ticket_service.api.routing import routing_trail
 from ticket_service.api.tickets import iso_ms, threading_json
-from ticket_service.store import admin
+from ticket_service.store import admin, portal
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import messages, tickets
 
@@ -27,7 +27,19 @@ def add_parser(sub):
     explain.add_argument("--tenant", required=True, help="tenant slug")
     explain.add_argument("--number", action="store_true", help="TICKET is the ticket's number, not its id")
     explain.add_argument("--json", action="store_true", help="the ticket, each message's threading, the routing trail")
+    revoke = ticket.add_parser("revoke-link", help="revoke every status-page link issued for a ticket so far")
+    revoke.add_argument("number", type=int, help="the ticket's number")
+    revoke.add_argument("--tenant", required=True, help="tenant slug")
     return ticket
+
+
+async def revoke_link(conn: AsyncConnection, tenant_id: int, number: int) -> str:
+    """Raise the ticket's link generation: the links customers hold open nothing any more."""
+    ticket = await portal.ticket_by_number(conn, tenant_id, number)
+    if ticket is None:
+        raise admin.NotFound(f"no ticket number {number}")
+    await portal.revoke(conn, tenant_id, ticket.id)
+    return f"status-page links of ticket {number} revoked; new ones come with the next reply"
 
 
 async def explanation(conn: AsyncConnection, tenant_id: int, ticket: int, by_number: bool = False) -> dict:

@@ -22,6 +22,7 @@ from core.envelope import Envelope
 from core.settings import load
 from normalizer.worker import Normalizer
 from ticket_service.api import setup_api
+from ticket_service.portal_links import PortalLinks
 from ticket_service.store import admin
 from ticket_service.store.db import Database, migrate
 
@@ -36,6 +37,8 @@ ROUTES = {
     ("GET", "/tickets/{id}/routing"): "item",
     ("GET", "/tickets/{id}/reply-address"): "item",
     ("POST", "/tickets/{id}/messages"): "item",
+    ("POST", "/tickets/{id}/portal-link"): "item",
+    ("DELETE", "/tickets/{id}/portal-link"): "item",
     ("GET", "/attachments/{id}"): "item",
     ("GET", "/messages"): "list",
     ("GET", "/agents"): "list",
@@ -85,7 +88,8 @@ async def world(sqlite_url, redis_url, tmp_path):
     await asyncio.wait_for(Normalizer(bus, settings, db, blobs).run(drain=True), 60)
 
     app = web.Application()
-    setup_api(app, db, blobs, capacity_classes(), bus=bus)
+    setup_api(app, db, blobs, capacity_classes(), bus=bus,
+              links=PortalLinks("isolation-secret", "http://127.0.0.1:8080"))
     http = TestClient(TestServer(app))
     await http.start_server()
     for slug, t in tenants.items():

@@ -14,7 +14,8 @@ ALLOWED = {
     "rules": {"core", "ticket_service"},
     "ticket_service": {"core"},
     "console": {"core", "ticket_service"},
-    "ops": {"core", "connectors", "gateway", "normalizer", "router", "rules", "ticket_service", "console"},
+    "portal": {"core", "connectors", "ticket_service"},
+    "ops": {"core", "connectors", "gateway", "normalizer", "router", "rules", "ticket_service", "console", "portal"},
 }
 
 

@@ -29,7 +29,7 @@ def test_language_detection_tells_chinese_japanese_korean_and_latin_apart():
 def test_channel_classes():
     # The registry's channels each name their class; the router is handed this map.
     assert capacity_classes() == {"email": "email", "wechat": "chat", "weibo": "chat", "webform": "chat",
-                                  "sdk": "chat", "voice": "voice", "sms": "chat"}
+                                  "sdk": "chat", "voice": "voice", "sms": "chat", "portal": "chat"}
 
 
 def test_first_matching_rule_wins_and_every_miss_is_explained():

@@ -8,19 +8,21 @@ from aiohttp import web
 
 from core.blobs import BlobStore
 from core.bus import Bus
-from ticket_service.api import messages, replies, reports, routing, tickets
+from ticket_service.api import messages, portal_links, replies, reports, routing, tickets
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
+from ticket_service.portal_links import PortalLinks
 from ticket_service.store.db import Database
 
 
 def setup_api(app: web.Application, db: Database, blobs: BlobStore, classes: Mapping[str, str],
               key_ttl: float = 30.0, bus: Bus | None = None, secret_key: str = "",
-              reply_limit: int = replies.DEFAULT_LIMIT) -> None:
+              reply_limit: int = replies.DEFAULT_LIMIT, links: PortalLinks | None = None) -> None:
     """Add the API routes and their state to ``app``; auth is per route, so other routes stay open.
 
     ``classes`` is each channel's capacity class (manual assignment takes capacity of it).
 
     With a ``bus``, changes to agents and tickets are announced on ``ticket.events`` for the router.
+    With ``links``, ``POST /tickets/{id}/portal-link`` issues status-page links (else it answers 503).
     """
     app[tickets.DB] = db
     app[tickets.BLOBS] = blobs
@@ -35,6 +37,7 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, classes: Map
     replies.setup_routes(app, reply_limit)
     routing.setup_routes(app, bus, classes)
     reports.setup_routes(app)
+    portal_links.setup_routes(app, links)
 
 
 def create_app(db: Database, blobs: BlobStore, classes: Mapping[str, str]) -> web.Application:

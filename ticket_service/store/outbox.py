@@ -20,6 +20,7 @@ from core.keys import TICKET_EVENTS
 from core.outbound import OutboundFile, Outgoing, Sent
 from core.outbox import DELIVERED, FAILED, QUEUED, SENT, AttemptInProgress, Due, Relayed
 from ticket_service import events
+from ticket_service.portal_links import PortalLinks, with_link
 from ticket_service.store import admin
 from ticket_service.store.db import Database
 from ticket_service.store.tables import (
@@ -59,7 +60,8 @@ def _claim(conn: Connection, outbox_id: int, lease_ms: int, now: int):
         raise AttemptInProgress(f"outbox {outbox_id} was claimed meanwhile")
     message = conn.execute(select(messages.c.subject, messages.c.text, messages.c.html)
                            .where(messages.c.id == row.message_id)).one()
-    ticket = conn.execute(select(tickets.c.number).where(tickets.c.id == row.ticket_id)).one()
+    ticket = conn.execute(select(tickets.c.id, tickets.c.number, tickets.c.portal_generation, tickets.c.language)
+                          .where(tickets.c.id == row.ticket_id)).one()
     files = conn.execute(select(attachments.c.filename, attachments.c.content_type, attachments.c.blob_key)
                          .where(attachments.c.message_id == row.message_id).order_by(attachments.c.id)).all()
     account = conn.execute(
@@ -73,8 +75,10 @@ def _claim(conn: Connection, outbox_id: int, lease_ms: int, now: int):
 class StoreOutbox:
     """``core.outbox.Outbox`` over the database; events go out on ``ticket.events`` after commit."""
 
-    def __init__(self, db: Database, bus: Bus, blobs: BlobStore, secret_key: str) -> None:
-        self.db, self.bus, self.blobs, self.secret_key = db, bus, blobs, secret_key
+    def __init__(self, db: Database, bus: Bus, blobs: BlobStore, secret_key: str,
+                 links: PortalLinks | None = None) -> None:
+        """With ``links``, every reply carries its ticket's status-page link (``with_link``)."""
+        self.db, self.bus, self.blobs, self.secret_key, self.links = db, bus, blobs, secret_key, links
 
     async def begin_attempt(self, outbox_id: int, lease_ms: int) -> Outgoing | None:
         found = await self.db.run_write(_claim, outbox_id, lease_ms, now_ms())
@@ -91,11 +95,17 @@ class StoreOutbox:
         except CredentialError:
             pass  # sent with the secrets closed, the platform refuses it and says why
         data = [OutboundFile(f.filename, f.content_type, await self.blobs.get(f.blob_key)) for f in files]
+        text, html = message.text, message.html
+        if self.links is not None:
+            # Valid from when the reply was written, so every retry sends the same link
+            # (unless it was revoked meanwhile: then the current one).
+            url = self.links.portal_link(row.tenant_id, ticket, issued_at=row.created_at / 1000)
+            text, html = with_link(row.channel, text, html, url, ticket.language)
         return Outgoing(
             outbox_id=row.id, tenant_id=row.tenant_id, tenant=account.tenant_slug, ticket_id=row.ticket_id,
             ticket_number=ticket.number, message_id=row.message_id, channel=row.channel, account_id=account.id,
             account_address=account.address, account_settings=dict(account.settings), to=row.recipient,
-            to_name=row.recipient_name, subject=message.subject, text=message.text, html=message.html,
+            to_name=row.recipient_name, subject=message.subject, text=text, html=html,
             attachments=tuple(data), in_reply_to=row.in_reply_to, references=tuple(row.refs or ()),
             handle=row.handle, reply_to=row.reply_to, attempt=row.attempts + 1,
         )

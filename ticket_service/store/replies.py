@@ -31,6 +31,9 @@ IDENTITY = {"email": ("email", False), "wechat": ("wechat", True), "weibo": ("we
             "sdk": ("sdk", True), "voice": ("phone", False)}
 CHANNELS = frozenset(IDENTITY) | {"webform"}
 NO_REPLY_CHANNEL = "no_reply_channel"
+# Channels a customer writes on that are no way back: the status page. A reply goes on the
+# channel of the customer's last message elsewhere (email, WeChat ...), never on these.
+SIDE_CHANNELS = frozenset({"portal"})
 CALLBACK = "callback"
 
 
@@ -69,7 +72,8 @@ class Route:
 def _last_inbound(conn: Connection, tenant_id: int, ticket_id: int):
     return conn.execute(
         select(messages.c.channel, messages.c.headers, messages.c.sender_name)
-        .where(messages.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id, messages.c.direction == "in")
+        .where(messages.c.tenant_id == tenant_id, messages.c.ticket_id == ticket_id, messages.c.direction == "in",
+               messages.c.channel.not_in(SIDE_CHANNELS))
         .order_by(messages.c.id.desc()).limit(1)
     ).first()
 
@@ -97,6 +101,8 @@ def route(conn: Connection, tenant_id: int, ticket, asked: str) -> Route:
     last = _last_inbound(conn, tenant_id, ticket.id)
     name = last.sender_name if last else ""
     channel = asked or (last.channel if last else ticket.channel)
+    if not asked and channel in SIDE_CHANNELS:  # opened on the status page: no channel of its own
+        return Route(channel, "send", ticket.account_id, "", failure=NO_REPLY_CHANNEL)
     if channel not in CHANNELS:
         raise ReplyError(400, "invalid_field", f"field 'channel': {channel!r} is not a channel")
     # A web form has no way back of its own: the answer goes by email to the address it collected.

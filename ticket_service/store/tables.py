@@ -140,6 +140,8 @@ tickets = Table(
     Column("auto_reason", String(64), nullable=False, server_default=""),
     # Addresses on its messages' Cc (lower-case, bounded): they may quote its number to join it.
     Column("cc", JSON),
+    # Signed status-page links carry this in their MAC: raising it revokes every link issued.
+    Column("portal_generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
     Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
