@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 from redis.exceptions import AskError, MovedError, RedisClusterException, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core import keys
 from core.blobs import BlobStore
@@ -124,8 +125,9 @@ class Bus:
             for i, reply in zip(picked, replies if isinstance(replies, list) else [replies] * len(picked),
                                 strict=True):
                 out[i] = reply
-        if any(isinstance(r, MovedError | AskError) for r in out):
-            await self.redis.nodes_manager.initialize()  # the slot map changed: the next try goes right
+        if any(isinstance(r, MovedError | AskError | RedisConnectionError | ResponseError) for r in out):
+            # A master moved or went away (failover): re-read the slot map so the next try goes right.
+            await self.redis.nodes_manager.initialize()
         return out
 
     async def _xadd_waited(self, client, items: list[tuple[str, bytes]]) -> list:

@@ -11,11 +11,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import (
-    ClusterDownError,
-    SlotNotCoveredError,
-    TryAgainError,
-)
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -40,8 +36,11 @@ class NotReplicated(RedisConnectionError):
 
 
 # What a caller treats as "Redis is not there right now", beside OSError: a cluster mid-failover
-# answers CLUSTERDOWN or TRYAGAIN, or the client finds a slot with no master for a moment.
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError, SlotNotCoveredError)
+# answers CLUSTERDOWN or TRYAGAIN, or the client finds a slot with no master for a moment or
+# cannot reach any node to read the slot map (RedisClusterException, which is no RedisError).
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError, RedisClusterException)
+# Every error a Redis or Redis Cluster client raises.
+REDIS_ERRORS = (RedisError, RedisClusterException)
 
 
 def redis_binary() -> str:
@@ -130,9 +129,13 @@ def connect(url: str) -> aioredis.Redis | RedisCluster:
     """An asyncio client: one server, or (``redis+cluster://``) a Redis Cluster."""
     base = cluster_base_url(url)
     if base is not None:
+        # reinitialize_steps=1: re-read the whole slot map on every redirection or lost master.
+        # With the default (5) a MULTI that meets a dead master records the connection error as
+        # if it were a MOVED, and every later command of the client then fails on it (redis-py
+        # 6.4); a failover moves many slots at once anyway.
         return RedisCluster.from_url(
             base, decode_responses=False, health_check_interval=30, socket_connect_timeout=5,
-            client_name=f"switchboard-{os.getpid()}",
+            client_name=f"switchboard-{os.getpid()}", reinitialize_steps=1,
         )
     return aioredis.Redis.from_url(
         url, decode_responses=False, health_check_interval=30,
