@@ -33,7 +33,7 @@ class Runtime:
             private_file(s.data_dir / "switchboard.db")
         url, self.embedded = redis_url(s)
         self.redis = connect(url)
-        self.db = Database(s.effective_database_url)
+        self.db = Database(s.effective_database_url, read_url=s.database_read_url)
         await migrate(self.db)
         self.blobs = BlobStore(s.blob_dir)
         self.bus = Bus(self.redis, self.blobs, s.blob_threshold, s.redis_wait_replicas, s.redis_wait_timeout_ms)
