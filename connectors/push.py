@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import keys, metrics
@@ -26,6 +25,7 @@ from core.blobs import BlobStore
 from core.bus import Bus
 from core.envelope import Envelope
 from core.history import History
+from core.redis import REDIS_ERRORS
 from core.settings import Settings
 
 log = structlog.get_logger()
@@ -85,7 +85,7 @@ def push_route(channel: str) -> Callable[[Handler], Callable[[web.Request], Awai
                 count(channel, "rejected", exc.reason)
                 return web.json_response(error_body(exc.reason, exc.message), status=exc.status,
                                          headers=exc.headers)
-            except (RedisError, SQLAlchemyError, OSError):
+            except (*REDIS_ERRORS, SQLAlchemyError, OSError):
                 # Our fault: the sender keeps the message and retries (WeChat, Weibo and the SDK do).
                 log.error("push.unavailable", channel=channel, path=request.path, exc_info=True)
                 count(channel, "rejected", "unavailable")

@@ -7,12 +7,14 @@ import dataclasses
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import AskError, MovedError, RedisClusterException, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core import keys
 from core.blobs import BlobStore
 from core.envelope import FIELD, Envelope
 from core.ids import now_ms
+from core.redis import ClusterUnavailable, NotReplicated, is_cluster
 
 BLOB_META = "blob"
 
@@ -29,10 +31,16 @@ def _parse_id(entry_id: str) -> tuple[int, int]:
 class Bus:
     """Producer side of the streams plus the group bookkeeping every stage shares."""
 
-    def __init__(self, redis: aioredis.Redis, blobs: BlobStore, blob_threshold: int) -> None:
+    def __init__(self, redis: aioredis.Redis, blobs: BlobStore, blob_threshold: int,
+                 wait_replicas: int = 0, wait_timeout_ms: int = 1000) -> None:
+        """``wait_replicas``: an XADD counts as done only once that many replicas have it (WAIT)."""
         self.redis = redis
         self.blobs = blobs
         self.blob_threshold = blob_threshold
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._masters: dict = {}  # cluster node name -> ClusterNode, for WAIT
+        self._master_clients: dict[str, aioredis.Redis] = {}
         self._queued: list[tuple[str, bytes, asyncio.Future]] = []
         self._sender: asyncio.Task | None = None
 
@@ -74,11 +82,10 @@ class Bus:
         while self._queued:
             batch, self._queued = self._queued, []
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for stream, wire, _ in batch:
-                        pipe.xadd(stream, {FIELD: wire})
-                    replies = await pipe.execute(raise_on_error=False)
+                replies = await self._xadd_batch([(stream, wire) for stream, wire, _ in batch])
             except BaseException as exc:
+                if isinstance(exc, RedisClusterException):  # e.g. a slot with no master mid-failover
+                    exc = ClusterUnavailable(str(exc))
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -92,6 +99,72 @@ class Bus:
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
+
+    async def _xadd_batch(self, items: list[tuple[str, bytes]]) -> list:
+        """XADD each in one pipeline; with ``wait_replicas``, each behind a WAIT (see ``_xadd_waited``)."""
+        if not self.wait_replicas:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, wire in items:
+                    pipe.xadd(stream, {FIELD: wire})
+                return await pipe.execute(raise_on_error=False)
+        if not is_cluster(self.redis):
+            return await self._xadd_waited(self.redis, items)
+        # A cluster client would send a WAIT (a keyless command) to any node, and on a retry
+        # after a connection error it forgets where WAIT was aimed: so each master's XADDs and
+        # WAIT go on a plain client of that master, one pipeline, one connection.
+        await self.redis.initialize()
+        groups: dict[str, list[int]] = {}
+        for i, (stream, _) in enumerate(items):
+            node = self.redis.get_node_from_key(stream)
+            groups.setdefault(node.name, []).append(i)
+            self._masters.setdefault(node.name, node)
+        done = await asyncio.gather(*(self._xadd_waited(self._master(name), [items[i] for i in picked])
+                                      for name, picked in groups.items()), return_exceptions=True)
+        out: list = [None] * len(items)
+        for picked, replies in zip(groups.values(), done, strict=True):
+            for i, reply in zip(picked, replies if isinstance(replies, list) else [replies] * len(picked),
+                                strict=True):
+                out[i] = reply
+        if any(isinstance(r, MovedError | AskError | RedisConnectionError | ResponseError) for r in out):
+            # A master moved or went away (failover): re-read the slot map so the next try goes right.
+            await self.redis.nodes_manager.initialize()
+        return out
+
+    async def _xadd_waited(self, client, items: list[tuple[str, bytes]]) -> list:
+        """XADDs then ``WAIT wait_replicas wait_timeout_ms``, pipelined on one connection.
+
+        WAIT counts the replicas that acknowledged the writes made on its own connection, so it
+        must follow them on that connection. Fewer than asked: each XADD fails with
+        ``NotReplicated`` (the entry may be on the master all the same).
+        """
+        async with client.pipeline(transaction=False) as pipe:
+            for stream, wire in items:
+                pipe.xadd(stream, {FIELD: wire})
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            *replies, got = await pipe.execute(raise_on_error=False)
+        if isinstance(got, Exception):
+            return [got] * len(items)
+        if int(got) < self.wait_replicas:
+            shortfall = NotReplicated(f"{got} of {self.wait_replicas} replicas took the write "
+                                      f"within {self.wait_timeout_ms} ms")
+            return [r if isinstance(r, Exception) else shortfall for r in replies]
+        return replies
+
+    def _master(self, name: str) -> aioredis.Redis:
+        """A plain client of one cluster master, with the cluster client's connection settings."""
+        if name not in self._master_clients:
+            node = self._masters[name]
+            kwargs = dict(self.redis.get_connection_kwargs())
+            kwargs.pop("response_callbacks", None)
+            pool = aioredis.ConnectionPool(host=node.host, port=node.port, **kwargs)
+            self._master_clients[name] = aioredis.Redis(connection_pool=pool)
+        return self._master_clients[name]
+
+    async def aclose(self) -> None:
+        """Close the per-master clients (the caller closes the client it passed in)."""
+        for client in self._master_clients.values():
+            await client.aclose(close_connection_pool=True)
+        self._master_clients.clear()
 
     async def materialize(self, env: Envelope) -> Envelope:
         """Fetch a claim-checked payload back into the envelope."""
@@ -110,20 +183,27 @@ class Bus:
     async def dead_letter(
         self, stream: str, group: str, entry_id: str, raw: bytes | None, error: str, deliveries: int
     ) -> None:
-        """Move an entry to ``dead.<stream>`` with its reason and ack it, atomically."""
+        """Copy an entry to ``dead.<stream>`` with its reason, then ack it.
+
+        Two steps, in this order: on a Redis Cluster ``dead.<stream>`` lives on another slot
+        than the stream, and one MULTI may not span slots. A crash between them leaves the entry
+        pending, so it is dead-lettered again: a second dead letter, never a lost one (and a
+        replay of both is deduplicated by the store). The ack and the last-error hash share
+        the stream's slot (``keys.on_stream``) and go together.
+        """
+        await self.redis.xadd(
+            keys.dead_stream(stream),
+            {
+                FIELD: raw or b"",
+                b"error": error[:4000],
+                b"source": stream,
+                b"entry_id": entry_id,
+                b"group": group,
+                b"deliveries": str(deliveries),
+                b"failed_at": str(now_ms()),
+            },
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                keys.dead_stream(stream),
-                {
-                    FIELD: raw or b"",
-                    b"error": error[:4000],
-                    b"source": stream,
-                    b"entry_id": entry_id,
-                    b"group": group,
-                    b"deliveries": str(deliveries),
-                    b"failed_at": str(now_ms()),
-                },
-            )
             pipe.xack(stream, group, entry_id)
             pipe.hdel(keys.last_error_key(stream, group), entry_id)
             await pipe.execute()

@@ -1,4 +1,11 @@
-"""Every Redis stream name and key prefix in one place."""
+"""Every Redis stream name and key prefix in one place.
+
+Redis Cluster: a Lua script or MULTI may only touch keys of one hash slot, and a key's slot
+is CRC16 of its ``{tag}`` when it has one, else of the whole name. Streams keep their plain
+names (each stream its own slot, so the channels spread over the masters); a key that must
+be written together with a stream carries that stream's name as its tag (``on_stream``), which
+puts it on the stream's slot without renaming the stream.
+"""
 
 INGEST_PREFIX = "ingest."
 TICKET_EVENTS = "ticket.events"
@@ -10,6 +17,11 @@ GROUP_ROUTER = "router"
 _KEY = "sb:"
 
 
+def on_stream(stream: str) -> str:
+    """``{stream}``: a hash tag that hashes exactly as the untagged stream name does."""
+    return f"{{{stream}}}"
+
+
 def ingest_stream(channel: str) -> str:
     return f"{INGEST_PREFIX}{channel}"
 
@@ -19,8 +31,8 @@ def dead_stream(stream: str) -> str:
 
 
 def last_error_key(stream: str, group: str) -> str:
-    """Hash of entry id -> last handler error, so a dead letter carries its reason."""
-    return f"{_KEY}lasterror:{stream}:{group}"
+    """Hash of entry id -> last handler error, so a dead letter carries its reason (on the stream's slot)."""
+    return f"{_KEY}lasterror:{on_stream(stream)}:{group}"
 
 
 def heartbeat_key(role: str, consumer: str) -> str:
@@ -35,23 +47,24 @@ def router_tick_key() -> str:
     return f"{_KEY}router:tick"
 
 
-# IMAP: one lease, one checkpoint and one retry count per mailbox folder.
+# IMAP: one lease, one checkpoint and one retry count per mailbox folder, on ingest.email's slot:
+# one script checks the lease, XADDs the mail and moves the checkpoint (imap/mailbox.py).
 DEAD_IMAP = f"{DEAD_PREFIX}imap"  # messages an IMAP poller could not fetch (with the UID)
 IMAP_INSTANCES = f"{_KEY}imap:instances"  # sorted set: poller instance -> last seen (ms)
 
 
 def imap_lease_key(account_id: int, folder: str) -> str:
-    return f"{_KEY}imap:lease:{account_id}:{folder}"
+    return f"{_KEY}imap:lease:{on_stream(ingest_stream('email'))}:{account_id}:{folder}"
 
 
 def imap_checkpoint_key(account_id: int, folder: str) -> str:
     """Hash ``uidvalidity``, ``uid``: the last UID whose envelope is on the stream."""
-    return f"{_KEY}imap:checkpoint:{account_id}:{folder}"
+    return f"{_KEY}imap:checkpoint:{on_stream(ingest_stream('email'))}:{account_id}:{folder}"
 
 
 def imap_attempts_key(account_id: int, folder: str) -> str:
     """Hash UID -> failed fetch attempts, so one bad message is quarantined, not retried forever."""
-    return f"{_KEY}imap:attempts:{account_id}:{folder}"
+    return f"{_KEY}imap:attempts:{on_stream(ingest_stream('email'))}:{account_id}:{folder}"
 
 
 # Push gateway: receipts, SDK idempotency and uploads, rate-limit windows.

@@ -10,8 +10,37 @@ from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.settings import Settings
+
+# ``redis+cluster://host:port`` (``rediss+cluster://`` with TLS): any one node of a Redis
+# Cluster; the client learns the others and the slot map from it (CLUSTER SLOTS) and follows
+# MOVED/ASK itself. Plain ``redis://`` (or ``unix://``) is one server.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+class ClusterUnavailable(RedisConnectionError):
+    """The cluster cannot take the command now (failover in progress, slot not covered)."""
+
+
+class NotReplicated(RedisConnectionError):
+    """WAIT saw fewer replicas than ``redis_wait_replicas`` take a write in time.
+
+    The write may still be on the master (and survive): whoever was refused retries, and the
+    store's dedup key makes the second copy harmless.
+    """
+
+
+# What a caller treats as "Redis is not there right now", beside OSError: a cluster mid-failover
+# answers CLUSTERDOWN or TRYAGAIN, or the client finds a slot with no master for a moment or
+# cannot reach any node to read the slot map (RedisClusterException, which is no RedisError).
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError, RedisClusterException)
+# Every error a Redis or Redis Cluster client raises.
+REDIS_ERRORS = (RedisError, RedisClusterException)
 
 
 def redis_binary() -> str:
@@ -90,8 +119,37 @@ def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     return embedded.start(), embedded
 
 
-def connect(url: str) -> aioredis.Redis:
+def cluster_base_url(url: str) -> str | None:
+    """The plain ``redis://`` URL of a ``redis+cluster://`` one; None when ``url`` is one server."""
+    scheme, sep, rest = url.partition("://")
+    return f"{CLUSTER_SCHEMES[scheme]}://{rest}" if sep and scheme in CLUSTER_SCHEMES else None
+
+
+def connect(url: str) -> aioredis.Redis | RedisCluster:
+    """An asyncio client: one server, or (``redis+cluster://``) a Redis Cluster."""
+    base = cluster_base_url(url)
+    if base is not None:
+        # reinitialize_steps=1: re-read the whole slot map on every redirection or lost master.
+        # With the default (5) a MULTI that meets a dead master records the connection error as
+        # if it were a MOVED, and every later command of the client then fails on it (redis-py
+        # 6.4); a failover moves many slots at once anyway.
+        return RedisCluster.from_url(
+            base, decode_responses=False, health_check_interval=30, socket_connect_timeout=5,
+            client_name=f"switchboard-{os.getpid()}", reinitialize_steps=1,
+        )
     return aioredis.Redis.from_url(
         url, decode_responses=False, health_check_interval=30,
         socket_connect_timeout=5, client_name=f"switchboard-{os.getpid()}",
     )
+
+
+def connect_sync(url: str, **kwargs) -> redis.Redis | redis.RedisCluster:
+    """A blocking client for the same URL (health checks and other one-shot commands)."""
+    base = cluster_base_url(url)
+    if base is not None:
+        return redis.RedisCluster.from_url(base, **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def is_cluster(client) -> bool:
+    return isinstance(client, RedisCluster)

@@ -16,7 +16,7 @@ from typing import Any
 
 PREFIX = "SWITCHBOARD_"
 # Read under their conventional names, without the prefix.
-BARE_ENV = {"REDIS_URL": "redis_url", "DATABASE_URL": "database_url"}
+BARE_ENV = {"REDIS_URL": "redis_url", "DATABASE_URL": "database_url", "DATABASE_READ_URL": "database_read_url"}
 # Names under the prefix that are not settings themselves.
 META_ENV = {"SWITCHBOARD_CONFIG"}
 
@@ -32,8 +32,13 @@ class Settings:
     http_port: int = 8080
     smtp_port: int = 2525
     metrics_port: int = 0
-    redis_url: str = ""
+    redis_url: str = ""  # redis://host:port (one server) or redis+cluster://host:port (any node of a cluster)
+    # Ingress (and every stage's XADD) counts as done only once this many replicas have the
+    # entry (WAIT); fewer within redis_wait_timeout_ms: 503 / SMTP 451 and the sender retries.
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     database_url: str = ""
+    database_read_url: str = ""  # a PostgreSQL streaming replica for the API's reads
     secret_key: str = ""
     # Email
     max_message_size: int = 25 * 1024 * 1024

@@ -16,9 +16,7 @@ import time
 from collections import Counter
 
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import keys, metrics
 from core.batch import Batch, NotAttempted, Result
@@ -26,6 +24,7 @@ from core.bus import Bus, _text
 from core.envelope import FIELD, Envelope
 from core.errors import EnvelopeError, PermanentError
 from core.ids import new_id, now_ms
+from core.redis import UNAVAILABLE, is_cluster
 from core.settings import Settings
 
 log = structlog.get_logger()
@@ -65,6 +64,7 @@ class Worker:
         self._last_reclaim = 0.0
         self._last_beat = 0.0
         self._backoff = 0.0
+        self._reads: dict[int, asyncio.Task] = {}  # on a cluster: one XREADGROUP in flight per slot
 
     async def handle(self, envelope: Envelope) -> None:
         raise NotImplementedError
@@ -98,6 +98,8 @@ class Worker:
             await self._loop(drain)
         finally:
             beating.cancel()
+            for task in self._reads.values():
+                task.cancel()  # only when cancelled from outside: a normal end waited for them
         await self._beat(force=True)
         log.info("worker.stopped", consumer=self.consumer, **self.counters)
 
@@ -105,7 +107,7 @@ class Worker:
         while True:
             try:
                 await self._beat(force=True)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (*UNAVAILABLE, OSError) as exc:
                 log.warning("worker.heartbeat_failed", error=str(exc))
             await asyncio.sleep(self.settings.heartbeat_interval_ms / 1000)
 
@@ -120,7 +122,7 @@ class Worker:
                     await self._process_batch(stream, [(i, f, 1) for i, f in entries])
                 if drain and not batch and not busy and await self._idle():
                     break
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (*UNAVAILABLE, OSError) as exc:
                 log.warning("worker.redis_unavailable", error=str(exc))
                 await self._sleep(1.0)
             except ResponseError as exc:
@@ -129,6 +131,7 @@ class Worker:
                 await self.ensure_groups()
             if self._backoff:
                 await self._sleep(self._backoff)
+        await self._finish_reads()
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -137,8 +140,56 @@ class Worker:
             pass
 
     async def _read(self, block_ms: int) -> list[tuple[str, list]]:
+        groups = self._slot_groups()
+        if len(groups) == 1:
+            return await self._read_streams(groups[0], block_ms)
+        # A Redis Cluster refuses one XREADGROUP over streams of several slots, so each slot's
+        # streams get a blocking read of their own, all in flight at once; whichever answers
+        # first is handled, and the others stay in flight for the next turn.
+        for i, streams in enumerate(groups):
+            if i not in self._reads:
+                self._reads[i] = asyncio.create_task(self._read_streams(streams, block_ms))
+        done, _ = await asyncio.wait(self._reads.values(), return_when=asyncio.FIRST_COMPLETED)
+        return self._collect(done)
+
+    def _collect(self, done: set[asyncio.Task]) -> list[tuple[str, list]]:
+        out, errors = [], []
+        for i, task in list(self._reads.items()):
+            if task in done:
+                del self._reads[i]
+                if task.exception() is not None:
+                    errors.append(task.exception())
+                else:
+                    out.extend(task.result())
+        if errors and not out:
+            raise errors[0]
+        return out
+
+    async def _finish_reads(self) -> None:
+        """Handle what the reads still in flight bring (entries they took are ours to finish)."""
+        if not self._reads:
+            return
+        done, _ = await asyncio.wait(self._reads.values())
+        try:
+            batch = self._collect(done)
+        except (*UNAVAILABLE, OSError) as exc:
+            log.warning("worker.redis_unavailable", error=str(exc))
+            return
+        for stream, entries in batch:
+            await self._process_batch(stream, [(i, f, 1) for i, f in entries])
+
+    def _slot_groups(self) -> list[list[str]]:
+        """The streams by hash slot: one group on a single server."""
+        if not is_cluster(self.redis):
+            return [self.streams]
+        groups: dict[int, list[str]] = {}
+        for stream in self.streams:
+            groups.setdefault(self.redis.keyslot(stream), []).append(stream)
+        return list(groups.values())
+
+    async def _read_streams(self, streams: list[str], block_ms: int) -> list[tuple[str, list]]:
         reply = await self.redis.xreadgroup(
-            self.group, self.consumer, {s: ">" for s in self.streams},
+            self.group, self.consumer, {s: ">" for s in streams},
             count=self.settings.batch_size, block=block_ms,
         )
         return [(_text(stream), entries) for stream, entries in reply or []]

@@ -10,11 +10,11 @@ import re
 
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.push import GATEWAY, Gateway, Reject, error_body
 from core import keys
+from core.redis import REDIS_ERRORS
 
 log = structlog.get_logger()
 _RECEIPT = re.compile(r"^[A-Za-z0-9_-]{32}$")  # connectors.push.receipt_token: 24 random bytes
@@ -25,7 +25,7 @@ async def get_receipt(request: web.Request) -> web.StreamResponse:
         return await _receipt(request, request.app[GATEWAY])
     except Reject as exc:
         return web.json_response(error_body(exc.reason, exc.message), status=exc.status)
-    except (RedisError, SQLAlchemyError, OSError):
+    except (*REDIS_ERRORS, SQLAlchemyError, OSError):
         log.error("receipt.lookup_failed", exc_info=True)
         return web.json_response(error_body("unavailable", "try again later"), status=503,
                                  headers={"Retry-After": "5"})

@@ -27,8 +27,15 @@ HELP: dict[str, str] = {
     "smtp_port": "Port the `smtp` role (and `run`) accepts mail on.",
     "metrics_port": "Port for `/metrics`, `/healthz` and `/readyz` on roles without an HTTP "
     "port (`smtp`, `normalizer`, `router`); `0` serves none.",
-    "redis_url": "Redis server, e.g. `redis://redis:6379/0`. Empty: an embedded Redis under "
+    "redis_url": "Redis server, e.g. `redis://redis:6379/0`, or any node of a Redis Cluster as "
+    "`redis+cluster://host:6379` (see Redis Cluster below). Empty: an embedded Redis under "
     "the data folder, living as long as the process that started it.",
+    "redis_wait_replicas": "Replicas that must have an entry (Redis `WAIT`) before an ingress "
+    "acknowledges it or a stage counts its XADD as done; 0: the master's reply is enough. "
+    "Fewer within `redis_wait_timeout_ms`: HTTP 503, SMTP 451 4.3.0.",
+    "redis_wait_timeout_ms": "How long `WAIT` may block for `redis_wait_replicas` (ms).",
+    "database_read_url": "A read-only streaming replica of `DATABASE_URL` (PostgreSQL): the "
+    "API's lists, searches and ticket reads go there. Empty: every read goes to the primary.",
     "database_url": "Database, e.g. `postgresql://user:pass@host/db`. Empty: SQLite (WAL) "
     "at `<data_dir>/switchboard.db`.",
     "secret_key": "Secret for HMAC-signed email reply tokens and status-page links (per-tenant "

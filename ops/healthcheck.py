@@ -14,7 +14,7 @@ import urllib.request
 import redis
 
 from core import keys
-from core.redis import EmbeddedRedis
+from core.redis import EmbeddedRedis, connect_sync
 from core.settings import Settings
 
 HTTP_ROLES = ("api", "gateway", "run")
@@ -39,7 +39,7 @@ def check(role: str, s: Settings) -> bool:
             with smtplib.SMTP(host, s.smtp_port, timeout=3) as client:
                 return client.noop()[0] == 250
         url = s.redis_url or EmbeddedRedis(s.data_dir).url
-        client = redis.Redis.from_url(url, socket_timeout=3)
+        client = connect_sync(url, socket_timeout=3)
         try:
             return any(True for _ in client.scan_iter(match=keys.heartbeat_key(role, "*"), count=100))
         finally:

@@ -33,10 +33,10 @@ class Runtime:
             private_file(s.data_dir / "switchboard.db")
         url, self.embedded = redis_url(s)
         self.redis = connect(url)
-        self.db = Database(s.effective_database_url)
+        self.db = Database(s.effective_database_url, read_url=s.database_read_url)
         await migrate(self.db)
         self.blobs = BlobStore(s.blob_dir)
-        self.bus = Bus(self.redis, self.blobs, s.blob_threshold)
+        self.bus = Bus(self.redis, self.blobs, s.blob_threshold, s.redis_wait_replicas, s.redis_wait_timeout_ms)
         self.health = Health(self.redis, self.db, stall_s=max(15.0, 3 * s.block_ms / 1000))
         self.history = StoredHistory(self.db)
         self._accounts: AccountDirectory | None = None
@@ -52,6 +52,7 @@ class Runtime:
         return self._accounts
 
     async def close(self) -> None:
+        await self.bus.aclose()
         await self.redis.aclose()
         await self.db.dispose()
         if self.embedded:

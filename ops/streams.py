@@ -108,17 +108,17 @@ async def _select(redis, name: str, ids: list[str], all_: bool) -> list[tuple[st
 async def dead_replay(redis, stream: str, ids: list[str], all_: bool = False) -> list[dict]:
     """Put each dead letter's original envelope back on its source stream, then drop it.
 
-    XADD and XDEL run in one MULTI, so a letter is either replayed and gone or untouched.
+    XADD first, XDEL after: on a Redis Cluster the two streams are on different slots, so
+    they cannot share a MULTI. Interrupted between them, a letter is replayed and still
+    listed; replaying it again is harmless (the store dedups the message).
     """
     [name] = await _dead_streams(redis, stream)
     out = []
     for entry_id, fields in await _select(redis, name, ids, all_):
         f = {_text(k): v for k, v in fields.items()}
         source = _text(f.get("source", b"")) or name[len(keys.DEAD_PREFIX):]
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(source, {FIELD: f.get(_FIELD, b"")})
-            pipe.xdel(name, entry_id)
-            new_id, _ = await pipe.execute()
+        new_id = await redis.xadd(source, {FIELD: f.get(_FIELD, b"")})
+        await redis.xdel(name, entry_id)
         out.append({"dead_id": entry_id, "stream": source, "new_id": _text(new_id)})
     return out
 

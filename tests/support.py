@@ -52,7 +52,7 @@ def role_env(data_dir, redis_url: str | None, database_url: str | None, **settin
     import os
 
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SWITCHBOARD_") and k not in ("REDIS_URL", "DATABASE_URL")}
+           if not k.startswith("SWITCHBOARD_") and k not in ("REDIS_URL", "DATABASE_URL", "DATABASE_READ_URL")}
     env["SWITCHBOARD_DATA_DIR"] = str(data_dir)
     env["SWITCHBOARD_LOG_FORMAT"] = "json"
     if redis_url:

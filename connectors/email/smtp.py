@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import structlog
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import keys, metrics
@@ -19,6 +18,7 @@ from core.accounts import Account, Accounts
 from core.bus import Bus
 from core.connections import PER_IP, ConnectionLimits
 from core.envelope import Envelope
+from core.redis import REDIS_ERRORS
 
 log = structlog.get_logger()
 CHANNEL = "email"
@@ -117,7 +117,7 @@ class InboundHandler:
         ]
         try:
             await self.bus.publish_many(items)
-        except (RedisError, OSError):
+        except (*REDIS_ERRORS, OSError):
             log.error("smtp.enqueue_failed", exc_info=True)
             _count("rejected", "queue_unavailable")
             return "451 4.3.0 Queue unavailable, try again later"

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from core import keys
 from core.blobs import BlobStore
 from core.bus import Bus
 from core.envelope import FIELD, Envelope
@@ -68,7 +69,7 @@ async def test_poison_pill_between_good_entries_is_dead_lettered(bus):
     assert any(r.startswith("envelope: not msgpack") for r in reasons)
     assert all(d[b"source"] == STREAM.encode() and d[b"group"] == b"testers" for _, d in dead)
     assert (await bus.redis.xpending(STREAM, "testers"))["pending"] == 0
-    assert await bus.redis.hlen(f"sb:lasterror:{STREAM}:testers") == 0
+    assert await bus.redis.hlen(keys.last_error_key(STREAM, "testers")) == 0
 
 
 async def test_crashed_consumer_entries_are_reclaimed_once(bus):

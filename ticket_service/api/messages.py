@@ -48,7 +48,7 @@ async def list_messages(request: web.Request, tenant_id: int) -> web.Response:
     stmt = unplaced.listing(kind, tenant_id)
     if "cursor" in query:
         stmt = stmt.where(messages.c.id < decode_cursor(query["cursor"]))
-    async with request.app[DB].read() as conn:
+    async with request.app[DB].read_may_lag() as conn:
         rows = (await conn.execute(stmt.limit(limit + 1))).all()
         total = (await conn.execute(unplaced.count(kind, tenant_id))).scalar_one()
     page = rows[:limit]

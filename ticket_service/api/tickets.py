@@ -197,7 +197,7 @@ async def list_tickets(request: web.Request, tenant_id: int) -> web.Response:
         raise invalid_parameter(unknown[0], "is not a known parameter")
     limit = parse_int(query.get("limit", str(DEFAULT_LIMIT)), "limit", 1, MAX_LIMIT)
     stmt = _filtered(_ticket_select(tenant_id), query).order_by(tickets.c.id.desc()).limit(limit + 1)
-    async with request.app[DB].read() as conn:
+    async with request.app[DB].read_may_lag() as conn:
         rows = (await conn.execute(stmt)).all()
     page = rows[:limit]
     following = encode_cursor(page[-1].id) if len(rows) > limit else None
@@ -208,7 +208,7 @@ async def list_tickets(request: web.Request, tenant_id: int) -> web.Response:
 async def get_ticket(request: web.Request, tenant_id: int) -> web.Response:
     """GET /api/v1/tickets/{id}: the ticket with its messages, oldest first."""
     ticket_id = parse_id(request.match_info["id"])
-    async with request.app[DB].read() as conn:
+    async with request.app[DB].read_may_lag() as conn:
         row = (await conn.execute(_ticket_select(tenant_id).where(tickets.c.id == ticket_id))).first()
         if row is None:
             raise not_found("ticket", ticket_id)

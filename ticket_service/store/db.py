@@ -73,7 +73,8 @@ class Database:
     not per statement); on PostgreSQL it runs over asyncpg through SQLAlchemy's ``run_sync``.
     """
 
-    def __init__(self, url: str, pool_size: int = 5) -> None:
+    def __init__(self, url: str, pool_size: int = 5, read_url: str = "") -> None:
+        """``read_url``: a streaming replica of ``url`` for ``read_may_lag`` (PostgreSQL)."""
         url = self.url = async_url(url)
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -84,6 +85,12 @@ class Database:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self.replica: AsyncEngine | None = None
+        if read_url:
+            if self.is_sqlite or async_url(read_url).startswith("sqlite"):
+                raise ValueError("a read replica (DATABASE_READ_URL) needs PostgreSQL for both URLs")
+            self.replica = create_async_engine(async_url(read_url), pool_size=pool_size, max_overflow=pool_size,
+                                               pool_pre_ping=True)
 
     def _sync_engine(self) -> Engine:
         if self._sync is None:
@@ -127,12 +134,29 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def read_may_lag(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction on the replica when there is one, else as ``read()``.
+
+        The replica replays the primary's WAL a little behind it: what this request (or any
+        other a moment ago) wrote may not be there yet. Use it for lists, searches and plain
+        views only; a read that must see a write goes through ``read()`` (the primary).
+        """
+        if self.replica is None:
+            async with self.read() as conn:
+                yield conn
+            return
+        async with self.replica.connect() as conn, conn.begin():
+            yield conn
+
     async def ping(self) -> bool:
         async with self.read() as conn:
             return (await conn.execute(text("SELECT 1"))).scalar() == 1
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()
         if self._sync is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
             self._thread.shutdown()
