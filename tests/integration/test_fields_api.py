@@ -6,6 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from connectors.registry import capacity_classes
@@ -15,7 +17,7 @@ from ticket_service.field_schema import MAX_FIELDS
 from ticket_service.store import admin
 from ticket_service.store import tickets as store
 from ticket_service.store.db import Database, migrate
-from ticket_service.store.tables import ticket_field_values
+from ticket_service.store.tables import metadata, ticket_field_values
 
 FIELDS = [
     {"name": "order_no", "type": "text", "label": "Order"},
@@ -216,3 +218,14 @@ async def test_removing_a_field_removes_every_value_of_it(api):
         names = set((await conn.execute(select(ticket_field_values.c.name))).scalars())
     assert names == {"order_no", "amount", "due", "source"}
     assert (await api.call("GET", "/tickets", **{"field.topics": "refund"}))[0] == 400
+
+
+async def test_migration_0008_creates_what_tables_py_declares(api):
+    # custom_fields, ticket_field_values and tickets.fields, with their indexes, on both databases.
+    def diff(conn):
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+
+    async with api.db.read() as conn:
+        found = await conn.run_sync(diff)
+    names = ("custom_fields", "ticket_field_values", "'fields'")
+    assert [d for d in found if any(n in repr(d) for n in names)] == []
