@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ticket_service.field_schema import MAX_FIELDS, Field, FieldError, index_rows
@@ -96,7 +96,3 @@ def missing_required(defs: Mapping[str, Field], current: Mapping[str, Any]) -> l
     """Required fields without a value, in definition order."""
     return [name for name, f in defs.items() if f.required and current.get(name) is None]
 
-
-def count_values(conn: Connection, tenant_id: int) -> int:
-    return conn.execute(select(func.count()).select_from(ticket_field_values)
-                        .where(ticket_field_values.c.tenant_id == tenant_id)).scalar_one()
