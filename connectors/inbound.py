@@ -59,3 +59,6 @@ class Inbound:
     also: list[Sender] = field(default_factory=list)
     # Tags the ticket must carry for this message (a missed call: ``callback``).
     tags: list[str] = field(default_factory=list)
+    # What a form or an app sent beyond the message, by its own field names (also kept in
+    # ``headers``); an account's ``field_map`` says which custom ticket field each one fills.
+    custom: dict[str, str] = field(default_factory=dict)

@@ -25,6 +25,7 @@ from core.blobs import BlobStore
 from core.bus import Bus
 from core.envelope import Envelope
 from core.history import History
+from core.json_http import json_response
 from core.redis import REDIS_ERRORS
 from core.settings import Settings
 
@@ -83,13 +84,13 @@ def push_route(channel: str) -> Callable[[Handler], Callable[[web.Request], Awai
                 log.info("push.rejected", channel=channel, status=exc.status, reason=exc.reason,
                          path=request.path)
                 count(channel, "rejected", exc.reason)
-                return web.json_response(error_body(exc.reason, exc.message), status=exc.status,
+                return json_response(error_body(exc.reason, exc.message), status=exc.status,
                                          headers=exc.headers)
             except (*REDIS_ERRORS, SQLAlchemyError, OSError):
                 # Our fault: the sender keeps the message and retries (WeChat, Weibo and the SDK do).
                 log.error("push.unavailable", channel=channel, path=request.path, exc_info=True)
                 count(channel, "rejected", "unavailable")
-                return web.json_response(error_body("unavailable", "try again later"), status=503,
+                return json_response(error_body("unavailable", "try again later"), status=503,
                                          headers={"Retry-After": "5"})
 
         return route

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.push import GATEWAY, Gateway, Reject, error_body
 from core import keys
+from core.json_http import json_response
 from core.redis import REDIS_ERRORS
 
 log = structlog.get_logger()
@@ -24,10 +25,10 @@ async def get_receipt(request: web.Request) -> web.StreamResponse:
     try:
         return await _receipt(request, request.app[GATEWAY])
     except Reject as exc:
-        return web.json_response(error_body(exc.reason, exc.message), status=exc.status)
+        return json_response(error_body(exc.reason, exc.message), status=exc.status)
     except (*REDIS_ERRORS, SQLAlchemyError, OSError):
         log.error("receipt.lookup_failed", exc_info=True)
-        return web.json_response(error_body("unavailable", "try again later"), status=503,
+        return json_response(error_body("unavailable", "try again later"), status=503,
                                  headers={"Retry-After": "5"})
 
 
@@ -43,7 +44,7 @@ async def _receipt(request: web.Request, gw: Gateway) -> web.StreamResponse:
         body["status"] = "received"
         if row.ticket_id is not None:
             body.update(status="ticket", ticket={"number": row.number, "status": row.status})
-    return web.json_response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"})
+    return json_response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"})
 
 
 def setup_routes(app: web.Application) -> None:

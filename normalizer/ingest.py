@@ -20,6 +20,7 @@ from core.accounts import Account
 from core.channel import Channel, OnDuplicate
 from core.envelope import Envelope
 from core.ids import now_ms
+from normalizer.fields import apply_field_map
 from normalizer.threading import Context, ThreadMatch, cc_addresses, find_thread, merged_cc
 from ticket_service.store import customers
 from ticket_service.store import tickets as store
@@ -142,6 +143,8 @@ def _ingest(conn: Connection, job: Job, inbound: Inbound, attachments: list[dict
     _close_task(conn, tenant, inbound.headers, now)
     if inbound.tags and outcome.ticket_id is not None and outcome.kind != Kind.AUTO:
         store.tag_ticket(conn, outcome.ticket_id, inbound.tags, customer.vip_tier)
+    if inbound.custom and outcome.ticket_id is not None and outcome.kind != Kind.AUTO and account.settings.get("field_map"):
+        apply_field_map(conn, tenant, outcome.ticket_id, account.settings["field_map"], inbound.custom)
     outcome.customer_id = customer.id
     outcome.rule = match.rule
     return outcome

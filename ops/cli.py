@@ -17,7 +17,7 @@ from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
-from ops import opscli, roles, routingcli, ticketcli, usercli
+from ops import fieldcli, opscli, roles, routingcli, ticketcli, usercli
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -169,7 +169,8 @@ async def _set_account(conn, args: argparse.Namespace) -> str:
             raise ValueError(f"{pair!r} is not KEY=VALUE")
         values[key] = value
     stored = await account_settings.set_settings(conn, args.channel, args.address, values, args.tenant)
-    shown = ", ".join(f"{k}={stored[k]}" for k in values)
+    shown = ", ".join(f"{k}={v if isinstance(v := stored[k], str) else json.dumps(v, ensure_ascii=False)}"
+                      for k in values)
     return f"{args.channel} account {args.address.strip().lower() if args.channel == 'email' else args.address}: {shown}"
 
 
@@ -201,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
             role.add_argument("kind", choices=["imap"], help="which connector")
     opscli.add_parser(sub, list(ROLES))
     routingcli.add_parsers(sub)
+    fieldcli.add_parsers(sub)
     _add_reply_parser(ticketcli.add_parser(sub))
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return opscli.main(settings, args)
     if routingcli.handles(args):
         return routingcli.main(settings, args)
+    if fieldcli.handles(args):
+        return fieldcli.main(settings, args)
     if args.command == "ticket" and args.action == "explain":
         return ticketcli.main(settings, args)
     if args.command in ROLES:

@@ -13,6 +13,7 @@ from connectors.contact import email as checked_email
 _CONVERSATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UPLOAD = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 MAX_TEXT, MAX_ATTACHMENTS = 10_000, 10
+MAX_FIELDS, MAX_FIELD_NAME, MAX_FIELD_VALUE = 50, 100, 2000
 MAX_SENT_AT = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: any later number is no clock's reading
 
 
@@ -27,6 +28,20 @@ class AppMessage:
     name: str = ""
     uploads: list[str] = field(default_factory=list)
     sent_at: int | None = None
+    custom: dict[str, str] = field(default_factory=dict)  # ``fields``: the app's own, as text
+
+
+def _custom(value: object) -> dict[str, str]:
+    """``fields``: the app's named values (text or numbers), which an account may map to custom fields."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_FIELDS or not all(
+            isinstance(k, str) and 0 < len(k) <= MAX_FIELD_NAME and type(v) in (str, int, float)
+            and len(str(v)) <= MAX_FIELD_VALUE for k, v in value.items()):
+        raise FieldError("invalid_field", f"'fields' must be an object of at most {MAX_FIELDS} names "
+                         f"(up to {MAX_FIELD_NAME} characters) with text or number values "
+                         f"(up to {MAX_FIELD_VALUE} characters)")
+    return {k: str(v) for k, v in value.items()}
 
 
 def _str(doc: dict, name: str, limit: int, required: bool = False) -> str:
@@ -79,4 +94,5 @@ def read(body: bytes, region: str = "CN") -> AppMessage:
     if sent_at is not None and (type(sent_at) is not int or not 0 <= sent_at <= MAX_SENT_AT):
         raise FieldError("invalid_field", f"'sent_at' must be epoch milliseconds from 0 to {MAX_SENT_AT}")
     msg.sent_at = sent_at
+    msg.custom = _custom(doc.get("fields"))
     return msg

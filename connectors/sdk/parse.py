@@ -43,6 +43,8 @@ def parse(env: Envelope) -> list[Inbound]:
         sent_at=msg.sent_at,
         thread_refs=[key],
         thread_root=key,
-        headers={"sdk": {"conversation": msg.conversation, "client_id": msg.client_id, "user": msg.user_id}},
+        headers={"sdk": {"conversation": msg.conversation, "client_id": msg.client_id, "user": msg.user_id}
+                 | ({"fields": msg.custom} if msg.custom else {})},
         also=also,
+        custom=dict(msg.custom),
     )]

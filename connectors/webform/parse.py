@@ -45,7 +45,7 @@ def parse(env: Envelope) -> list[Inbound]:
     first_line = next((line.strip() for line in c.body.splitlines() if line.strip()), "")
     return [Inbound(
         dedup_key=key, sender=who, subject=c.subject or first_line[:80] or "Web form",
-        text=text.strip(), ticket_number=c.ticket_number, also=also,
+        text=text.strip(), ticket_number=c.ticket_number, also=also, custom=dict(c.custom),
         attachments=[Attachment(f.filename or "upload", f.content_type, f.data) for f in sub.files],
         headers={"form": {"custom": c.custom, "origin": env.meta.get("origin", ""),
                           "envelope_id": env.id, "token": c.token}},

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
+from openapi_check import api_responses_match_the_document  # noqa: F401  (autouse)
 from sqlalchemy import select
 from support import SUPPORT
 

@@ -160,6 +160,7 @@ async def test_list_is_newest_first_with_full_ticket_shape(api):
         "priority": 0, "customer": {"id": s.ids["zhang"], "name": "Zhang Wei", "vip_tier": 2},
         "assignee": {"id": s.ids["alice"], "name": "Alice"}, "tags": ["vip", "refund"],
         "auto": False, "auto_reason": None, "created_at": "2026-11-20T09:30:00.129Z", "updated_at": "2026-11-20T09:30:00.129Z",
+        "fields": {},
     }
     assert body["items"][-1]["assignee"] is None and body["items"][-1]["tags"] == []
 

@@ -241,7 +241,7 @@ async def test_account_set_changes_auto_mail_and_refuses_what_it_does_not_know(s
     assert (done.returncode, done.stdout.strip()) == (0, "email account help@acme.test: auto_mail=drop")
     for args, error in [
         (("help@acme.test", "auto_mail=never"), "auto_mail must be one of ticket|attach|drop, not 'never'"),
-        (("help@acme.test", "ack=off"), "'ack' is not a setting `account set` changes (known: auto_mail, mode)"),
+        (("help@acme.test", "ack=off"), "'ack' is not a setting `account set` changes (known: auto_mail, field_map, mode)"),
         (("help@acme.test", "auto_mail"), "'auto_mail' is not KEY=VALUE"),
         (("nobody@acme.test", "auto_mail=ticket"), "no email account 'nobody@acme.test'"),
         (("help@acme.test", "auto_mail=ticket", "--tenant", "globex"), "no tenant 'globex'"),

@@ -49,6 +49,12 @@ ROUTES = {
     ("DELETE", "/routing/rules/{id}"): "item",
     ("GET", "/reports/queue"): "report",
     ("GET", "/reports/kpis"): "report",
+    ("GET", "/fields"): "list",
+    ("POST", "/fields"): "create",
+    ("GET", "/fields/{name}"): "item",
+    ("PUT", "/fields/{name}"): "item",
+    ("DELETE", "/fields/{name}"): "item",
+    ("GET", "/openapi.json"): "public",
 }
 QUERIES = {("GET", "/messages"): "?kind=bounce"}
 BODIES = {
@@ -58,6 +64,8 @@ BODIES = {
     ("POST", "/agents"): {"name": "Mallory", "email": "mallory@acme.test", "status": "online",
                           "capacity": {"email": 1}},
     ("POST", "/routing/rules"): {"name": "steal", "required": {"refunds": 1}},
+    ("POST", "/fields"): {"name": "globex_only", "type": "text"},  # the other tenant's name: still mine
+    ("PUT", "/fields/{name}"): {"required": True},
 }
 
 
@@ -107,8 +115,13 @@ async def world(sqlite_url, redis_url, tmp_path):
         async with http.post(f"{PREFIX}/routing/rules", headers=h, json={"name": f"{slug} rule"}) as r:
             assert r.status == 201, await r.text()
             rule = await r.json()
+        async with http.post(f"{PREFIX}/fields", headers=h, json={"name": f"{slug}_only", "type": "number"}) as r:
+            assert r.status == 201, await r.text()
+        async with http.patch(f"{PREFIX}/tickets/{ticket['id']}", headers=h, json={"fields": {f"{slug}_only": 7}}) as r:
+            assert r.status == 200, await r.text()
         t.update(headers=h, ids={"/tickets": ticket["id"], "/attachments": message["attachments"][0]["id"],
-                                 "/agents": agent["id"], "/routing/rules": rule["id"], "/messages": bounce["id"]})
+                                 "/agents": agent["id"], "/routing/rules": rule["id"], "/messages": bounce["id"],
+                                 "/fields": f"{slug}_only"})
     yield http, tenants, app
     await http.close()
     await client.aclose()
@@ -127,13 +140,13 @@ def _api_routes(app: web.Application) -> set[tuple[str, str]]:
 def _fill(path: str, ids: dict) -> str:
     """Put the other tenant's id of the resource the path names into {id}."""
     resource = next(r for r in sorted(ids, key=len, reverse=True) if path.startswith(r + "/"))
-    return path.replace("{id}", str(ids[resource]))
+    return path.replace("{id}", str(ids[resource])).replace("{name}", str(ids[resource]))
 
 
 async def _snapshot(http, tenant) -> dict:
     """What the tenant itself sees of its objects."""
     out = {}
-    for path in ("/tickets", "/agents", "/routing/rules", "/messages"):
+    for path in ("/tickets", "/agents", "/routing/rules", "/messages", "/fields"):
         async with http.get(PREFIX + path + QUERIES.get(("GET", path), ""), headers=tenant["headers"]) as r:
             out[path] = await r.json()
     async with http.get(f"{PREFIX}/attachments/{tenant['ids']['/attachments']}", headers=tenant["headers"]) as r:
@@ -152,7 +165,7 @@ async def test_a_key_of_one_tenant_sees_and_changes_nothing_of_another(world, me
     me, other = tenants["acme"], tenants["globex"]
     before = await _snapshot(http, other)
     kind = ROUTES[(method, path)]
-    url = PREFIX + (_fill(path, other["ids"]) if "{id}" in path else path) + QUERIES.get((method, path), "")
+    url = PREFIX + (_fill(path, other["ids"]) if "{" in path else path) + QUERIES.get((method, path), "")
     async with http.request(method, url, headers=me["headers"], json=BODIES.get((method, path))) as r:
         status, body = r.status, await r.read()
     if kind == "item":
@@ -162,7 +175,7 @@ async def test_a_key_of_one_tenant_sees_and_changes_nothing_of_another(world, me
         assert status == 200
         items = json.loads(body)["items"]
         mine = {me["ids"][path]} if path in me["ids"] else set()
-        assert {i["id"] for i in items} == mine, (path, items)
+        assert {i.get("id", i.get("name")) for i in items} == mine, (path, items)
         assert b"globex" not in body
     elif kind == "report":
         assert status == 200, body
@@ -172,6 +185,8 @@ async def test_a_key_of_one_tenant_sees_and_changes_nothing_of_another(world, me
         else:  # the queue report: the caller's own agent only
             assert [a["name"] for a in report["agents"]] == ["acme"], report
         assert b"globex" not in body
+    elif kind == "public":  # no key needed, and nothing of any tenant in it
+        assert status == 200 and b"globex" not in body and b"acme" not in body
     else:
         assert status == 201, body
     assert await _snapshot(http, other) == before, f"{method} {path} changed the other tenant"

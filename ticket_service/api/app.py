@@ -8,7 +8,16 @@ from aiohttp import web
 
 from core.blobs import BlobStore
 from core.bus import Bus
-from ticket_service.api import messages, portal_links, replies, reports, routing, tickets
+from ticket_service.api import (
+    fields,
+    messages,
+    openapi,
+    portal_links,
+    replies,
+    reports,
+    routing,
+    tickets,
+)
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.portal_links import PortalLinks
 from ticket_service.store.db import Database
@@ -38,6 +47,8 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, classes: Map
     routing.setup_routes(app, bus, classes)
     reports.setup_routes(app)
     portal_links.setup_routes(app, links)
+    fields.setup_routes(app)
+    openapi.setup_routes(app)
 
 
 def create_app(db: Database, blobs: BlobStore, classes: Mapping[str, str]) -> web.Application:

@@ -10,6 +10,8 @@ from typing import TypeAlias
 import structlog
 from aiohttp import web
 
+from core.json_http import json_response
+
 log = structlog.get_logger()
 
 # Ids are INTEGER columns: a larger value is a driver error on PostgreSQL, not a miss.
@@ -30,7 +32,7 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, headers: Headers = None) -> web.Response:
     """The JSON body every API error has: ``{"error": {"code", "message"}}``."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
 def not_found(what: str, ident: int) -> ApiError:

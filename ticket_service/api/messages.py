@@ -9,8 +9,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.engine import Row
 
+from core.json_http import json_response
 from ticket_service.api.auth import authenticated
 from ticket_service.api.errors import invalid_parameter, parse_int
+from ticket_service.api.spec import TIME, obj, operation, page_of
 from ticket_service.api.tickets import (
     DB,
     DEFAULT_LIMIT,
@@ -53,8 +55,22 @@ async def list_messages(request: web.Request, tenant_id: int) -> web.Response:
         total = (await conn.execute(unplaced.count(kind, tenant_id))).scalar_one()
     page = rows[:limit]
     following = encode_cursor(page[-1].id) if len(rows) > limit else None
-    return web.json_response({"items": [item_json(r) for r in page], "total": total, "next": following})
+    return json_response({"items": [item_json(r) for r in page], "total": total, "next": following})
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/messages", list_messages)
+
+
+_ITEM = obj(("id", "received_at", "from", "from_name", "subject", "channel", "account", "auto_reason", "bounce"),
+            id={"type": "integer"}, received_at=TIME, **{"from": {"type": "string"}}, from_name={"type": "string"},
+            subject={"type": "string"}, channel={"type": "string"}, account={"type": "string"},
+            auto_reason={"type": "string"}, bounce={"type": ["object", "null"]})
+PATHS = {
+    "/messages": {"get": operation(
+        "Inbound messages no ticket holds (kind=bounce: bounces of mail we do not know)",
+        {200: ("A page of messages", page_of(_ITEM, total={"type": "integer"}))}, 400,
+        params=[{"name": "kind", "in": "query", "required": True, "schema": {"enum": list(unplaced.KINDS)}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}}])},
+}

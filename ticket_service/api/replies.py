@@ -17,9 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from core.blobs import BlobStore
 from core.ids import now_ms
+from core.json_http import json_response
 from ticket_service.api import body as api_body
 from ticket_service.api.auth import authenticated
 from ticket_service.api.errors import ApiError, parse_id
+from ticket_service.api.schemas import MESSAGE_PROPS, MESSAGE_REQUIRED
+from ticket_service.api.spec import ID_PARAM, obj, operation
 from ticket_service.api.tickets import BLOBS, DB, PREFIX, SECRET, message_json, message_rows
 from ticket_service.store.db import Database
 from ticket_service.store.replies import CHANNELS, Draft, ReplyError, existing, store_reply
@@ -122,7 +125,7 @@ async def post_message(request: web.Request, tenant_id: int) -> web.Response:
         async with db.read() as conn:
             seen = await conn.run_sync(existing, tenant_id, draft.idempotency_key)
         if seen is not None and seen.ticket_id == ticket_id:
-            return web.json_response(await ticket_message(db, tenant_id, seen.id), status=200)
+            return json_response(await ticket_message(db, tenant_id, seen.id), status=200)
     rows = await _store_files(request.app[BLOBS], files)
     draft = Draft(**{**{k: getattr(draft, k) for k in draft.__slots__}, "files": rows})
     try:
@@ -137,9 +140,26 @@ async def post_message(request: web.Request, tenant_id: int) -> web.Response:
         if seen is None:
             raise
         message_id, created = seen.id, False
-    return web.json_response(await ticket_message(db, tenant_id, message_id), status=201 if created else 200)
+    return json_response(await ticket_message(db, tenant_id, message_id), status=201 if created else 200)
 
 
 def setup_routes(app: web.Application, limit: int = DEFAULT_LIMIT) -> None:
     app[REPLY_LIMIT] = limit
     app.router.add_post(f"{PREFIX}/tickets/{{id}}/messages", post_message)
+
+
+_FILE = obj(("filename", "data"), filename={"type": "string", "maxLength": 255},
+            content_type={"type": "string"}, data={"type": "string", "contentEncoding": "base64"})
+_DRAFT = obj(("text",), kind={"enum": ["reply", "note"]}, text={"type": "string", "maxLength": MAX_TEXT},
+             html={"type": ["string", "null"]}, channel={"type": ["string", "null"]},
+             idempotency_key={"type": ["string", "null"], "maxLength": 200},
+             agent_id={"type": ["integer", "null"], "minimum": 1},
+             attachments={"type": ["array", "null"], "items": _FILE, "maxItems": MAX_FILES})
+_STORED = obj((*MESSAGE_REQUIRED, "ticket_id"), **MESSAGE_PROPS, ticket_id={"type": "integer"})
+PATHS = {
+    "/tickets/{id}/messages": {"post": operation(
+        "An agent's reply (sent on the customer's channel) or internal note",
+        {201: ("Stored (a reply is queued for sending)", _STORED),
+         200: ("The message stored before under the same idempotency_key", _STORED)},
+        400, 404, 409, 413, body=_DRAFT, params=[ID_PARAM])},
+}

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import date, datetime, time, timedelta
-from functools import partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from sqlalchemy import select
 
 from core.ids import now_ms
+from core.json_http import json_response
 from ticket_service.api.auth import authenticated
 from ticket_service.api.errors import invalid_parameter
+from ticket_service.api.spec import TIME, obj, operation
 from ticket_service.api.tickets import DB, PREFIX, iso_ms
 from ticket_service.store import reports
 from ticket_service.store.tables import tenants
@@ -27,7 +27,37 @@ from ticket_service.store.tables import tenants
 _KPI_PARAMS = frozenset({"by", "from", "to", "format"})
 _CSV_COLUMNS = ("key", "volume", "replied", "solved", "first_reply_p50_s", "first_reply_p90_s",
                 "resolution_p50_s", "resolution_p90_s")
-_dumps = partial(json.dumps, ensure_ascii=False)
+_NUM = {"type": ["number", "null"]}
+_INT = {"type": "integer"}
+_LOAD = obj(("load", "capacity"), load=_INT, capacity=_INT)
+_QUEUE = obj(("waiting", "oldest_waiting_s", "queues", "agents"),
+             waiting=_INT, oldest_waiting_s=_NUM,
+             queues={"type": "array", "items": obj(("vip_tier", "channel", "waiting", "oldest_queued_at"),
+                                                   vip_tier=_INT, channel={"type": "string"}, waiting=_INT,
+                                                   oldest_queued_at=TIME)},
+             agents={"type": "array", "items": obj(("id", "name", "email", "status", "status_at", "load"),
+                                                   id=_INT, name={"type": "string"}, email={"type": "string"},
+                                                   status={"type": "string"}, status_at=TIME,
+                                                   load=obj(("email", "chat", "voice"), email=_LOAD, chat=_LOAD,
+                                                            voice=_LOAD))})
+_ROW = obj(_CSV_COLUMNS, key={"type": "string"}, volume=_INT, replied=_INT, solved=_INT,
+           **{c: _NUM for c in _CSV_COLUMNS[4:]})
+_KPIS = obj(("by", "from", "to", "timezone", "rows"), by={"enum": list(reports.GROUPS)},
+            timezone={"type": "string"}, rows={"type": "array", "items": _ROW},
+            **{"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}})
+_DATE = {"type": "string", "format": "date"}
+PATHS = {
+    "/reports/queue": {"get": operation(
+        "The queue per VIP tier and channel, its oldest waiting ticket, and every agent's status and load",
+        {200: ("The queue now", _QUEUE)})},
+    "/reports/kpis": {"get": {**operation(
+        "Volume, first-reply and resolution times (p50/p90, seconds) per day, channel or agent of the tickets "
+        "created in a period of whole days in the tenant's time zone; format=csv answers text/csv",
+        {200: ("KPI rows (or a CSV file with the same columns)", _KPIS)}, 400,
+        params=[{"name": "by", "in": "query", "schema": {"enum": list(reports.GROUPS)}},
+                {"name": "from", "in": "query", "schema": _DATE}, {"name": "to", "in": "query", "schema": _DATE},
+                {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}])}},
+}
 
 
 def tenant_zone(conn, tenant_id: int) -> str:
@@ -80,7 +110,7 @@ async def queue_report(request: web.Request, tenant_id: int) -> web.Response:
         "queues": [{**d, "oldest_queued_at": iso_ms(d["oldest_queued_at"])} for d in depth],
         "agents": [{**a, "status_at": iso_ms(a["status_at"])} for a in loads],
     }
-    return web.json_response(body, dumps=_dumps)
+    return json_response(body)
 
 
 @authenticated
@@ -103,8 +133,8 @@ async def kpi_report(request: web.Request, tenant_id: int) -> web.Response:
     if fmt == "csv":
         return web.Response(body=kpi_csv(rows).encode("utf-8-sig"), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="kpis-{by}-{first}-{last}.csv"'})
-    return web.json_response({"by": by, "from": first.isoformat(), "to": last.isoformat(), "timezone": zone,
-                              "rows": rows}, dumps=_dumps)
+    return json_response({"by": by, "from": first.isoformat(), "to": last.isoformat(), "timezone": zone,
+                          "rows": rows})
 
 
 def kpi_csv(rows: list[dict]) -> str:

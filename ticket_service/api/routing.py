@@ -12,14 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from core.bus import Bus
 from core.channel import class_of
 from core.ids import now_ms
+from core.json_http import json_response
 from core.keys import TICKET_EVENTS
 from ticket_service import events, rule_schema
 from ticket_service.api.auth import authenticated
 from ticket_service.api.body import integer, invalid, json_object
 from ticket_service.api.errors import ApiError, not_found, parse_id
+from ticket_service.api.fields import checked_values
+from ticket_service.api.spec import ID_PARAM, NULLABLE_STRING, TIME, items_of, obj, operation, ref
 from ticket_service.api.tickets import DB, PREFIX, iso_ms
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
+from ticket_service.store import fields as fields_store
 from ticket_service.store import queue as queue_store
 from ticket_service.store import rules as rules_store
 from ticket_service.store import tickets as tickets_store
@@ -67,7 +71,7 @@ def rule_json(row) -> dict:
 async def list_agents(request: web.Request, tenant_id: int) -> web.Response:
     async with request.app[DB].read() as conn:
         rows = await conn.run_sync(agents_store.list_agents, tenant_id)
-    return web.json_response({"items": [agent_json(r) for r in rows]})
+    return json_response({"items": [agent_json(r) for r in rows]})
 
 
 @authenticated
@@ -97,7 +101,7 @@ async def create_agent(request: web.Request, tenant_id: int) -> web.Response:
         raise ApiError(409, "conflict", f"an agent with email {email} exists") from None
     if status == "online":
         await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
-    return web.json_response(agent_json(row), status=201)
+    return json_response(agent_json(row), status=201)
 
 
 @authenticated
@@ -114,14 +118,14 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
         row = await conn.run_sync(agents_store.get_agent, tenant_id, agent_id)
     if before.status != status:
         await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
-    return web.json_response(agent_json(row))
+    return json_response(agent_json(row))
 
 
 @authenticated
 async def list_rules(request: web.Request, tenant_id: int) -> web.Response:
     async with request.app[DB].read() as conn:
         rows = await conn.run_sync(rules_store.list_rules, tenant_id)
-    return web.json_response({"items": [rule_json(r) for r in rows]})
+    return json_response({"items": [rule_json(r) for r in rows]})
 
 
 def rule_fields(body: dict) -> dict:
@@ -142,7 +146,7 @@ async def create_rule(request: web.Request, tenant_id: int) -> web.Response:
             rows = await conn.run_sync(rules_store.list_rules, tenant_id)
     except rule_schema.RuleError as exc:  # the tenant's rule table is full
         raise ApiError(exc.status, exc.code, exc.message) from None
-    return web.json_response(rule_json(next(r for r in rows if r.id == rule_id)), status=201)
+    return json_response(rule_json(next(r for r in rows if r.id == rule_id)), status=201)
 
 
 @authenticated
@@ -182,7 +186,7 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
         trail = await conn.run_sync(routing_trail, tenant_id, ticket_id)
     if trail is None:
         raise not_found("ticket", ticket_id)
-    return web.json_response(trail)
+    return json_response(trail)
 
 
 def change_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
@@ -193,6 +197,8 @@ def change_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, 
     row = tickets_store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
         raise not_found("ticket", ticket_id)
+    if "fields" in body or status in tickets_store.CLOSED:
+        _set_fields(conn, tenant_id, ticket_id, body.get("fields", {}), status)
     if "assignee" in body:
         freed = tickets_store.unassign(conn, ticket_id, now, classes=classes)
         target = body["assignee"]
@@ -204,6 +210,18 @@ def change_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, 
     elif status is not None:
         tickets_store.set_status(conn, ticket_id, status, now)
     return freed, routing_trail(conn, tenant_id, ticket_id)
+
+
+def _set_fields(conn: Connection, tenant_id: int, ticket_id: int, raw: Any, status: str | None) -> None:
+    """Set custom field values; solving or closing needs every required field set (as a help
+    desk asks for them before a ticket is done), checked after this request's own values."""
+    defs = fields_store.definitions(conn, tenant_id)
+    changes = checked_values(defs, raw)
+    current = fields_store.set_values(conn, tenant_id, ticket_id, changes, defs) if changes else (
+        fields_store.values(conn, tenant_id, ticket_id))
+    missing = fields_store.missing_required(defs, current) if status in tickets_store.CLOSED else []
+    if missing:
+        raise ApiError(400, "required_field", f"fields.{missing[0]}: is required before the ticket is {status}")
 
 
 def _assign(conn: Connection, tenant_id: int, row, target: int, now: int, cls: str) -> None:
@@ -220,7 +238,8 @@ def _assign(conn: Connection, tenant_id: int, row, target: int, now: int, cls: s
 
 @authenticated
 async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
-    """PATCH /tickets/{id} {"status"?, "assignee"?: agent id | null}: solve, close, reassign."""
+    """PATCH /tickets/{id} {"status"?, "assignee"?: agent id | null, "fields"?: {name: value | null}}:
+    solve, close, reassign, set custom field values."""
     ticket_id = parse_id(request.match_info["id"])
     body = await json_object(request)
     status = body.get("status")
@@ -235,7 +254,7 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     elif "assignee" in body:
         await _publish(request, events.TICKET_UPDATED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
-    return web.json_response(trail)
+    return json_response(trail)
 
 
 def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str]) -> None:
@@ -252,3 +271,57 @@ def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, st
     app.router.add_delete(f"{PREFIX}/routing/rules/{{id}}", delete_rule)
     app.router.add_get(f"{PREFIX}/tickets/{{id}}/routing", get_routing)
     app.router.add_patch(f"{PREFIX}/tickets/{{id}}", update_ticket)
+
+
+_INT, _TEXT = {"type": "integer"}, {"type": "string"}
+_PER_CLASS = obj(agents_store.CLASSES, **{c: _INT for c in agents_store.CLASSES})
+_SKILLS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+SCHEMAS = {
+    "Agent": obj(("id", "name", "email", "status", "tier", "skills", "capacity", "load", "last_assigned_at"),
+                 id=_INT, name=_TEXT, email=_TEXT, status={"enum": list(STATUSES)}, tier=_INT, skills=_SKILLS,
+                 capacity=_PER_CLASS, load=_PER_CLASS, last_assigned_at=TIME),
+    "Rule": obj(("id", *rule_schema.FIELDS), id=_INT, name=_TEXT, position=_INT, match={"type": "object"},
+                required=_SKILLS, preferred=_SKILLS, priority=_INT, min_tier=_INT,
+                escalate_after_s={"type": ["integer", "null"]}, widen={"type": "object"}),
+    "RoutingTrail": obj(
+        ("ticket_id", "number", "status", "language", "assignee_id", "customer_vip_tier", "waiting", "decisions"),
+        ticket_id=_INT, number=_INT, status={"enum": list(TICKET_STATUSES)}, language=NULLABLE_STRING,
+        assignee_id={"type": ["integer", "null"]}, customer_vip_tier=_INT,
+        waiting={"anyOf": [{"type": "null"}, obj(("since", "stage", "channel_class"), since=TIME, stage=_INT,
+                                                  channel_class=_TEXT)]},
+        decisions={"type": "array", "items": obj(
+            ("at", "outcome", "agent_id", "rule_id", "elapsed_us"), open_=True, at=TIME, outcome=_TEXT,
+            agent_id={"type": ["integer", "null"]}, rule_id={"type": ["integer", "null"]}, elapsed_us=_INT)}),
+}
+_NEW_AGENT = obj(("name", "email"), name=_TEXT, email=_TEXT, status={"enum": list(STATUSES)}, tier=_INT,
+                 skills=_SKILLS, capacity={"type": "object", "additionalProperties": _INT})
+_NEW_RULE = obj(("name",), name=_TEXT, position={"type": ["integer", "null"]}, match={"type": "object"},
+                required=_SKILLS, preferred=_SKILLS, priority={"type": ["integer", "null"]},
+                min_tier={"type": ["integer", "null"]}, escalate_after_s={"type": ["integer", "null"]},
+                widen={"type": "object"})
+_TICKET_CHANGE = obj((), open_=True, status={"enum": list(TICKET_STATUSES)},
+                     assignee={"type": ["integer", "null"], "minimum": 1},
+                     fields={"type": "object", "description": "custom field values by name; null clears one"})
+PATHS = {
+    "/agents": {
+        "get": operation("The tenant's agents", {200: ("Agents", items_of(ref("Agent")))}),
+        "post": operation("Add an agent", {201: ("The agent", ref("Agent"))}, 400, 409, 413, body=_NEW_AGENT),
+    },
+    "/agents/{id}/status": {"put": operation(
+        "Set an agent's status (online agents pull waiting tickets)", {200: ("The agent", ref("Agent"))},
+        400, 404, 413, params=[ID_PARAM], body=obj(("status",), status={"enum": list(STATUSES)}))},
+    "/routing/rules": {
+        "get": operation("The routing rule table in order", {200: ("Rules", items_of(ref("Rule")))}),
+        "post": operation("Add a routing rule at a position (first match wins)", {201: ("The rule", ref("Rule"))},
+                          400, 409, 413, body=_NEW_RULE),
+    },
+    "/routing/rules/{id}": {"delete": operation("Delete a routing rule", {204: ("Deleted", None)}, 400, 404,
+                                                params=[ID_PARAM])},
+    "/tickets/{id}/routing": {"get": operation("A ticket's routing decisions with their reasons",
+                                               {200: ("The routing trail", ref("RoutingTrail"))}, 400, 404,
+                                               params=[ID_PARAM])},
+    "/tickets/{id}": {"patch": operation(
+        "Solve, close or reassign a ticket, set its custom field values (required fields must be set "
+        "before it is solved or closed)", {200: ("The routing trail after the change", ref("RoutingTrail"))},
+        400, 404, 409, 413, params=[ID_PARAM], body=_TICKET_CHANGE)},
+}

@@ -16,8 +16,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
 
 from core.blobs import BlobStore
+from core.json_http import json_response
+from ticket_service.api import field_filters
 from ticket_service.api.auth import authenticated
 from ticket_service.api.errors import ApiError, invalid_parameter, not_found, parse_id, parse_int
+from ticket_service.api.schemas import SCHEMAS  # noqa: F401  (collected by openapi)
+from ticket_service.api.spec import ID_PARAM, obj, operation, page_of, ref
+from ticket_service.store import fields as fields_store
 from ticket_service.store import reply_tokens
 from ticket_service.store.db import Database
 from ticket_service.store.tables import (
@@ -80,7 +85,7 @@ def _ticket_select(tenant_id: int) -> Select:
         select(
             tickets.c.id, tickets.c.number, tickets.c.subject, tickets.c.status, tickets.c.channel,
             tickets.c.priority, tickets.c.tags, tickets.c.created_at, tickets.c.updated_at,
-            tickets.c.auto, tickets.c.auto_reason, customers.c.id.label("customer_id"), customers.c.name.label("customer_name"),
+            tickets.c.auto, tickets.c.auto_reason, tickets.c.fields, customers.c.id.label("customer_id"), customers.c.name.label("customer_name"),
             customers.c.vip_tier, agents.c.id.label("assignee_id"), agents.c.name.label("assignee_name"),
         )
         .select_from(
@@ -125,6 +130,7 @@ def ticket_json(row: Row) -> dict:
         "assignee": assignee, "tags": list(row.tags or []),
         "auto": bool(row.auto), "auto_reason": row.auto_reason or None,
         "created_at": iso_ms(row.created_at), "updated_at": iso_ms(row.updated_at),
+        "fields": dict(row.fields or {}),
     }
 
 
@@ -192,16 +198,19 @@ async def message_rows(conn, tenant_id: int, where) -> tuple[list[Row], dict[int
 async def list_tickets(request: web.Request, tenant_id: int) -> web.Response:
     """GET /api/v1/tickets: newest first, filtered, keyset-paginated by id."""
     query = request.query
-    unknown = sorted(set(query) - _LIST_PARAMS)
+    unknown = sorted(set(query) - _LIST_PARAMS - set(field_filters.names(query)))
     if unknown:
-        raise invalid_parameter(unknown[0], "is not a known parameter")
+        raise invalid_parameter(unknown[0][:60], "is not a known parameter")
     limit = parse_int(query.get("limit", str(DEFAULT_LIMIT)), "limit", 1, MAX_LIMIT)
     stmt = _filtered(_ticket_select(tenant_id), query).order_by(tickets.c.id.desc()).limit(limit + 1)
     async with request.app[DB].read_may_lag() as conn:
+        if field_filters.names(query):
+            defs = await conn.run_sync(fields_store.definitions, tenant_id)
+            stmt = stmt.where(*field_filters.conditions(query, tenant_id, defs))
         rows = (await conn.execute(stmt)).all()
     page = rows[:limit]
     following = encode_cursor(page[-1].id) if len(rows) > limit else None
-    return web.json_response({"items": [ticket_json(r) for r in page], "next": following})
+    return json_response({"items": [ticket_json(r) for r in page], "next": following})
 
 
 @authenticated
@@ -214,7 +223,7 @@ async def get_ticket(request: web.Request, tenant_id: int) -> web.Response:
             raise not_found("ticket", ticket_id)
         msgs, files, sent = await message_rows(conn, tenant_id, messages.c.ticket_id == ticket_id)
     body = ticket_json(row) | {"messages": [message_json(m, files[m.id], sent.get(m.id)) for m in msgs]}
-    return web.json_response(body)
+    return json_response(body)
 
 
 # Types a browser would run or render as a document in our origin (stored XSS).
@@ -287,5 +296,45 @@ async def get_reply_address(request: web.Request, tenant_id: int) -> web.Respons
     if not secret:
         raise ApiError(503, "not_configured", "reply tokens need SWITCHBOARD_SECRET_KEY")
     issued = reply_tokens.issue(secret, tenant_id, row.id, row.address)
-    return web.json_response({"ticket_id": row.id, "message_id": issued.message_id,
+    return json_response({"ticket_id": row.id, "message_id": issued.message_id,
                               "reply_to": issued.reply_to, "marker": issued.marker})
+
+
+_TEXT = {"type": "string"}
+
+
+def _query(name: str, description: str, **schema) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_LIST_DOC = [
+    _query("status", "new, open, pending, solved, closed; comma separated or repeated"),
+    _query("channel", "channel names; comma separated or repeated"),
+    _query("assignee", "an agent id, or none"),
+    _query("customer", "a customer id", type="integer", minimum=1),
+    _query("auto", "true: only tickets opened by bulk mail", enum=["true", "false"]),
+    _query("limit", f"page size, 1 to {MAX_LIMIT}", type="integer", minimum=1, maximum=MAX_LIMIT),
+    _query("cursor", "the next value of the previous page"),
+]
+PATHS = {
+    "/tickets": {"get": operation("Tickets, newest first, filtered, keyset-paginated. Custom fields filter as "
+                                  "field.NAME=VALUE (multi-choice: the list contains VALUE; repeated: each "
+                                  "holds) and field.NAME.gte / field.NAME.lte on number and date fields",
+                                  {200: ("A page of tickets", page_of(ref("Ticket")))}, 400, params=_LIST_DOC)},
+    "/tickets/{id}": {"get": operation("A ticket with its messages, oldest first",
+                                       {200: ("The ticket", ref("TicketDetail"))}, 400, 404, params=[ID_PARAM])},
+    "/tickets/{id}/reply-address": {"get": operation(
+        "What one outbound mail of an email ticket carries (signed reply token)",
+        {200: ("Message-ID, reply-to and body marker", obj(("ticket_id", "message_id", "reply_to", "marker"),
+                                                           ticket_id={"type": "integer"}, message_id=_TEXT,
+                                                           reply_to=_TEXT, marker=_TEXT))},
+        400, 404, 409, 503, params=[ID_PARAM])},
+    "/attachments/{id}": {"get": {
+        **operation("An attachment's bytes, always as a download", {}, 400, 404, params=[ID_PARAM]),
+    }},
+}
+PATHS["/attachments/{id}"]["get"]["responses"]["200"] = {
+    "description": "The bytes (active types as application/octet-stream)",
+    "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+}

@@ -3,12 +3,14 @@ says which channels it applies to and which values it takes; any other key is re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticket_service.field_schema import NAME
 from ticket_service.store.admin import NotFound
 from ticket_service.store.tables import channel_accounts, tenants
 
@@ -25,12 +27,32 @@ class Setting:
     channels: tuple[str, ...]
     values: tuple[str, ...]
     help: str
+    parse: Callable[[str], object] | None = None  # a value that is not one of ``values`` (JSON)
+
+
+MAX_FIELD_MAP = 50
+
+
+def field_map(raw: str) -> dict[str, str]:
+    """``{"form field": "custom_field"}``: which submitted value fills which custom ticket field."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or len(doc) > MAX_FIELD_MAP or not all(
+            isinstance(k, str) and 0 < len(k) <= 100 and isinstance(v, str) and NAME.fullmatch(v)
+            for k, v in doc.items()):
+        raise ValueError(f"field_map must be a JSON object of at most {MAX_FIELD_MAP} form field names, each "
+                         'mapped to a custom field name, e.g. {"order": "order_no"}')
+    return doc
 
 
 SETTABLE: dict[str, Setting] = {
     "auto_mail": Setting(("email",), AUTO_MAIL, "bulk/auto-generated mail: ticket (marked auto), attach or drop"),
     # WeChat's message modes; safe is the only one whose signature covers the message.
     "mode": Setting(("wechat",), ("safe", "compatible", "plaintext"), "WeChat message mode: safe, compatible or plaintext"),
+    "field_map": Setting(("webform", "sdk"), (), 'custom ticket fields filled from submitted fields, '
+                         'JSON {"form field": "custom_field"}', parse=field_map),
 }
 
 
@@ -40,14 +62,18 @@ def auto_mail(settings: Mapping[str, object]) -> str:
     return value if value in AUTO_MAIL else AUTO_MAIL_DEFAULT
 
 
-def check(channel: str, key: str, value: str) -> None:
+def check(channel: str, key: str, value: str) -> object:
+    """The value to store for ``key``, or ValueError saying what it takes."""
     setting = SETTABLE.get(key)
     if setting is None:
         raise ValueError(f"{key!r} is not a setting `account set` changes (known: {', '.join(sorted(SETTABLE))})")
     if channel not in setting.channels:
         raise ValueError(f"{key} applies to {', '.join(setting.channels)} accounts, not {channel}")
+    if setting.parse is not None:
+        return setting.parse(value)
     if value not in setting.values:
         raise ValueError(f"{key} must be one of {'|'.join(setting.values)}, not {value!r}")
+    return value
 
 
 async def set_settings(conn: AsyncConnection, channel: str, address: str, values: Mapping[str, str],
@@ -62,8 +88,7 @@ async def set_settings(conn: AsyncConnection, channel: str, address: str, values
     )).first()
     if row is None or (tenant_slug is not None and row.slug != tenant_slug):
         raise NotFound(f"no {channel} account {address!r}" + (f" of tenant {tenant_slug!r}" if tenant_slug else ""))
-    for key, value in values.items():
-        check(channel, key, value)
-    settings = {**(row.settings or {}), **values}
+    checked = {key: check(channel, key, value) for key, value in values.items()}
+    settings = {**(row.settings or {}), **checked}
     await conn.execute(update(channel_accounts).where(channel_accounts.c.id == row.id).values(settings=settings))
     return settings

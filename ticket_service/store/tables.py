@@ -5,6 +5,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -142,6 +143,9 @@ tickets = Table(
     Column("cc", JSON),
     # Signed status-page links carry this in their MAC: raising it revokes every link issued.
     Column("portal_generation", Integer, nullable=False, server_default="0"),
+    # Custom field values by field name (``custom_fields``); NULL until one is set. Filters
+    # read ``ticket_field_values``, which holds the same values one indexed row per value.
+    Column("fields", JSON),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
     Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
@@ -286,4 +290,35 @@ outbox = Table(
     Column("sent_at", BigInteger),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_outbox_tenant_idempotency_key"),
     Index("ix_outbox_status_relayed_next", "status", "relayed_at", "next_attempt_at"),
+)
+
+# A tenant's custom ticket fields: ``field_schema`` says what each type holds.
+custom_fields = Table(
+    "custom_fields", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(40), nullable=False),  # a slug: the key in tickets.fields and in filters
+    Column("type", String(16), nullable=False),  # text | number | date | choice | multi_choice
+    Column("label", String(200), nullable=False, server_default=""),
+    Column("required", Boolean, nullable=False, server_default="0"),  # before a ticket is solved
+    Column("choices", JSON),  # choice and multi_choice: the values allowed
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_custom_fields_tenant_name"),
+)
+
+# One row per custom field value of a ticket (a multi-choice value: one row per choice), so
+# ``GET /tickets?field.NAME=...`` is an indexed lookup on SQLite and PostgreSQL alike: JSON
+# path expressions can only be indexed per field name, per database dialect.
+ticket_field_values = Table(
+    "ticket_field_values", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("name", String(40), nullable=False),
+    Column("value_text", String(500), nullable=False),  # text, choice, ISO date, the number as text
+    Column("value_num", Float),  # number; date: days since 1970-01-01 (ranges)
+    Index("ix_ticket_field_values_text", "tenant_id", "name", "value_text"),
+    Index("ix_ticket_field_values_num", "tenant_id", "name", "value_num"),
+    Index("ix_ticket_field_values_ticket", "ticket_id", "name"),
 )
