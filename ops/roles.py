@@ -98,7 +98,7 @@ async def rules(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
     from rules import components
     from rules.worker import RulesWorker
 
-    parts = components.build(rt.bus, rt.settings, rt.db)
+    parts = components.build(rt.bus, rt.settings, rt.db, rt.classes)
     worker = RulesWorker(rt.bus, rt.settings, parts.handlers, parts.timers)
     rt.health.workers.append(worker)
     if drain:
@@ -134,8 +134,11 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     if gateway:
         setup_gateway(app, rt.bus, rt.accounts, rt.history, rt.settings.push_max_skew_s, rt.channels)
     if api:
+        from rules import api as rules_api
+
         setup_api(app, rt.db, rt.blobs, rt.classes, bus=rt.bus, secret_key=rt.settings.secret_key,
                   reply_limit=rt.settings.reply_max_body)
+        rules_api.setup_routes(app)
     return app
 
 

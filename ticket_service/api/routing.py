@@ -186,8 +186,9 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
 
 
 def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
-                   now: int, classes: Mapping[str, str]) -> tuple[int | None, dict]:
-    """The change in one transaction; returns the agent whose capacity was freed, and the trail."""
+                   now: int, classes: Mapping[str, str]) -> tuple[int | None, str, dict]:
+    """The change in one transaction; returns the agent whose capacity was freed, the status
+    before, and the trail."""
     freed = None
     row = tickets_store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
@@ -202,7 +203,7 @@ def _update_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict,
         queue_store.dequeue(conn, ticket_id)
     elif status is not None:
         tickets_store.set_status(conn, ticket_id, status, now)
-    return freed, routing_trail(conn, tenant_id, ticket_id)
+    return freed, row.status, routing_trail(conn, tenant_id, ticket_id)
 
 
 def _assign(conn: Connection, tenant_id: int, row, target: int, now: int, cls: str) -> None:
@@ -228,12 +229,18 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
-        freed, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms(),
-                                           request.app[CLASSES])
+        freed, before, trail = await conn.run_sync(_update_ticket, tenant_id, ticket_id, body, status, now_ms(),
+                                                   request.app[CLASSES])
     if status in tickets_store.CLOSED:
         await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
     elif "assignee" in body:
         await _publish(request, events.TICKET_UPDATED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
+    if status is not None and status != before:
+        await _publish(request, events.TICKET_STATUS_CHANGED, tenant_id, ticket_id=ticket_id,
+                       **{"from": before, "to": status})
+    if body.get("assignee") is not None:
+        await _publish(request, events.TICKET_ASSIGNED, tenant_id, ticket_id=ticket_id,
+                       agent_id=body["assignee"], via="manual")
     return web.json_response(trail)
 
 
