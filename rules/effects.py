@@ -137,7 +137,7 @@ def _require(f: Firing, spec: dict, _: int) -> dict:
         return {"required": required}
     agent = agents_store.get_agent(f.conn, f.tenant_id, row.assignee_id)
     skills = dict(agent.skills or {}) if agent is not None else {}
-    if all(skills.get(name, -1) >= level for name, level in required.items()):
+    if all(skills.get(name, 0) >= level for name, level in required.items()):  # as router.pool reads them
         return {"required": required}
     freed = tickets_store.unassign(f.conn, f.ticket_id, f.now, f.classes, only_status=tickets_store.NOT_STARTED)
     decisions_store.record(f.conn, f.tenant_id, f.ticket_id, "requeued", f.now, agent_id=freed, detail={
