@@ -7,6 +7,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from sqlalchemy import func, select
 from support import make_mail, role_env
@@ -28,8 +29,8 @@ async def _count(system, table) -> int:
         return (await conn.execute(select(func.count()).select_from(table))).scalar()
 
 
-async def _wait(predicate, timeout: float = 90.0):
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait(predicate, limit_s: float = 90.0):
+    deadline = asyncio.get_running_loop().time() + limit_s
     while asyncio.get_running_loop().time() < deadline:
         if await predicate():
             return True
@@ -46,8 +47,7 @@ async def test_killed_mid_stream_and_restarted_each_event_fires_once(system, dat
     await system.drain()
     env = role_env(tmp_path, redis_url, database_url, batch_size=1, secret_key="kill-test",
                    visibility_timeout_ms=300, reclaim_interval_ms=100)
-    with open(tmp_path / "rules.log", "wb") as log:
-        left = await _kill_then_restart(system, env, log)
+    left = await _kill_then_restart(system, env, tmp_path / "rules.log")
     assert left > 0, "the process was killed after the stream's end: nothing tested"
     async with system.db.read() as conn:
         rows = (await conn.execute(select(audit.c.ticket_id, audit.c.event_id, audit.c.result))).all()
@@ -60,10 +60,15 @@ async def test_killed_mid_stream_and_restarted_each_event_fires_once(system, dat
     assert written == TICKETS
 
 
-async def _kill_then_restart(system, env: dict, log) -> int:
+def _spawn(env: dict, log: Path) -> subprocess.Popen:
+    with log.open("ab") as err:
+        return subprocess.Popen(SWITCHBOARD, env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+async def _kill_then_restart(system, env: dict, log: Path) -> int:
     """SIGKILL the first process once it fired a few; a second one finishes. Returns what the
     first one left."""
-    first = subprocess.Popen(SWITCHBOARD, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    first = _spawn(env, log)
     try:
         await _wait(lambda: _fired_at_least(system, 3))
         first.send_signal(signal.SIGKILL)
@@ -73,7 +78,7 @@ async def _kill_then_restart(system, env: dict, log) -> int:
             first.kill()
             first.wait(10)
     left = TICKETS - await _count(system, audit)
-    second = subprocess.Popen(SWITCHBOARD, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    second = _spawn(env, log)
     try:
         await _wait(lambda: _fired_at_least(system, TICKETS))
         await _wait(lambda: _nothing_pending(system))
