@@ -18,6 +18,7 @@ An action is an object with a ``type`` and that type's fields:
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -44,14 +45,15 @@ MAX_OUTPUT = 200_000  # characters a template may make with * (the sandbox bound
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja2's sandbox (no walks to Python internals, the values it is given stay as they
-    are), also refusing ``"x" * 10**9`` and ``9 ** 9 ** 9``: a tenant's template must not
+    are), also refusing ``"x" * 10**9`` and ``9 ** 64 ** 64``: a tenant's template must not
     hold the worker that serves every tenant."""
 
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context, operator, left, right):
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
-            raise SecurityError("exponent over 64")
+        if operator == "**" and isinstance(right, (int, float)) and isinstance(left, (int, float)) and (
+                abs(right) > 64 or (abs(left) > 1 and abs(right) * math.log2(abs(left)) > 4096)):
+            raise SecurityError("a power over 4096 bits")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_OUTPUT:
