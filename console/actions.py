@@ -19,7 +19,7 @@ from core.keys import TICKET_EVENTS
 from ticket_service import events
 from ticket_service.api.errors import ApiError
 from ticket_service.api.replies import MAX_TEXT
-from ticket_service.api.routing import TICKET_STATUSES, change_ticket
+from ticket_service.api.routing import TICKET_STATUSES, change_events, change_ticket
 from ticket_service.store import tickets as tickets_store
 from ticket_service.store.replies import CHANNELS, Draft, ReplyError, store_reply
 
@@ -89,12 +89,15 @@ async def post_message(request: web.Request, user: auth.User, ticket_id: int, fo
 async def _change(request: web.Request, user: auth.User, ticket_id: int, body: dict, status: str | None) -> None:
     try:
         async with request.app[auth.DB].write() as conn:
-            freed, _ = await conn.run_sync(change_ticket, user.tenant_id, ticket_id, body, status, now_ms(),
-                                           request.app[CLASSES])
+            freed, before, _ = await conn.run_sync(change_ticket, user.tenant_id, ticket_id, body, status,
+                                                   now_ms(), request.app[CLASSES])
     except ApiError:
         raise _back(request, "ticket.bad_value") from None
-    kind = events.TICKET_CLOSED if status in tickets_store.CLOSED else events.TICKET_UPDATED
-    await _announce(request, kind, user.tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
+    changes = change_events(ticket_id, body, status, before, freed)
+    if not changes:  # a status set to what it was: the console's pages still hear of it
+        changes = [(events.TICKET_UPDATED, {"ticket_id": ticket_id, "freed_agent_id": freed})]
+    for kind, fields in changes:
+        await _announce(request, kind, user.tenant_id, **fields)
 
 
 @_acting

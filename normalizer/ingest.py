@@ -68,6 +68,7 @@ class Outcome:
     priority: int = 0
     rule: str = ""
     auto: str = ""
+    reopened_from: str = ""  # the status a reopened ticket had (solved, closed)
 
 
 @dataclass(slots=True)
@@ -229,7 +230,8 @@ def _place(conn: Connection, account: Account, env: Envelope, inbound: Inbound, 
     if ticket is not None and now - (ticket.closed_at or 0) <= reopen_window_ms:
         store.touch_ticket(conn, ticket.id, now, reopen=True, cc=merged_cc(ticket.cc, inbound))
         store.bind_thread_keys(conn, tenant, account.id, ticket.id, keys, now)
-        return Outcome(Kind.REOPENED, ticket.id, 0, ticket.number, priority=ticket.priority)
+        return Outcome(Kind.REOPENED, ticket.id, 0, ticket.number, priority=ticket.priority,
+                       reopened_from=ticket.status)
     ticket_id, number = store.create_ticket(
         conn, tenant_id=tenant, subject=(inbound.subject or "(no subject)")[:1000], status="new",
         channel=env.channel, account_id=account.id, priority=customer.vip_tier, customer_id=customer.id,

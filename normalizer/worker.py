@@ -92,6 +92,11 @@ class Normalizer(Worker):
                         metrics.INGRESS_TO_TICKET.observe(max(now_ms() - env.received_at, 0) / 1000)
                     if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
                         published.append((keys.TICKET_EVENTS, self._event(env, tenant_id, outcome)))
+                    if outcome.reopened_from:
+                        published.append((keys.TICKET_EVENTS, events.event_envelope(
+                            events.TICKET_STATUS_CHANGED, env.tenant, env.account, env.trace_id,
+                            tenant_id=tenant_id, ticket_id=outcome.ticket_id, message_id=outcome.message_id,
+                            **{"from": outcome.reopened_from, "to": "open"})))
         if published:
             try:
                 await self.bus.publish_many(published)

@@ -102,7 +102,7 @@ async def rules(rt: Runtime, stop: asyncio.Event, drain: bool = False) -> None:
     from rules import components
     from rules.worker import RulesWorker
 
-    parts = components.build(rt.bus, rt.settings, rt.db)
+    parts = components.build(rt.bus, rt.settings, rt.db, rt.classes)
     worker = RulesWorker(rt.bus, rt.settings, parts.handlers, parts.timers)
     rt.health.workers.append(worker)
     if drain:
@@ -150,6 +150,9 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
         if links is not None:
             # The status page needs the bus: a customer's message goes to ``ingest.portal`` from here.
             setup_portal(app, rt.db, rt.blobs, rt.bus, links, rt.settings)
+        from rules import api as rules_api
+
+        rules_api.setup_routes(app)
     return app
 
 

@@ -30,6 +30,7 @@ from router.claims import Claimed, PullClaim, PullWalk, RouteClaim
 from router.pool import decide
 from router.queue import waiting_requirements
 from router.reads import RouteRead, read_round
+from ticket_service import rule_schema
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
 from ticket_service.store import tickets as tickets_store
@@ -118,6 +119,13 @@ class Assigner:
         self.db, self.aging_ms, self.scan, self.snapshot_ttl_s = db, aging_ms, scan, snapshot_ttl_s
         self.classes = classes
         self._tenants: dict[int, snapshot.Tenant] = {}
+        # (tenant, ticket, agent, via) of every committed assignment not yet announced as
+        # ``ticket.assigned``: the worker takes them (``take_assigned``) after each round.
+        self.assigned: list[tuple[int, int, int, str]] = []
+
+    def take_assigned(self) -> list[tuple[int, int, int, str]]:
+        taken, self.assigned = self.assigned, []
+        return taken
 
     def forget(self, tenant_id: int | None = None) -> None:
         """Drop the snapshot of a tenant (or all): the next decision reads it again."""
@@ -217,7 +225,7 @@ class Assigner:
                 pull.taken += 1
                 if snap is not None:
                     snap.took(walk.agent.id, cls, now)
-                self._assigned(claim.entry.ticket_id, walk.agent.id, outcome.since, "pull")
+                self._assigned(pull.tenant_id, claim.entry.ticket_id, walk.agent.id, outcome.since, "pull")
             elif outcome.kind == "full":
                 metrics.ROUTER_DECISIONS.labels("lost_race").inc()
                 if snap is not None:
@@ -234,10 +242,15 @@ class Assigner:
         if req is None:
             rule, trace = policy.match_rule(snap.rules, ticket)
             req = policy.requirements(rule)
+        extra = (row.requirements or {}).get("required")
+        if extra:  # a trigger's require_skills / require_team: needed on top of the rule's
+            req = policy.Requirements.from_json(rule_schema.with_required(req.to_json(), extra))
         cls = class_of(self.classes, ticket.channel)
         decision = decide(ticket, snap.pool, req, now, self.classes)
         detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
                   **decision.explain()}
+        if extra:
+            detail["ticket_requirements"] = dict(row.requirements)
         since = waiting.queued_at if replace else now  # a replaced entry keeps its place
         queue = None if waiting is not None and not replace else {
             "tenant_id": row.tenant_id, "ticket_id": row.id, "channel_class": cls, "vip_tier": row.vip_tier,
@@ -273,10 +286,12 @@ class Assigner:
             results[id(route)] = Outcome("queued", route.ticket_id)
         else:
             snap.took(outcome.agent_id, claim.cls, claim.now)
-            self._assigned(route.ticket_id, outcome.agent_id, route.received_at or claim.row.created_at, route.via)
+            self._assigned(claim.row.tenant_id, route.ticket_id, outcome.agent_id,
+                           route.received_at or claim.row.created_at, route.via)
             results[id(route)] = Outcome("assigned", route.ticket_id, outcome.agent_id)
 
-    def _assigned(self, ticket_id: int, agent_id: int, since_ms: int, via: str) -> None:
+    def _assigned(self, tenant_id: int, ticket_id: int, agent_id: int, since_ms: int, via: str) -> None:
+        self.assigned.append((tenant_id, ticket_id, agent_id, via))
         metrics.ROUTER_DECISIONS.labels("assigned").inc()
         metrics.INGRESS_TO_ASSIGNED.observe(max(now_ms() - since_ms, 0) / 1000)
         log.info("router.assigned", ticket_id=ticket_id, agent_id=agent_id, via=via)

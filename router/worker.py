@@ -93,7 +93,28 @@ class Router(Worker):
                 log.info("router.skipped", ticket_id=ticket_id, reason="auto", auto_reason=reason)
         return [None] * len(skipped)
 
+    async def _announce(self) -> None:
+        """``ticket.assigned`` for the assignments committed since the last call (rules and
+        webhooks react to them; this router ignores them). Published after the commit: a
+        crash in between loses the announcement, never the assignment."""
+        assigned = self.assigner.take_assigned()
+        if not assigned:
+            return
+        try:
+            await self.bus.publish_many([(keys.TICKET_EVENTS, events.event_envelope(
+                events.TICKET_ASSIGNED, str(tenant_id), "", "", tenant_id=tenant_id, ticket_id=ticket_id,
+                agent_id=agent_id, via=via)) for tenant_id, ticket_id, agent_id, via in assigned])
+        except Exception:
+            self.assigner.assigned[:0] = assigned  # said with the next batch's
+            raise
+
     async def handle(self, envelope: Envelope) -> None:
+        try:
+            await self._handle(envelope)
+        finally:
+            await self._announce()
+
+    async def _handle(self, envelope: Envelope) -> None:
         event = events.read_event(envelope)
         if skipped := self._skipped(event):
             await self._skip([skipped])
@@ -129,6 +150,7 @@ class Router(Worker):
             await batch.run({i: envelope}, single=self._handle_one)
         await self._apply(batch, group)
         await batch.run(skipped, single=lambda skip: self._skip([skip]), whole=self._skip)
+        await self._announce()
         return batch.results
 
     async def _apply(self, batch: Batch, group: dict[int, list[Route | Pull]]) -> None:
@@ -141,7 +163,10 @@ class Router(Worker):
 
     async def tick(self) -> None:
         """The periodic pass: escalations, load drift, pulls for agents with room, queue depths."""
-        await self.periodic.run()
+        try:
+            await self.periodic.run()
+        finally:
+            await self._announce()
 
     async def _ticker(self) -> None:
         interval = self.settings.router_reconcile_ms / 1000

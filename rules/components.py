@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.bus import Bus
 from core.settings import Settings
+from rules.automations import Automations
+from rules.triggers import Triggers
 from rules.worker import Handler, Timer
 from ticket_service.store.db import Database
 
@@ -16,8 +19,14 @@ class Components:
     timers: list[Timer] = field(default_factory=list)
 
 
-def build(bus: Bus, settings: Settings, db: Database) -> Components:
+def build(bus: Bus, settings: Settings, db: Database, classes: Mapping[str, str] | None = None) -> Components:
     """The handlers see each event in this order: SLA clocks first (a trigger may ask for
     the clock's state), then triggers, then webhooks (which also carry the events the
-    triggers published)."""
-    return Components()
+    triggers published).
+
+    ``classes``: each channel's capacity class (a trigger closing a ticket frees capacity).
+    Seams for the pieces beside the triggers: ``webhooks=`` (an ``effects.Webhooks``, for
+    ``call_webhook``) and ``business_hours=`` (a ``triggers.BusinessHours``) on both runners.
+    """
+    runner = {"secret_key": settings.secret_key, "classes": classes}
+    return Components(handlers=[Triggers(db, bus, **runner)], timers=[Automations(db, bus, **runner)])

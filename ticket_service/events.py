@@ -18,6 +18,10 @@ TICKET_REOPENED = "ticket.reopened"
 TICKET_CLOSED = "ticket.closed"
 AGENT_CHANGED = "agent.changed"
 TICKET_UPDATED = "ticket.updated"  # assignee cleared or changed by hand
+# An agent now holds the ticket: ``agent_id``, ``via`` (event, pull, requeue, manual, ...).
+TICKET_ASSIGNED = "ticket.assigned"
+# The status moved: ``from`` and ``to`` (new, open, pending, solved, closed).
+TICKET_STATUS_CHANGED = "ticket.status_changed"
 
 
 def event_envelope(kind: str, tenant: str, account: str, trace_id: str, **fields: Any) -> Envelope:

@@ -141,3 +141,23 @@ def requirements(data: Any) -> dict[str, Any]:
     if not isinstance(data.get("rule", ""), str):
         raise RuleError("rule must be a string")
     return out
+
+
+def with_required(data: Mapping[str, Any], required: Mapping[str, int]) -> dict[str, Any]:
+    """Requirements (``policy.Requirements.to_json``) that also need ``required`` (the higher
+    level where both name a skill), at every escalation stage: a trigger's ``require_skills``
+    is not widened away."""
+    out = dict(data)
+
+    def merged(have: Any) -> dict[str, int]:
+        both = dict(have or {})
+        for skill, level in required.items():
+            both[skill] = max(level, both.get(skill, 0))
+        return both
+
+    out["required"] = merged(data.get("required"))
+    widen = dict(data.get("widen") or {})
+    if "required" in widen:
+        widen["required"] = merged(widen["required"])
+        out["widen"] = widen
+    return out

@@ -90,6 +90,12 @@ async def test_follow_up_reopens_within_window_and_opens_linked_ticket_after(sys
     await system.drain()
     [ticket] = await system.tickets()
     assert (ticket.status, ticket.closed_at) == ("open", None)
+    # The reopen also says the status moved, naming the message that moved it.
+    changed = (await system.events())[-1]
+    reopening = (await system.messages())[-1]
+    assert (changed["type"], changed["from"], changed["to"], changed["message_id"]) == (
+        "ticket.status_changed", "closed", "open", reopening.id)
+    assert ticket.status_at >= reopening.created_at
     long_ago = now_ms() - system.settings.reopen_window_s * 1000 - 60_000
     async with system.db.write() as conn:
         await conn.execute(update(tickets).values(status="closed", closed_at=long_ago))
@@ -100,7 +106,8 @@ async def test_follow_up_reopens_within_window_and_opens_linked_ticket_after(sys
     assert (new.parent_id, new.status, old.status) == (old.id, "new", "closed")
     msgs = await system.messages()
     assert [m.ticket_id for m in msgs] == [old.id, old.id, new.id, new.id]
-    assert [e["type"] for e in await system.events()][-3:] == ["ticket.reopened", "ticket.created", "message.added"]
+    assert [e["type"] for e in await system.events()][-4:] == [
+        "ticket.reopened", "ticket.status_changed", "ticket.created", "message.added"]
 
 
 async def test_attachments_go_to_the_blob_store(system):

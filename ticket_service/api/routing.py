@@ -190,9 +190,10 @@ async def get_routing(request: web.Request, tenant_id: int) -> web.Response:
 
 
 def change_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, status: str | None,
-                   now: int, classes: Mapping[str, str]) -> tuple[int | None, dict]:
+                  now: int, classes: Mapping[str, str]) -> tuple[int | None, str, dict]:
     """The change in one transaction (API and console); returns the agent whose capacity was
-    freed, and the trail. ApiError 404/409 for an unknown ticket or agent, an agent without room."""
+    freed, the status before, and the trail. ApiError 404/409 for an unknown ticket or agent, an
+    agent without room."""
     freed = None
     row = tickets_store.ticket_for_routing(conn, ticket_id)
     if row is None or row.tenant_id != tenant_id:
@@ -209,7 +210,7 @@ def change_ticket(conn: Connection, tenant_id: int, ticket_id: int, body: dict, 
         queue_store.dequeue(conn, ticket_id)
     elif status is not None:
         tickets_store.set_status(conn, ticket_id, status, now)
-    return freed, routing_trail(conn, tenant_id, ticket_id)
+    return freed, row.status, routing_trail(conn, tenant_id, ticket_id)
 
 
 def _set_fields(conn: Connection, tenant_id: int, ticket_id: int, raw: Any, status: str | None) -> None:
@@ -248,13 +249,27 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
     async with request.app[DB].write() as conn:
-        freed, trail = await conn.run_sync(change_ticket, tenant_id, ticket_id, body, status, now_ms(),
-                                           request.app[CLASSES])
-    if status in tickets_store.CLOSED:
-        await _publish(request, events.TICKET_CLOSED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
-    elif "assignee" in body:
-        await _publish(request, events.TICKET_UPDATED, tenant_id, ticket_id=ticket_id, freed_agent_id=freed)
+        freed, before, trail = await conn.run_sync(change_ticket, tenant_id, ticket_id, body, status, now_ms(),
+                                                   request.app[CLASSES])
+    for kind, fields in change_events(ticket_id, body, status, before, freed):
+        await _publish(request, kind, tenant_id, **fields)
     return json_response(trail)
+
+
+def change_events(ticket_id: int, body: dict, status: str | None, before: str,
+                  freed: int | None) -> list[tuple[str, dict]]:
+    """What a ``change_ticket`` announces on ``ticket.events``: for the router (closed/updated,
+    with the agent whose room was freed) and for the rules (status changed, assigned)."""
+    out: list[tuple[str, dict]] = []
+    if status in tickets_store.CLOSED:
+        out.append((events.TICKET_CLOSED, {"ticket_id": ticket_id, "freed_agent_id": freed}))
+    elif "assignee" in body:
+        out.append((events.TICKET_UPDATED, {"ticket_id": ticket_id, "freed_agent_id": freed}))
+    if status is not None and status != before:
+        out.append((events.TICKET_STATUS_CHANGED, {"ticket_id": ticket_id, "from": before, "to": status}))
+    if body.get("assignee") is not None:
+        out.append((events.TICKET_ASSIGNED, {"ticket_id": ticket_id, "agent_id": body["assignee"], "via": "manual"}))
+    return out
 
 
 def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str]) -> None:

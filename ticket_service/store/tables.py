@@ -146,9 +146,18 @@ tickets = Table(
     # Custom field values by field name (``custom_fields``); NULL until one is set. Filters
     # read ``ticket_field_values``, which holds the same values one indexed row per value.
     Column("fields", JSON),
+    # When the status last changed: how long a ticket has been pending or solved.
+    Column("status_at", BigInteger),
+    # What an agent needs beyond the routing rule's requirements, set by a trigger's
+    # require_skills / require_team: {"required": {skill: level}, "team": name}.
+    Column("requirements", JSON),
     UniqueConstraint("tenant_id", "number", name="uq_tickets_tenant_number"),
     Index("ix_tickets_tenant_status_id", "tenant_id", "status", "id"),
     Index("ix_tickets_tenant_customer", "tenant_id", "customer_id"),
+    # Automations look for tickets by their time columns (``rules.automations``).
+    Index("ix_tickets_tenant_status_status_at", "tenant_id", "status", "status_at"),
+    Index("ix_tickets_tenant_updated_at", "tenant_id", "updated_at"),
+    Index("ix_tickets_tenant_created_at", "tenant_id", "created_at"),
 )
 
 # Conversation keys (email Message-IDs, chat session keys) -> the ticket that holds them.
@@ -321,4 +330,59 @@ ticket_field_values = Table(
     Index("ix_ticket_field_values_text", "tenant_id", "name", "value_text"),
     Index("ix_ticket_field_values_num", "tenant_id", "name", "value_num"),
     Index("ix_ticket_field_values_ticket", "ticket_id", "name"),
+)
+
+# Triggers: a tenant's ordered rules run on ticket events. ``conditions`` is the API's ``if``
+# (rules.conditions), ``actions`` its ``then`` (rules.actions).
+triggers = Table(
+    "triggers", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("events", JSON, nullable=False, default=list),  # the API's ``on``: event types
+    Column("conditions", JSON, nullable=False, default=dict),
+    Column("actions", JSON, nullable=False, default=list),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_triggers_tenant_position", "tenant_id", "position"),
+)
+
+# Automations: a tenant's ordered time-based rules, checked by a timer over tickets.
+automations = Table(
+    "automations", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("conditions", JSON, nullable=False, default=dict),
+    Column("actions", JSON, nullable=False, default=list),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_automations_tenant_position", "tenant_id", "position"),
+)
+
+# Every firing of a trigger or automation, written in the transaction of its effects: the
+# unique keys make a redelivered event (or a second look at a ticket) fire nothing twice.
+# An automation fires once per ticket per ``episode`` (the ticket's ``status_at``).
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("trigger_id", Integer),
+    Column("automation_id", Integer),
+    Column("episode", BigInteger),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("actions", JSON, nullable=False, default=list),
+    Column("result", String(16), nullable=False),  # applied | error
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("event_id", "trigger_id", name="uq_audit_event_trigger"),
+    UniqueConstraint("automation_id", "ticket_id", "episode", name="uq_audit_automation_episode"),
+    Index("ix_audit_ticket_id", "ticket_id", "id"),
 )

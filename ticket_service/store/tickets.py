@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from core.channel import class_of
@@ -81,12 +81,13 @@ _INSERT_MESSAGE = Statement(insert(messages))
 _INSERT_ATTACHMENTS = insert(attachments)
 _TOUCH = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(updated_at=bindparam("now")))
 _REOPEN = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
-    updated_at=bindparam("now"), status="open", closed_at=None))
+    updated_at=bindparam("now"), status="open", status_at=bindparam("now"), closed_at=None))
 # The same with new Cc addresses: still one statement for the message's ticket.
 _TOUCH_CC = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
     updated_at=bindparam("now"), cc=bindparam("new_cc", type_=tickets.c.cc.type)))
 _REOPEN_CC = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
-    updated_at=bindparam("now"), status="open", closed_at=None, cc=bindparam("new_cc", type_=tickets.c.cc.type)))
+    updated_at=bindparam("now"), status="open", status_at=bindparam("now"), closed_at=None,
+    cc=bindparam("new_cc", type_=tickets.c.cc.type)))
 _CLEAR_AUTO = Statement(update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(auto=False))
 _TICKET_HAS_MESSAGE = select(messages.c.id).where(
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.ticket_id == bindparam("ticket_id"),
@@ -129,7 +130,8 @@ def create_ticket(conn: Connection, **values: Any) -> tuple[int, int]:
         raise LookupError(f"no tenant {values['tenant_id']}")
     now = values.pop("now")
     values.setdefault("tags", [])
-    return _INSERT_TICKET.insert(conn, {"number": number, "created_at": now, "updated_at": now, **values}), number
+    row = {"number": number, "created_at": now, "updated_at": now, "status_at": now, **values}
+    return _INSERT_TICKET.insert(conn, row), number
 
 
 def bind_thread_keys(
@@ -215,12 +217,15 @@ def tag_ticket(conn: Connection, ticket_id: int, tags: Iterable[str], priority: 
 # --- assignment and closing -------------------------------------------------------------
 
 B = bindparam  # parameters of UPDATE statements are named b_*: never a column's name
+# A new status, and ``status_at`` moved only when the status really changes.
+_NEW_STATUS = {"status": B("b_status"),
+               "status_at": case((tickets.c.status == B("b_status"), tickets.c.status_at), else_=B("b_now"))}
 _FOR_ROUTING = (
     select(
         tickets.c.id, tickets.c.tenant_id, tickets.c.number, tickets.c.status, tickets.c.channel,
         tickets.c.account_id, tickets.c.priority, tickets.c.tags, tickets.c.language,
         tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.customer_id, tickets.c.created_at,
-        tickets.c.subject,
+        tickets.c.subject, tickets.c.requirements,
         customers.c.vip_tier, customers.c.last_agent_id,
     )
     .join(customers, customers.c.id == tickets.c.customer_id)
@@ -249,14 +254,14 @@ _SET_LANGUAGE = Statement(update(tickets).where(tickets.c.id == B("b_ticket")).v
 _REPLACE_TAGS = Statement(update(tickets).where(tickets.c.id == B("b_ticket"))
                           .values(tags=B("b_tags", type_=tickets.c.tags.type)))
 _SET_STATUS = Statement(update(tickets).where(tickets.c.id == B("b_ticket"))
-                        .values(status=B("b_status"), updated_at=B("b_now")))
+                        .values(updated_at=B("b_now"), **_NEW_STATUS))
 _HOLDER = Statement(select(tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.status, tickets.c.channel)
                     .where(tickets.c.id == B("ticket_id")).with_for_update())
 _UNASSIGN = update(tickets).where(tickets.c.id == B("b_ticket")).values(
     assignee_id=None, assigned_at=None, updated_at=B("b_now"))
-_UNASSIGN_WITH_STATUS = Statement(_UNASSIGN.values(status=B("b_status")))
+_UNASSIGN_WITH_STATUS = Statement(_UNASSIGN.values(**_NEW_STATUS))
 _CLOSE = update(tickets).where(tickets.c.id == B("b_ticket")).values(
-    status=B("b_status"), updated_at=B("b_now"), assigned_at=None)
+    updated_at=B("b_now"), assigned_at=None, **_NEW_STATUS)
 _CLOSE_FIRST_TIME = Statement(_CLOSE.values(closed_at=B("b_now")))
 _UNASSIGN, _CLOSE = Statement(_UNASSIGN), Statement(_CLOSE)
 _NOT_STARTED = Statement(
