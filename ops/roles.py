@@ -22,6 +22,7 @@ from ops.demo import ensure_demo
 from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
 from router.worker import Router
+from rules import sla_api
 from ticket_service.api import setup_api
 from ticket_service.store.outbox import StoreOutbox
 
@@ -136,6 +137,7 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
     if api:
         setup_api(app, rt.db, rt.blobs, rt.classes, bus=rt.bus, secret_key=rt.settings.secret_key,
                   reply_limit=rt.settings.reply_max_body)
+        sla_api.setup_routes(app)
     return app
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from core.bus import Bus
 from core.settings import Settings
+from rules.sla import SlaClocks, SlaTimer
 from rules.worker import Handler, Timer
 from ticket_service.store.db import Database
 
@@ -20,4 +21,5 @@ def build(bus: Bus, settings: Settings, db: Database) -> Components:
     """The handlers see each event in this order: SLA clocks first (a trigger may ask for
     the clock's state), then triggers, then webhooks (which also carry the events the
     triggers published)."""
-    return Components()
+    timer = SlaTimer(db, bus)
+    return Components(handlers=[SlaClocks(db, timer)], timers=[timer])
