@@ -71,19 +71,15 @@ def get_policy(conn: Connection, tenant_id: int, name: str) -> Row | None:
                                                    sla_policies.c.name == name)).first()
 
 
-def _place(conn: Connection, tenant_id: int, position: int | None, skip_id: int | None = None) -> int:
-    """The position to store: ``position`` (1 = first, later policies move down), or last."""
-    others = select(func.max(sla_policies.c.position)).where(sla_policies.c.tenant_id == tenant_id)
-    if skip_id is not None:
-        others = others.where(sla_policies.c.id != skip_id)
-    last = conn.execute(others).scalar() or 0
-    if position is None or position > last:
-        return last + 1
-    position = max(position, 1)
-    conn.execute(update(sla_policies).where(sla_policies.c.tenant_id == tenant_id,
-                                            sla_policies.c.position >= position)
-                 .values(position=sla_policies.c.position + 1))
-    return position
+def _place(conn: Connection, tenant_id: int, policy_id: int, position: int | None) -> None:
+    """Put the policy at ``position`` (1 = first; None or past the end: last) and number
+    the tenant's policies 1..n again."""
+    order = [r.id for r in list_policies(conn, tenant_id) if r.id != policy_id]
+    at = len(order) if position is None else min(max(position, 1) - 1, len(order))
+    order.insert(at, policy_id)
+    for n, pid in enumerate(order, 1):
+        conn.execute(update(sla_policies).where(sla_policies.c.id == pid, sla_policies.c.position != n)
+                     .values(position=n))
 
 
 def add_policy(conn: Connection, tenant_id: int, values: dict[str, Any], now: int) -> None:
@@ -93,9 +89,10 @@ def add_policy(conn: Connection, tenant_id: int, values: dict[str, Any], now: in
     if count >= MAX_POLICIES:
         raise Full(f"a tenant has at most {MAX_POLICIES} SLA policies")
     values = dict(values)
-    position = _place(conn, tenant_id, values.pop("position", None))
-    conn.execute(sla_policies.insert().values(tenant_id=tenant_id, position=position, created_at=now,
-                                              updated_at=now, **values))
+    position = values.pop("position", None)
+    new_id = conn.execute(sla_policies.insert().values(tenant_id=tenant_id, position=0, created_at=now,
+                                                       updated_at=now, **values)).inserted_primary_key[0]
+    _place(conn, tenant_id, new_id, position)
 
 
 def replace_policy(conn: Connection, tenant_id: int, name: str, values: dict[str, Any], now: int) -> bool:
@@ -104,9 +101,9 @@ def replace_policy(conn: Connection, tenant_id: int, name: str, values: dict[str
         return False
     values = dict(values)
     wanted = values.pop("position", None)
-    position = row.position if wanted is None else _place(conn, tenant_id, wanted, skip_id=row.id)
-    conn.execute(update(sla_policies).where(sla_policies.c.id == row.id)
-                 .values(position=position, updated_at=now, **values))
+    conn.execute(update(sla_policies).where(sla_policies.c.id == row.id).values(updated_at=now, **values))
+    if wanted is not None:
+        _place(conn, tenant_id, row.id, wanted)
     return True
 
 
