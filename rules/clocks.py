@@ -235,15 +235,19 @@ def policies(conn: Connection, tenant_id: int) -> list[Policy]:
 
 
 def reconcile(conn: Connection, tenant_id: int, ticket_id: int, now: int, event: dict[str, Any] | None = None,
-              choose: bool = True) -> int | None:
+              choose: bool = True, known: dict[int, list[Policy]] | None = None) -> int | None:
     """Bring one ticket's clocks in line; returns the earliest due moment among them, if any.
 
-    ``choose`` False (the timer) keeps the policy the clocks have and skips the conditions."""
+    ``choose`` False (the timer) keeps the policy the clocks have and skips the conditions;
+    ``known`` keeps the tenants' policies across the calls of one transaction."""
     ticket = ticket_row(conn, tenant_id, ticket_id)
     if ticket is None:
         return None
     r = Reconcile(conn, ticket, now, Calendars(conn, tenant_id))
-    found = policies(conn, tenant_id) if choose or r.clocks else []
+    known = {} if known is None else known
+    if tenant_id not in known and (choose or r.clocks):
+        known[tenant_id] = policies(conn, tenant_id)
+    found = known.get(tenant_id, [])
     if choose:
         r.choose(event, found)
     else:

@@ -27,7 +27,7 @@ import hashlib
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.engine import Connection
 from ulid import ULID
 
@@ -46,6 +46,7 @@ log = structlog.get_logger()
 
 SLA_WARNING, SLA_BREACHED = "sla.warning", "sla.breached"
 MAX_SLEEP_S = 1.0
+MIN_SLEEP_S = 0.05
 BATCH = 200
 BREACH_LEAD_MS = 100 * 365 * 86_400_000
 BREACHED_TAG = "sla_breached"
@@ -66,32 +67,40 @@ class SlaTimer:
             self._woken.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._announce(await self.db.run_read(_unannounced))
+        published = await self._announce(await self.db.run_read(_unannounced))
         while not stop.is_set():
             try:
-                fired, earliest = await self.db.run_write(claim_due, now_ms(), self.batch)
-                await self._announce(fired)
+                fired, earliest = await self.db.run_write(claim_due, now_ms(), self.batch, published)
+                published = await self._announce(fired)
             except Exception:
                 log.exception("sla.timer_failed")
-                fired, earliest = [], None
+                fired, earliest, published = [], None, []
             if len(fired) >= self.batch:
                 continue
             now = now_ms()
             delay = self.max_sleep_s if earliest is None else min(self.max_sleep_s, max(0, earliest - now) / 1000)
+            # Clocks falling due close together are fired together: one transaction and one
+            # round trip to Redis for several, at most ``MIN_SLEEP_S`` later than their time.
+            delay = max(delay, MIN_SLEEP_S)
             self._until = now + int(delay * 1000)
             self._woken.clear()
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._woken.wait())]
             await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
                 w.cancel()
+        if published:
+            await self.db.run_write(_announced, published)
 
-    async def _announce(self, fired: list[dict[str, Any]]) -> None:
+    async def _announce(self, fired: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """Publish the firings; returns (clock id, token) of each, cleared by the next claim."""
+        if not fired:
+            return []
+        await self.bus.publish_many((TICKET_EVENTS, announcement(e)) for e in fired)
+        now = now_ms()
         for e in fired:
-            await self.bus.publish(TICKET_EVENTS, announcement(e))
             log.info(e["type"], ticket_id=e["ticket_id"], metric=e["metric"], due_at=e["due_at"],
-                     late_ms=now_ms() - e["due_at"] if e["type"] == SLA_BREACHED else None)
-        if fired:
-            await self.db.run_write(_announced, [(e["clock_id"], e["token"]) for e in fired])
+                     late_ms=now - e["due_at"] if e["type"] == SLA_BREACHED else None)
+        return [(e["clock_id"], e["token"]) for e in fired]
 
 
 class SlaClocks:
@@ -141,6 +150,14 @@ def _unannounced(conn: Connection) -> list[dict[str, Any]]:
 
 
 def _announced(conn: Connection, done: list[tuple[int, str]]) -> None:
+    """Clear the record of announcements made (a clock rarely holds two at once)."""
+    if not done:
+        return
+    cleared = conn.execute(update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"),
+                                                    sla_clocks.c.announce == bindparam("b_token"))
+                           .values(announce=""), [{"b_id": i, "b_token": t} for i, t in done]).rowcount
+    if cleared == len(done):
+        return
     for clock_id, token in done:
         row = conn.execute(select(sla_clocks.c.announce).where(sla_clocks.c.id == clock_id)).first()
         if row is not None and token in row.announce.split(","):
@@ -152,20 +169,23 @@ def earliest(conn: Connection) -> int | None:
     return conn.execute(select(func.min(sla_clocks.c.next_at))).scalar()
 
 
-def claim_due(conn: Connection, now: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+def claim_due(conn: Connection, now: int, limit: int, published: list[tuple[int, str]] = ()
+              ) -> tuple[list[dict[str, Any]], int | None]:
     """Fire the clocks due by ``now`` (at most ``limit``); returns the events to announce
-    and the earliest ``next_at`` left."""
+    and the earliest ``next_at`` left. ``published``: the last round's announcements, cleared."""
+    _announced(conn, published)
     stmt = (select(sla_clocks.c.id, sla_clocks.c.next_at, sla_clocks.c.tenant_id, sla_clocks.c.ticket_id)
             .where(sla_clocks.c.next_at <= now).order_by(sla_clocks.c.next_at).limit(limit))
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     fired: list[dict[str, Any]] = []
+    known: dict[int, list[clocks.Policy]] = {}
     for due in conn.execute(stmt).all():
         claimed = conn.execute(update(sla_clocks).where(sla_clocks.c.id == due.id, sla_clocks.c.next_at == due.next_at)
                                .values(updated_at=now)).rowcount
         if not claimed:
             continue  # another replica fired it
-        clocks.reconcile(conn, due.tenant_id, due.ticket_id, now, choose=False)
+        clocks.reconcile(conn, due.tenant_id, due.ticket_id, now, choose=False, known=known)
         row = conn.execute(select(sla_clocks).where(sla_clocks.c.id == due.id)).first()
         if row is None or row.state != clocks.RUNNING or row.next_at is None or row.next_at > now:
             continue  # met or paused after all
