@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from core.ids import now_ms
 from core.settings import Settings
@@ -48,7 +49,7 @@ def handles(args: argparse.Namespace) -> bool:
 
 
 def _read(path: str) -> object:
-    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     try:
         return json.loads(text)
     except ValueError as exc:
