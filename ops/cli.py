@@ -17,7 +17,7 @@ from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
-from ops import fieldcli, opscli, roles, routingcli, rulescli, ticketcli, usercli
+from ops import fieldcli, opscli, roles, routingcli, rulescli, slacli, ticketcli, usercli
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -204,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
     routingcli.add_parsers(sub)
     fieldcli.add_parsers(sub)
     rulescli.add_parsers(sub)
+    slacli.add_parsers(sub)
     _add_reply_parser(ticketcli.add_parser(sub))
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
@@ -247,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         return fieldcli.main(settings, args)
     if rulescli.handles(args):
         return rulescli.main(settings, args)
+    if slacli.handles(args):
+        return slacli.main(settings, args)
     if args.command == "ticket" and args.action == "explain":
         return ticketcli.main(settings, args)
     if args.command in ROLES:

@@ -25,6 +25,7 @@ from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
 from portal import setup_portal
 from router.worker import Router
+from rules import sla_api
 from ticket_service.api import setup_api
 from ticket_service.portal_links import PortalLinks
 from ticket_service.store.outbox import StoreOutbox
@@ -153,6 +154,7 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
         from rules import api as rules_api
 
         rules_api.setup_routes(app)
+        sla_api.setup_routes(app)
     return app
 
 

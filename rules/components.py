@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from core.bus import Bus
 from core.settings import Settings
 from rules.automations import Automations
+from rules.sla import SlaClocks, SlaTimer
 from rules.triggers import Triggers
 from rules.worker import Handler, Timer
 from ticket_service.store.db import Database
@@ -29,4 +30,6 @@ def build(bus: Bus, settings: Settings, db: Database, classes: Mapping[str, str]
     ``call_webhook``) and ``business_hours=`` (a ``triggers.BusinessHours``) on both runners.
     """
     runner = {"secret_key": settings.secret_key, "classes": classes}
-    return Components(handlers=[Triggers(db, bus, **runner)], timers=[Automations(db, bus, **runner)])
+    timer = SlaTimer(db, bus)
+    return Components(handlers=[SlaClocks(db, timer), Triggers(db, bus, **runner)],
+                      timers=[timer, Automations(db, bus, **runner)])

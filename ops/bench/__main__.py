@@ -18,6 +18,7 @@ from ops.bench import (
     normalizer,
     outbound,
     router,
+    sla,
 )
 
 _TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
@@ -46,13 +47,17 @@ COLUMNS = {
     "hostile": ["scenario", "hostile_clients", "duration_s", "probes", "hostile_answered", "hostile_statuses",
                 "hostile_answer_p50_ms", "ticket_list_p50_ms", "ticket_list_p99_ms", "ticket_list_max_ms",
                 "download_p50_ms", "download_p99_ms", "download_max_ms"],
+    "sla": ["scenario", "open_clocks", "due_clocks", "spread_s", "warning_count", "warning_late_p50_ms",
+            "warning_late_p99_ms", "warning_late_max_ms", "breach_count", "breach_late_p50_ms", "breach_late_p99_ms",
+            "breach_late_max_ms", "still_running"],
 }
 # The figure of each scenario that is compared with the baseline's limit: for fixed_rate the
 # load the gateway took, which its latencies belong to.
 HEADLINE = {"email": "end_to_end_per_s", "chat": "end_to_end_per_s", "fixed_rate": "achieved_per_s",
             "normalizer": "stored_per_s",
             "wechat": "accepted_per_s", "calls": "stored_per_s", "outbound": "sent_per_s"}
-SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "outbound", "fixed_rate", "hostile"]
+SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "outbound", "fixed_rate", "hostile",
+             "sla"]
 
 
 def against_limit(rows: list[dict]) -> None:
@@ -101,6 +106,8 @@ async def main(args: argparse.Namespace) -> list[dict]:
     if "hostile" in args.scenarios:
         rows.append(await hostile.run(args.hostile_duration, args.hostile_clients,
                                       database_url=os.environ.get("DATABASE_URL")))
+    if "sla" in args.scenarios:
+        rows.append(await sla.run(args.sla_due, args.sla_open, args.sla_spread, os.environ.get("DATABASE_URL")))
     against_limit(rows)
     return rows
 
@@ -134,6 +141,9 @@ if __name__ == "__main__":
     p.add_argument("--hostile-duration", type=float, default=30,
                    help="hostile scenario: seconds of many-part form posts from one address")
     p.add_argument("--hostile-clients", type=int, default=8, help="hostile scenario: concurrent hostile posts")
+    p.add_argument("--sla-due", type=int, default=2000, help="sla scenario: clocks falling due")
+    p.add_argument("--sla-open", type=int, default=10_000, help="sla scenario: other open clocks")
+    p.add_argument("--sla-spread", type=float, default=60, help="sla scenario: seconds the due clocks spread over")
     p.add_argument("--out", default="bench/results.json")
     args = p.parse_args()
     results = asyncio.run(main(args))

@@ -30,11 +30,15 @@ _TICKET_PROPS = dict(
     tags={"type": "array", "items": _TEXT}, auto={"type": "boolean"}, auto_reason=NULLABLE_STRING,
     created_at=TIME, updated_at=TIME, fields=ref("FieldValues"),
 )
+_CLOCK = obj(("state", "due_at", "met_at", "breached_at"), state={"enum": ["running", "paused", "met", "breached"]},
+            due_at=TIME, met_at=TIME, breached_at=TIME, remaining_s={"type": "number"})
+_SLA = {"anyOf": [{"type": "null"}, obj(("policy",), policy=_TEXT, first_reply=_CLOCK, next_reply=_CLOCK,
+                                        resolution=_CLOCK)]}
 SCHEMAS = {
     "Error": ERROR,
     "Attachment": _ATTACHMENT,
     "Message": obj(MESSAGE_REQUIRED, **MESSAGE_PROPS),
     "Ticket": obj(tuple(_TICKET_PROPS), **_TICKET_PROPS),
-    "TicketDetail": obj((*_TICKET_PROPS, "messages"), **_TICKET_PROPS,
-                        messages={"type": "array", "items": ref("Message")}),
+    "TicketDetail": obj((*_TICKET_PROPS, "messages", "sla"), **_TICKET_PROPS,
+                        messages={"type": "array", "items": ref("Message")}, sla=_SLA),
 }

@@ -24,6 +24,7 @@ from ticket_service.api.schemas import SCHEMAS  # noqa: F401  (collected by open
 from ticket_service.api.spec import ID_PARAM, obj, operation, page_of, ref
 from ticket_service.store import fields as fields_store
 from ticket_service.store import reply_tokens
+from ticket_service.store import sla as sla_store
 from ticket_service.store.db import Database
 from ticket_service.store.tables import (
     agents,
@@ -134,6 +135,20 @@ def ticket_json(row: Row) -> dict:
     }
 
 
+def sla_json(clocks: list[Row]) -> dict | None:
+    """The ticket's SLA clocks by metric (null without a policy); a paused clock has no due
+    time but the business time it has left."""
+    if not clocks:
+        return None
+    body: dict = {"policy": clocks[0].policy}
+    for c in clocks:
+        body[c.metric] = {"state": c.state, "due_at": iso_ms(c.due_at), "met_at": iso_ms(c.met_at),
+                          "breached_at": iso_ms(c.breached_at)}
+        if c.state == "paused":
+            body[c.metric]["remaining_s"] = max(0, c.target_ms - c.used_ms) / 1000
+    return body
+
+
 def attachment_json(row: Row) -> dict:
     return {
         "id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
@@ -222,7 +237,9 @@ async def get_ticket(request: web.Request, tenant_id: int) -> web.Response:
         if row is None:
             raise not_found("ticket", ticket_id)
         msgs, files, sent = await message_rows(conn, tenant_id, messages.c.ticket_id == ticket_id)
-    body = ticket_json(row) | {"messages": [message_json(m, files[m.id], sent.get(m.id)) for m in msgs]}
+        clocks = await conn.run_sync(sla_store.ticket_clocks, tenant_id, ticket_id)
+    body = ticket_json(row) | {"messages": [message_json(m, files[m.id], sent.get(m.id)) for m in msgs],
+                               "sla": sla_json(clocks)}
     return json_response(body)
 
 

@@ -386,3 +386,68 @@ audit = Table(
     UniqueConstraint("automation_id", "ticket_id", "episode", name="uq_audit_automation_episode"),
     Index("ix_audit_ticket_id", "ticket_id", "id"),
 )
+
+# Business calendars by name per tenant: the document ``rules.calendar_schema`` checked.
+calendars = Table(
+    "calendars", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("name", String(100), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_calendars_tenant_name"),
+)
+
+# SLA policies: an ordered table per tenant; the first whose conditions match a ticket applies.
+sla_policies = Table(
+    "sla_policies", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("position", Integer, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("conditions", JSON, nullable=False, default=dict),
+    Column("targets", JSON, nullable=False, default=dict),  # metric -> seconds
+    Column("calendar", String(100)),  # a calendar's name; NULL: calendar time (24/7)
+    Column("warn_before_s", Integer, nullable=False, server_default="900"),
+    Column("pause_in", JSON, nullable=False, default=list),  # ticket statuses that stop the clocks
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_sla_policies_tenant_name"),
+    Index("ix_sla_policies_tenant_position", "tenant_id", "position"),
+)
+
+# One clock per ticket and metric (first_reply, next_reply, resolution). Business time is
+# counted in ms: ``used_ms`` before ``run_from`` (NULL while paused); ``next_at`` is the next
+# moment the timer owes the clock something (its warning or its breach), NULL when nothing.
+sla_clocks = Table(
+    "sla_clocks", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("policy_id", Integer),
+    Column("policy", String(100), nullable=False),
+    Column("calendar", String(100)),
+    Column("state", String(12), nullable=False),  # running | paused | met | breached
+    Column("target_ms", BigInteger, nullable=False),
+    Column("warn_ms", BigInteger, nullable=False, server_default="0"),
+    Column("used_ms", BigInteger, nullable=False, server_default="0"),
+    Column("run_from", BigInteger),
+    Column("started_at", BigInteger, nullable=False),
+    Column("due_at", BigInteger),
+    Column("warn_at", BigInteger),
+    Column("warned_at", BigInteger),
+    Column("paused_at", BigInteger),
+    Column("breached_at", BigInteger),
+    Column("met_at", BigInteger),
+    Column("next_at", BigInteger),
+    Column("cycle", Integer, nullable=False, server_default="1"),  # next_reply: one per customer turn
+    Column("breaches", Integer, nullable=False, server_default="0"),  # breached cycles so far
+    Column("start_message_id", Integer),  # next_reply: the customer message that started the cycle
+    Column("announce", String(32), nullable=False, server_default=""),  # events claimed, not yet published
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("ticket_id", "metric", name="uq_sla_clocks_ticket_metric"),
+    Index("ix_sla_clocks_next_at", "next_at"),
+    Index("ix_sla_clocks_tenant_state", "tenant_id", "state"),
+)
