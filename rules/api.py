@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 
 from aiohttp import web
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from core.ids import now_ms
 from rules import definitions
 from rules.conditions import ConditionError
 from rules.openapi import PATHS
+from ticket_service.api import openapi
 from ticket_service.api.auth import authenticated
 from ticket_service.api.body import json_object
 from ticket_service.api.errors import ApiError, not_found, parse_id, parse_int
@@ -120,6 +122,7 @@ async def ticket_audit(request: web.Request, tenant_id: int) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     """Needs the store API's state on ``app`` (``ticket_service.api.setup_api``)."""
+    openapi.describe(app, sys.modules[__name__])
     for kind in ("trigger", "automation"):
         plural, list_all, get_one, create, put, remove = _kind_routes(kind)
         app.router.add_get(f"{PREFIX}/{plural}", list_all)

@@ -11,8 +11,12 @@ ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
 CONDITIONS = {"type": "object", "description": "a condition set: {all: [...], any: [...]} of "
               "{field, op, value} tests or nested sets (see docs/rules.md)",
               "properties": {"all": {"type": "array"}, "any": {"type": "array"}}, "additionalProperties": False}
-ACTIONS = {"type": "array", "minItems": 1, "maxItems": MAX_ACTIONS, "items": {
-    "type": "object", "required": ["type"], "properties": {"type": {"enum": list(CHECKS)}}}}
+ACTIONS = {"type": "array", "minItems": 1, "maxItems": MAX_ACTIONS, "items": {"anyOf": [
+    {"type": "object", "required": ["type"], "properties": {"type": {"enum": list(CHECKS)}},
+     "description": "the stored form: {type, <its keys>} (see docs/rules.md)"},
+    {"type": "object", "required": ["action", "value"], "additionalProperties": False,
+     "properties": {"action": {"enum": list(CHECKS)}, "value": {}},
+     "description": "the short form, taken on input: {action, value}"}]}}
 
 
 def _definition(kind: str, stored: bool) -> dict:

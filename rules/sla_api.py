@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from core.ids import now_ms
 from rules import calendar_schema, sla_schema
 from rules.calendar_schema import InvalidField
+from ticket_service.api import openapi
 from ticket_service.api.auth import authenticated
 from ticket_service.api.body import json_object
 from ticket_service.api.errors import ApiError
@@ -176,6 +178,7 @@ def _item(showing: Callable, replacing: Callable, removing: Callable):
 
 def setup_routes(app: web.Application) -> None:
     """Needs the ticket API's state (``ticket_service.api.setup_api``) on ``app``."""
+    openapi.describe(app, sys.modules[__name__])
     for path, collection, item in (
         ("calendars", (list_calendars, add_calendar), (show_calendar, replace_calendar, remove_calendar)),
         ("sla-policies", (list_policies, add_policy), (show_policy, replace_policy, remove_policy)),

@@ -35,6 +35,15 @@ class ResponseCheck:
 
     def __post_init__(self) -> None:
         self.registry = Registry().with_resource(_BASE, Resource.from_contents(self.doc, DRAFT202012))
+        self._others: dict[int, ResponseCheck] = {}
+
+    def of(self, doc: dict) -> ResponseCheck:
+        """The check against ``doc`` (an app's own document, when more is mounted beside the API)."""
+        if doc is self.doc or doc == self.doc:
+            return self
+        if id(doc) not in self._others:
+            self._others[id(doc)] = ResponseCheck(doc, self.failures)
+        return self._others[id(doc)]
 
     def validate(self, method: str, path: str, status: int, body: object) -> str | None:
         """The first problem with this answer, or None."""
@@ -59,16 +68,17 @@ class ResponseCheck:
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else ""
         if canonical.startswith(PREFIX + "/") and isinstance(response, web.Response):
-            self._check(request.method.lower(), canonical[len(PREFIX):], response)
+            against = self.of(openapi.app_document(request.app))
+            self._check(request.method.lower(), canonical[len(PREFIX):], response, against)
         return response
 
-    def _check(self, method: str, path: str, response: web.Response) -> None:
+    def _check(self, method: str, path: str, response: web.Response, against: ResponseCheck) -> None:
         if response.content_type != "application/json":
             return
         self.checked += 1
         if response.charset != "utf-8":
             self.failures.append(f"{method.upper()} {PREFIX}{path}: JSON sent as {response.charset}, not utf-8")
-        problem = self.validate(method, path, response.status, json.loads(response.body))
+        problem = against.validate(method, path, response.status, json.loads(response.body))
         if problem:
             self.failures.append(problem)
 

@@ -122,3 +122,25 @@ async def test_gateway_errors_carry_chinese_as_utf8(system):
             raw = await resp.read()
             assert (resp.status, resp.headers["Content-Type"]) == (400, "application/json; charset=utf-8")
     assert "'问题' is required".encode() in raw and b"\\u" not in raw
+
+
+async def test_routes_mounted_beside_the_api_are_described_too(sqlite_url, tmp_path):
+    # The rules' triggers, automations, audit, calendars and SLA policies: mounted by the roles
+    # next to the API, described by their own modules, served in the same document.
+    from rules import api as rules_api
+    from rules import sla_api
+
+    db = Database(sqlite_url)
+    await migrate(db)
+    app = web.Application()
+    setup_api(app, db, BlobStore(tmp_path / "blobs"), capacity_classes())
+    rules_api.setup_routes(app)
+    sla_api.setup_routes(app)
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        async with http.get(server.make_url(f"{PREFIX}/openapi.json")) as resp:
+            served = await resp.json()
+    await db.dispose()
+    assert _routes(app) == _described(served)
+    assert {("post", "/triggers"), ("get", "/tickets/{id}/audit"), ("put", "/sla-policies/{name}"),
+            ("delete", "/calendars/{name}")} <= _described(served)
+    validate(served)

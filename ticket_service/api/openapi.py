@@ -3,12 +3,16 @@
 Each module of this package that serves routes declares them in a module-level ``PATHS`` (and
 its component schemas in ``SCHEMAS``) next to its ``setup_routes``; ``document`` gathers every
 module's, so a new API module is described by what it declares, with no list to keep here.
+Routes another package mounts beside the API (the rules' triggers, calendars, SLA policies)
+are described by that package's module, handed over with ``describe(app, module)``.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +21,8 @@ from core.json_http import json_response
 from ticket_service.api.spec import obj, operation
 from ticket_service.api.tickets import PREFIX
 
-DOCUMENT = web.AppKey("api_openapi_document", dict)
+EXTRA = web.AppKey("api_openapi_extra", list)
+_CACHE = web.AppKey("api_openapi_cache", dict)
 VERSION = "3.1.0"
 # Draft 2020-12 is the schema dialect of OpenAPI 3.1 (OAS 3.1 §4.8.24).
 DIALECT = "https://spec.openapis.org/oas/3.1/dialect/base"
@@ -33,11 +38,11 @@ def _modules():
         yield importlib.import_module(f"ticket_service.api.{info.name}")
 
 
-def document() -> dict[str, Any]:
+def document(extra: Iterable[ModuleType] = ()) -> dict[str, Any]:
     """Every module's ``PATHS`` and ``SCHEMAS``; two modules may add methods to one path."""
     paths: dict[str, dict] = {}
     schemas: dict[str, dict] = {}
-    for module in _modules():
+    for module in (*_modules(), *extra):
         for path, item in getattr(module, "PATHS", {}).items():
             clash = set(paths.get(path, {})) & set(item)
             if clash:
@@ -61,10 +66,24 @@ def document() -> dict[str, Any]:
     }
 
 
+def describe(app: web.Application, module: ModuleType) -> None:
+    """Add the ``PATHS``/``SCHEMAS`` of ``module``, whose routes are mounted on ``app`` beside the API."""
+    app[EXTRA].append(module)
+
+
+def app_document(app: web.Application) -> dict[str, Any]:
+    """The document of what ``app`` serves, built on first use."""
+    cache = app[_CACHE]
+    if "doc" not in cache:
+        cache["doc"] = document(app[EXTRA])
+    return cache["doc"]
+
+
 async def get_document(request: web.Request) -> web.Response:
-    return json_response(request.app[DOCUMENT])
+    return json_response(app_document(request.app))
 
 
 def setup_routes(app: web.Application) -> None:
-    app[DOCUMENT] = document()
+    app[EXTRA] = []
+    app[_CACHE] = {}
     app.router.add_get(f"{PREFIX}/openapi.json", get_document)
