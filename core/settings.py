@@ -91,6 +91,15 @@ class Settings:
     send_backoff_cap_s: float = 900.0
     send_concurrency: int = 16  # replies one sender has in flight at once
     outbox_relay_interval_ms: int = 200  # how often the relay looks for replies to put on the streams
+    # Webhooks out (`switchboard rules`)
+    webhook_timeout_s: float = 10.0  # one attempt, connect to the last byte read
+    webhook_retry_base_s: float = 10.0  # the first retry comes within this; each later wait doubles
+    webhook_retry_cap_s: float = 3600.0  # the longest wait between two attempts
+    webhook_retry_window_s: float = 24 * 3600.0  # retries stop this long after the first attempt: dead
+    webhook_concurrency: int = 32  # attempts one rules process has in flight
+    webhook_per_target: int = 4  # of those, to one webhook: a slow receiver holds no more slots
+    webhook_poll_ms: int = 500  # an idle deliverer looks for due deliveries this often
+    webhook_cache_s: float = 5.0  # the fan-out re-reads a tenant's webhooks this often
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console

@@ -124,6 +124,19 @@ HELP: dict[str, str] = {
     "send_backoff_cap_s": "The longest wait between two sends of one reply.",
     "outbox_relay_interval_ms": "How often the relay (one sender replica at a time) puts due "
     "replies on `outbound.<channel>`.",
+    "webhook_timeout_s": "One webhook delivery attempt, from connecting to the last byte read; "
+    "longer is a failed attempt (docs/webhooks.md).",
+    "webhook_retry_base_s": "Wait before a failed webhook delivery's first retry (jittered down to "
+    "half); doubled after each further failure.",
+    "webhook_retry_cap_s": "The longest wait between two attempts of one webhook delivery.",
+    "webhook_retry_window_s": "How long a webhook delivery is retried from its first attempt; "
+    "then it is `dead` with its last error (a replay starts a new window).",
+    "webhook_concurrency": "Webhook deliveries one `rules` process has in flight at once.",
+    "webhook_per_target": "Of those, how many go to one webhook at once, so a slow receiver holds "
+    "only its own slots.",
+    "webhook_poll_ms": "How often an idle `rules` process looks for due webhook deliveries.",
+    "webhook_cache_s": "How long the `rules` fan-out keeps a tenant's webhooks before reading "
+    "them again (a new webhook receives events from then on).",
     "log_level": "`debug`, `info`, `warning` or `error`.",
     "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
     "demo": "`switchboard run` creates a demo tenant, mailbox and API key on first start.",

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from core.blobs import BlobStore
 from core.bus import Bus
-from ticket_service.api import messages, replies, routing, tickets
+from ticket_service.api import messages, replies, routing, tickets, webhooks
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.store.db import Database
 
@@ -34,6 +34,7 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, classes: Map
     messages.setup_routes(app)
     replies.setup_routes(app, reply_limit)
     routing.setup_routes(app, bus, classes)
+    webhooks.setup_routes(app)
 
 
 def create_app(db: Database, blobs: BlobStore, classes: Mapping[str, str]) -> web.Application:
