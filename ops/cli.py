@@ -17,7 +17,7 @@ from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
-from ops import opscli, roles, routingcli, ticketcli
+from ops import opscli, roles, routingcli, ticketcli, webhookcli
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -195,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
             role.add_argument("kind", choices=["imap"], help="which connector")
     opscli.add_parser(sub, list(ROLES))
     routingcli.add_parsers(sub)
+    webhookcli.add_parsers(sub)
     _add_reply_parser(ticketcli.add_parser(sub))
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
@@ -233,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return opscli.main(settings, args)
     if routingcli.handles(args):
         return routingcli.main(settings, args)
+    if webhookcli.handles(args):
+        return webhookcli.main(settings, args, lambda: _secret_key(settings))
     if args.command == "ticket" and args.action == "explain":
         return ticketcli.main(settings, args)
     if args.command in ROLES:

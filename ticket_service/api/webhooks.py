@@ -63,7 +63,8 @@ def delivery_json(row: Row) -> dict:
     }
 
 
-def _events(value: Any) -> list[str]:
+def event_types(value: Any) -> list[str]:
+    """The ``events`` field: event types or "*", without repeats; ApiError naming the entry."""
     if not isinstance(value, list) or not value:
         raise _field("events", 'must be a non-empty list of event types, or ["*"] for every event')
     if len(value) > MAX_EVENTS:
@@ -79,7 +80,7 @@ async def _fields(request: web.Request, tenant_id: int) -> tuple[str, list[str],
     unknown = sorted(set(doc) - _FIELDS)
     if unknown:
         raise _field(unknown[0], "is not a known field")
-    events = _events(doc.get("events"))
+    events = event_types(doc.get("events"))
     secret = doc.get("secret")
     if secret is None:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
