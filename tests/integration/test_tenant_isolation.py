@@ -22,7 +22,7 @@ from core.envelope import Envelope
 from core.settings import load
 from normalizer.worker import Normalizer
 from ticket_service.api import setup_api
-from ticket_service.store import admin
+from ticket_service.store import admin, deliveries
 from ticket_service.store.db import Database, migrate
 
 PREFIX = "/api/v1"
@@ -43,6 +43,12 @@ ROUTES = {
     ("GET", "/routing/rules"): "list",
     ("POST", "/routing/rules"): "create",
     ("DELETE", "/routing/rules/{id}"): "item",
+    ("GET", "/webhooks"): "list",
+    ("POST", "/webhooks"): "create",
+    ("GET", "/webhooks/{id}"): "item",
+    ("DELETE", "/webhooks/{id}"): "item",
+    ("GET", "/webhooks/{id}/deliveries"): "item",
+    ("POST", "/webhooks/{id}/deliveries/{delivery}/replay"): "item",
 }
 QUERIES = {("GET", "/messages"): "?kind=bounce"}
 BODIES = {
@@ -52,6 +58,7 @@ BODIES = {
     ("POST", "/agents"): {"name": "Mallory", "email": "mallory@acme.test", "status": "online",
                           "capacity": {"email": 1}},
     ("POST", "/routing/rules"): {"name": "steal", "required": {"refunds": 1}},
+    ("POST", "/webhooks"): {"url": "https://1.1.1.1/steal", "events": ["*"]},
 }
 
 
@@ -82,7 +89,7 @@ async def world(sqlite_url, redis_url, tmp_path):
     await asyncio.wait_for(Normalizer(bus, settings, db, blobs).run(drain=True), 60)
 
     app = web.Application()
-    setup_api(app, db, blobs, capacity_classes(), bus=bus)
+    setup_api(app, db, blobs, capacity_classes(), bus=bus, secret_key="isolation-test-key")
     http = TestClient(TestServer(app))
     await http.start_server()
     for slug, t in tenants.items():
@@ -100,8 +107,15 @@ async def world(sqlite_url, redis_url, tmp_path):
         async with http.post(f"{PREFIX}/routing/rules", headers=h, json={"name": f"{slug} rule"}) as r:
             assert r.status == 201, await r.text()
             rule = await r.json()
+        async with http.post(f"{PREFIX}/webhooks", headers=h, json={"url": f"https://1.1.1.1/{slug}",
+                                                                    "events": ["*"]}) as r:
+            assert r.status == 201, await r.text()
+            webhook = await r.json()
         t.update(headers=h, ids={"/tickets": ticket["id"], "/attachments": message["attachments"][0]["id"],
-                                 "/agents": agent["id"], "/routing/rules": rule["id"], "/messages": bounce["id"]})
+                                 "/agents": agent["id"], "/routing/rules": rule["id"], "/messages": bounce["id"],
+                                 "/webhooks": webhook["id"],
+                                 "{delivery}": await db.run_write(deliveries.enqueue, t["id"], webhook["id"],
+                                                                  "ticket.created", {})})
     yield http, tenants, app
     await http.close()
     await client.aclose()
@@ -120,13 +134,13 @@ def _api_routes(app: web.Application) -> set[tuple[str, str]]:
 def _fill(path: str, ids: dict) -> str:
     """Put the other tenant's id of the resource the path names into {id}."""
     resource = next(r for r in sorted(ids, key=len, reverse=True) if path.startswith(r + "/"))
-    return path.replace("{id}", str(ids[resource]))
+    return path.replace("{id}", str(ids[resource])).replace("{delivery}", str(ids.get("{delivery}")))
 
 
 async def _snapshot(http, tenant) -> dict:
     """What the tenant itself sees of its objects."""
     out = {}
-    for path in ("/tickets", "/agents", "/routing/rules", "/messages"):
+    for path in ("/tickets", "/agents", "/routing/rules", "/messages", "/webhooks"):
         async with http.get(PREFIX + path + QUERIES.get(("GET", path), ""), headers=tenant["headers"]) as r:
             out[path] = await r.json()
     async with http.get(f"{PREFIX}/attachments/{tenant['ids']['/attachments']}", headers=tenant["headers"]) as r:
