@@ -58,18 +58,22 @@ class WebhookFanout:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.ttl = settings.webhook_cache_s
-        self._hooks: dict[int, tuple[float, list[webhooks_store.Hook]]] = {}
+        self._hooks: dict[int, tuple[float, str, list[webhooks_store.Hook]]] = {}
 
-    async def _tenant_hooks(self, tenant_id: int) -> list[webhooks_store.Hook]:
+    async def _tenant_hooks(self, tenant_id: int) -> tuple[str, list[webhooks_store.Hook]]:
+        """The tenant's slug and webhooks, read at most every ``webhook_cache_s``."""
         now = time.monotonic()
         cached = self._hooks.get(tenant_id)
         if cached and cached[0] > now:
-            return cached[1]
-        hooks = await self.db.run_read(webhooks_store.hooks, tenant_id)
+            return cached[1], cached[2]
+
+        def read(conn) -> tuple[str, list[webhooks_store.Hook]]:
+            return deliveries.tenant_slug(conn, tenant_id), webhooks_store.hooks(conn, tenant_id)
+        slug, hooks = await self.db.run_read(read)
         if len(self._hooks) > 10_000:
             self._hooks.clear()
-        self._hooks[tenant_id] = (now + self.ttl, hooks)
-        return hooks
+        self._hooks[tenant_id] = (now + self.ttl, slug, hooks)
+        return slug, hooks
 
     async def _tenant_of(self, event: RuleEvent) -> int | None:
         if event.tenant_id is not None or event.ticket_id is None:
@@ -83,9 +87,10 @@ class WebhookFanout:
         tenant_id = await self._tenant_of(event)
         if tenant_id is None:
             return
-        wanted = [h for h in await self._tenant_hooks(tenant_id) if h.wants(event.type)]
+        slug, hooks = await self._tenant_hooks(tenant_id)
+        wanted = [h for h in hooks if h.wants(event.type)]
         if not wanted:
             return
-        added = await self.db.run_write(deliveries.fan_out, tenant_id, wanted, event.id, event.type,
+        added = await self.db.run_write(deliveries.fan_out, tenant_id, slug, wanted, event.id, event.type,
                                         event_time(event.id), event.ticket_id, event_data(event.data), now_ms())
         log.info("webhook.queued", event_type=event.type, event_id=event.id, deliveries=len(added))

@@ -79,30 +79,25 @@ def payload(event_type: str, created_at: int, tenant: str, ticket: dict | None, 
             "data": dict(data)}
 
 
-def _slug(conn: Connection, tenant_id: int) -> str:
+def tenant_slug(conn: Connection, tenant_id: int) -> str:
     return conn.execute(select(tenants.c.slug).where(tenants.c.id == tenant_id)).scalar_one()
 
 
-def _insert(conn: Connection, values: dict) -> int | None:
-    """Insert one delivery; None when (webhook, event id) has one already."""
+def _insert(conn: Connection, rows: list[dict]) -> list[int]:
+    """Insert deliveries in one statement; a (webhook, event id) that has one already adds none."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(webhook_deliveries).values(**values)
+    stmt = (dialect.insert(webhook_deliveries).values(rows)
             .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"]).returning(_D.id))
-    return conn.execute(stmt).scalar()
+    return list(conn.execute(stmt).scalars())
 
 
-def fan_out(conn: Connection, tenant_id: int, hooks: list[webhooks_store.Hook], event_id: str, event_type: str,
-            created_at: int, ticket_id: int | None, data: Mapping[str, Any], now: int) -> list[int]:
+def fan_out(conn: Connection, tenant_id: int, tenant: str, hooks: list[webhooks_store.Hook], event_id: str,
+            event_type: str, created_at: int, ticket_id: int | None, data: Mapping[str, Any], now: int) -> list[int]:
     """One pending delivery of the event per webhook; a repeated event id adds none."""
-    body = payload(event_type, created_at, _slug(conn, tenant_id), ticket_json(conn, tenant_id, ticket_id), data)
-    added = []
-    for hook in hooks:
-        found = _insert(conn, dict(tenant_id=tenant_id, webhook_id=hook.id, url=hook.url, event_id=event_id,
-                                   event_type=event_type[:64], ticket_id=ticket_id, payload=body, status=PENDING,
-                                   next_at=now, window_from=now, created_at=now))
-        if found is not None:
-            added.append(found)
-    return added
+    body = payload(event_type, created_at, tenant, ticket_json(conn, tenant_id, ticket_id), data)
+    return _insert(conn, [dict(tenant_id=tenant_id, webhook_id=hook.id, url=hook.url, event_id=event_id,
+                               event_type=event_type[:64], ticket_id=ticket_id, payload=body, status=PENDING,
+                               next_at=now, window_from=now, created_at=now) for hook in hooks])
 
 
 def enqueue(conn: Connection, tenant_id: int, target: int | str, event_type: str, data: Mapping[str, Any], *,
@@ -123,10 +118,11 @@ def enqueue(conn: Connection, tenant_id: int, target: int | str, event_type: str
     else:
         webhook_id, url = None, str(target)
         check(url)
-    body = payload(event_type, now, _slug(conn, tenant_id), ticket_json(conn, tenant_id, ticket_id), data)
-    return _insert(conn, dict(tenant_id=tenant_id, webhook_id=webhook_id, url=url, event_id=event_id,
-                              event_type=event_type[:64], ticket_id=ticket_id, payload=body, status=PENDING,
-                              next_at=now, window_from=now, created_at=now))
+    body = payload(event_type, now, tenant_slug(conn, tenant_id), ticket_json(conn, tenant_id, ticket_id), data)
+    added = _insert(conn, [dict(tenant_id=tenant_id, webhook_id=webhook_id, url=url, event_id=event_id,
+                                event_type=event_type[:64], ticket_id=ticket_id, payload=body, status=PENDING,
+                                next_at=now, window_from=now, created_at=now)])
+    return added[0] if added else None
 
 
 def claim(conn: Connection, now: int, lease_ms: int, limit: int, per_target: int,
