@@ -10,6 +10,7 @@ import pytest
 from webhook_support import Hooks, Receiver, valid_signature, wait_until
 
 from core import keys
+from rules.webhooks import enqueue
 from ticket_service import events
 
 
@@ -105,16 +106,16 @@ async def test_a_hanging_receiver_does_not_delay_another_webhook(hooks):
     hanging = await Receiver(hold=asyncio.Event()).start()
     healthy = await Receiver().start()
     try:
-        await h.add(hanging.url)
-        await h.add(healthy.url)
+        slow = await h.add(hanging.url)
+        fine = await h.add(healthy.url)
         h.run_rules()
         for n in range(5):
             await h.ticket(f"question {n}")
-        # The healthy receiver gets all five while the hanging one still holds its first two.
-        await wait_until(lambda: len(healthy.requests) == 5, "the healthy receiver's five events")
-        assert len(hanging.requests) == 2
-        rows = await h.deliveries()
-        assert sum(r.status == "delivered" for r in rows) <= 5
+        # The healthy receiver's five are delivered while the hanging one still holds its first two.
+        rows = await _status(h, "delivered", 5)
+        assert sorted((r.webhook_id, r.status) for r in rows) == sorted(
+            [(fine["id"], "delivered")] * 5 + [(slow["id"], "pending")] * 5)
+        assert len(healthy.requests) == 5 and len(hanging.requests) == 2
         hanging.hold.set()
         await _status(h, "delivered", 10)
     finally:
@@ -180,3 +181,23 @@ async def test_a_name_that_resolves_to_loopback_is_refused_at_delivery_once_the_
     errors = sorted(r.last_error for r in rows)
     assert errors[0] == "refused: 127.0.0.1 is a loopback address"
     assert errors[1].startswith("refused: localhost resolves to ") and "loopback address" in errors[1]
+
+
+async def test_a_trigger_call_to_a_bare_url_is_sent_unsigned_and_bad_targets_are_refused(hooks):
+    h = await hooks()
+    receiver = await Receiver().start()
+    tenant = h.system.tenant
+    try:
+        h.run_rules()
+        found = await h.system.db.run_write(enqueue, tenant, receiver.url, "trigger.called", {"trigger": 7})
+        [row] = await _status(h, "delivered")
+        with pytest.raises(LookupError):
+            await h.system.db.run_write(enqueue, tenant, 999, "trigger.called", {})
+        with pytest.raises(ValueError, match="must be an http or https URL"):
+            await h.system.db.run_write(enqueue, tenant, "file:///etc/passwd", "trigger.called", {})
+    finally:
+        await receiver.close()
+    assert (row.id, row.webhook_id, row.attempts) == (found, None, 1)
+    [got] = receiver.requests
+    assert "X-Switchboard-Signature" not in got.headers and got.headers["X-Switchboard-Delivery"] == str(found)
+    assert json.loads(got.body)["data"] == {"trigger": 7}
