@@ -107,6 +107,15 @@ class Settings:
     portal_link_ttl_s: int = 30 * 24 * 3600  # a status link opens the page this long after it was issued
     portal_max_attachment: int = 10 * 1024 * 1024  # bytes of the one file a customer may add to a message
     portal_posts_per_hour: int = 20  # messages one ticket's page takes per hour (429 past it)
+    # Webhooks out (`switchboard rules`)
+    webhook_timeout_s: float = 10.0  # one attempt, connect to the last byte read
+    webhook_retry_base_s: float = 10.0  # the first retry comes within this; each later wait doubles
+    webhook_retry_cap_s: float = 3600.0  # the longest wait between two attempts
+    webhook_retry_window_s: float = 24 * 3600.0  # retries stop this long after the first attempt: dead
+    webhook_concurrency: int = 32  # attempts one rules process has in flight
+    webhook_per_target: int = 4  # of those, to one webhook: a slow receiver holds no more slots
+    webhook_poll_ms: int = 500  # an idle deliverer looks for due deliveries this often
+    webhook_cache_s: float = 5.0  # the fan-out re-reads a tenant's webhooks this often
     # Logs
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console

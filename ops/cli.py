@@ -17,7 +17,17 @@ from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
 from core.settings import Settings, SettingsError, load
-from ops import fieldcli, opscli, roles, routingcli, rulescli, slacli, ticketcli, usercli
+from ops import (
+    fieldcli,
+    opscli,
+    roles,
+    routingcli,
+    rulescli,
+    slacli,
+    ticketcli,
+    usercli,
+    webhookcli,
+)
 from ops.runtime import Runtime
 from ticket_service.store import account_settings, admin, mailboxes
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -205,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
     fieldcli.add_parsers(sub)
     rulescli.add_parsers(sub)
     slacli.add_parsers(sub)
+    webhookcli.add_parsers(sub)
     _add_reply_parser(ticketcli.add_parser(sub))
     sub.add_parser("migrate", help="bring the database schema up to date")
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
@@ -250,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         return rulescli.main(settings, args)
     if slacli.handles(args):
         return slacli.main(settings, args)
+    if webhookcli.handles(args):
+        return webhookcli.main(settings, args, lambda: _secret_key(settings))
     if args.command == "ticket" and args.action == "explain":
         return ticketcli.main(settings, args)
     if args.command in ROLES:

@@ -140,6 +140,19 @@ HELP: dict[str, str] = {
     "status page (413 above it).",
     "portal_posts_per_hour": "Messages one ticket's status page accepts per hour, from every "
     "link of that ticket together (429 past it).",
+    "webhook_timeout_s": "One webhook delivery attempt, from connecting to the last byte read; "
+    "longer is a failed attempt (docs/webhooks.md).",
+    "webhook_retry_base_s": "Wait before a failed webhook delivery's first retry (jittered down to "
+    "half); doubled after each further failure.",
+    "webhook_retry_cap_s": "The longest wait between two attempts of one webhook delivery.",
+    "webhook_retry_window_s": "How long a webhook delivery is retried from its first attempt; "
+    "then it is `dead` with its last error (a replay starts a new window).",
+    "webhook_concurrency": "Webhook deliveries one `rules` process has in flight at once.",
+    "webhook_per_target": "Of those, how many go to one webhook at once, so a slow receiver holds "
+    "only its own slots.",
+    "webhook_poll_ms": "How often an idle `rules` process looks for due webhook deliveries.",
+    "webhook_cache_s": "How long the `rules` fan-out keeps a tenant's webhooks before reading "
+    "them again (a new webhook receives events from then on).",
     "log_level": "`debug`, `info`, `warning` or `error`.",
     "log_format": "`auto` (console on a TTY, else JSON), `json` or `console`.",
     "console_trust_proxy": "Believe `X-Forwarded-Proto` (session cookie `Secure` on https) and the last "

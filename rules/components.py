@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from core.bus import Bus
 from core.settings import Settings
 from rules.automations import Automations
+from rules.calendar import is_business_time
+from rules.clocks import Calendars
+from rules.deliveries import Deliverer
 from rules.sla import SlaClocks, SlaTimer
 from rules.triggers import Triggers
+from rules.webhooks import WebhookFanout
 from rules.worker import Handler, Timer
+from ticket_service.store import deliveries
 from ticket_service.store.db import Database
+
+
+class TriggerWebhooks:
+    """``call_webhook``: one delivery to the tenant's webhook (signed) or to a URL (unsigned),
+    queued in the firing's transaction, so a firing and its call commit together."""
+
+    def enqueue(self, conn: Connection, tenant_id: int, target: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
+        where = target.get("webhook_id", target.get("url"))
+        data = {k: v for k, v in event.items() if k not in ("tenant_id",)}
+        return deliveries.enqueue(conn, tenant_id, where, str(event.get("type") or "trigger.webhook"), data,
+                                  ticket_id=event.get("ticket_id"))
+
+
+def business_hours(conn: Connection, tenant_id: int, now: int) -> Callable[[str | None], bool | None]:
+    """The ``business_hours`` fact: whether ``now`` is business time on the named calendar
+    (without a name, the tenant's calendar named ``default``); None when there is no such
+    calendar, so the condition fails rather than guessing."""
+    calendars = Calendars(conn, tenant_id)
+
+    def check(name: str | None) -> bool | None:
+        cal = calendars.get(name or "default")
+        return None if cal is None else is_business_time(cal, now)
+    return check
 
 
 @dataclass
@@ -26,10 +57,9 @@ def build(bus: Bus, settings: Settings, db: Database, classes: Mapping[str, str]
     triggers published).
 
     ``classes``: each channel's capacity class (a trigger closing a ticket frees capacity).
-    Seams for the pieces beside the triggers: ``webhooks=`` (an ``effects.Webhooks``, for
-    ``call_webhook``) and ``business_hours=`` (a ``triggers.BusinessHours``) on both runners.
     """
-    runner = {"secret_key": settings.secret_key, "classes": classes}
+    runner = {"secret_key": settings.secret_key, "classes": classes, "webhooks": TriggerWebhooks(),
+              "business_hours": business_hours}
     timer = SlaTimer(db, bus)
-    return Components(handlers=[SlaClocks(db, timer), Triggers(db, bus, **runner)],
-                      timers=[timer, Automations(db, bus, **runner)])
+    return Components(handlers=[SlaClocks(db, timer), Triggers(db, bus, **runner), WebhookFanout(db, settings)],
+                      timers=[timer, Automations(db, bus, **runner), Deliverer(db, settings)])

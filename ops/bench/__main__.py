@@ -19,6 +19,7 @@ from ops.bench import (
     outbound,
     router,
     sla,
+    webhooks,
 )
 
 _TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
@@ -44,6 +45,8 @@ COLUMNS = {
                    "stored_per_s", "drain_s", "unfinished"],
     "outbound": ["scenario", "channel", "senders", "connections", "replies", "sent", "sent_per_s", "pct_of_limit",
                  "queued_to_sent_p50_ms", "queued_to_sent_p99_ms", "seconds"],
+    "webhooks": ["scenario", "rules", "webhooks", "events", "delivered", "received", "deliveries_per_s",
+                 "queued_to_delivered_p50_ms", "queued_to_delivered_p99_ms", "seconds"],
     "hostile": ["scenario", "hostile_clients", "duration_s", "probes", "hostile_answered", "hostile_statuses",
                 "hostile_answer_p50_ms", "ticket_list_p50_ms", "ticket_list_p99_ms", "ticket_list_max_ms",
                 "download_p50_ms", "download_p99_ms", "download_max_ms"],
@@ -56,8 +59,8 @@ COLUMNS = {
 HEADLINE = {"email": "end_to_end_per_s", "chat": "end_to_end_per_s", "fixed_rate": "achieved_per_s",
             "normalizer": "stored_per_s",
             "wechat": "accepted_per_s", "calls": "stored_per_s", "outbound": "sent_per_s"}
-SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "outbound", "fixed_rate", "hostile",
-             "sla"]
+SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "outbound", "webhooks", "fixed_rate",
+             "hostile", "sla"]
 
 
 def against_limit(rows: list[dict]) -> None:
@@ -99,6 +102,8 @@ async def main(args: argparse.Namespace) -> list[dict]:
         rows.append(await calls.run(args.records, args.batch, args.call_connections, os.environ.get("DATABASE_URL")))
     if "outbound" in args.scenarios:
         rows.append(await outbound.run(args.replies, args.reply_connections, os.environ.get("DATABASE_URL")))
+    if "webhooks" in args.scenarios:
+        rows.append(await webhooks.run(args.webhook_events, args.webhooks, os.environ.get("DATABASE_URL")))
     if "fixed_rate" in args.scenarios:
         for rate in args.rate:
             rows.append(await fixed_rate.run(rate, args.duration, args.rate_clients,
@@ -134,6 +139,8 @@ if __name__ == "__main__":
     p.add_argument("--call-connections", type=int, default=4, help="calls scenario: concurrent clients")
     p.add_argument("--replies", type=int, default=2000, help="outbound scenario: replies queued through the API")
     p.add_argument("--reply-connections", type=int, default=8, help="outbound scenario: concurrent API clients")
+    p.add_argument("--webhook-events", type=int, default=2000, help="webhooks scenario: events published")
+    p.add_argument("--webhooks", type=int, default=2, help="webhooks scenario: webhooks subscribed to every event")
     p.add_argument("--agents", type=int, default=1000, help="router scenario: online agents")
     # 100,000 is the sizing figure (about 12 minutes here); the default keeps `make bench` short.
     p.add_argument("--backlog", type=int, default=10_000, help="router scenario: waiting tickets")

@@ -23,7 +23,7 @@ from core.settings import load
 from normalizer.worker import Normalizer
 from ticket_service.api import setup_api
 from ticket_service.portal_links import PortalLinks
-from ticket_service.store import admin
+from ticket_service.store import admin, deliveries
 from ticket_service.store.db import Database, migrate
 
 PREFIX = "/api/v1"
@@ -55,6 +55,12 @@ ROUTES = {
     ("PUT", "/fields/{name}"): "item",
     ("DELETE", "/fields/{name}"): "item",
     ("GET", "/openapi.json"): "public",
+    ("GET", "/webhooks"): "list",
+    ("POST", "/webhooks"): "create",
+    ("GET", "/webhooks/{id}"): "item",
+    ("DELETE", "/webhooks/{id}"): "item",
+    ("GET", "/webhooks/{id}/deliveries"): "item",
+    ("POST", "/webhooks/{id}/deliveries/{delivery}/replay"): "item",
 }
 QUERIES = {("GET", "/messages"): "?kind=bounce"}
 BODIES = {
@@ -66,6 +72,7 @@ BODIES = {
     ("POST", "/routing/rules"): {"name": "steal", "required": {"refunds": 1}},
     ("POST", "/fields"): {"name": "globex_only", "type": "text"},  # the other tenant's name: still mine
     ("PUT", "/fields/{name}"): {"required": True},
+    ("POST", "/webhooks"): {"url": "https://1.1.1.1/steal", "events": ["*"]},
 }
 
 
@@ -96,7 +103,7 @@ async def world(sqlite_url, redis_url, tmp_path):
     await asyncio.wait_for(Normalizer(bus, settings, db, blobs).run(drain=True), 60)
 
     app = web.Application()
-    setup_api(app, db, blobs, capacity_classes(), bus=bus,
+    setup_api(app, db, blobs, capacity_classes(), bus=bus, secret_key="isolation-test-key",
               links=PortalLinks("isolation-secret", "http://127.0.0.1:8080"))
     http = TestClient(TestServer(app))
     await http.start_server()
@@ -119,9 +126,15 @@ async def world(sqlite_url, redis_url, tmp_path):
             assert r.status == 201, await r.text()
         async with http.patch(f"{PREFIX}/tickets/{ticket['id']}", headers=h, json={"fields": {f"{slug}_only": 7}}) as r:
             assert r.status == 200, await r.text()
+        async with http.post(f"{PREFIX}/webhooks", headers=h, json={"url": f"https://1.1.1.1/{slug}",
+                                                                    "events": ["*"]}) as r:
+            assert r.status == 201, await r.text()
+            webhook = await r.json()
         t.update(headers=h, ids={"/tickets": ticket["id"], "/attachments": message["attachments"][0]["id"],
                                  "/agents": agent["id"], "/routing/rules": rule["id"], "/messages": bounce["id"],
-                                 "/fields": f"{slug}_only"})
+                                 "/fields": f"{slug}_only", "/webhooks": webhook["id"],
+                                 "{delivery}": await db.run_write(deliveries.enqueue, t["id"], webhook["id"],
+                                                                  "ticket.created", {})})
     yield http, tenants, app
     await http.close()
     await client.aclose()
@@ -140,13 +153,14 @@ def _api_routes(app: web.Application) -> set[tuple[str, str]]:
 def _fill(path: str, ids: dict) -> str:
     """Put the other tenant's id of the resource the path names into {id}."""
     resource = next(r for r in sorted(ids, key=len, reverse=True) if path.startswith(r + "/"))
-    return path.replace("{id}", str(ids[resource])).replace("{name}", str(ids[resource]))
+    return (path.replace("{id}", str(ids[resource])).replace("{name}", str(ids[resource]))
+            .replace("{delivery}", str(ids.get("{delivery}"))))
 
 
 async def _snapshot(http, tenant) -> dict:
     """What the tenant itself sees of its objects."""
     out = {}
-    for path in ("/tickets", "/agents", "/routing/rules", "/messages", "/fields"):
+    for path in ("/tickets", "/agents", "/routing/rules", "/messages", "/fields", "/webhooks"):
         async with http.get(PREFIX + path + QUERIES.get(("GET", path), ""), headers=tenant["headers"]) as r:
             out[path] = await r.json()
     async with http.get(f"{PREFIX}/attachments/{tenant['ids']['/attachments']}", headers=tenant["headers"]) as r:

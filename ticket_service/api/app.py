@@ -17,6 +17,7 @@ from ticket_service.api import (
     reports,
     routing,
     tickets,
+    webhooks,
 )
 from ticket_service.api.auth import TENANT_KEYS, TenantKeys
 from ticket_service.portal_links import PortalLinks
@@ -49,6 +50,7 @@ def setup_api(app: web.Application, db: Database, blobs: BlobStore, classes: Map
     portal_links.setup_routes(app, links)
     fields.setup_routes(app)
     openapi.setup_routes(app)
+    webhooks.setup_routes(app)
 
 
 def create_app(db: Database, blobs: BlobStore, classes: Mapping[str, str]) -> web.Application:

@@ -451,3 +451,45 @@ sla_clocks = Table(
     Index("ix_sla_clocks_next_at", "next_at"),
     Index("ix_sla_clocks_tenant_state", "tenant_id", "state"),
 )
+
+# Webhooks out: a tenant's receivers, each with the event types it wants ("*": every one)
+# and its signing secret, sealed with the secret key (core.credentials).
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("url", String(2048), nullable=False),
+    Column("events", JSON, nullable=False, default=list),
+    Column("secret_enc", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhooks_tenant_id", "tenant_id", "id"),
+)
+
+# One event (or one trigger's call) to one URL, across all its attempts. ``next_at`` is when
+# the next attempt is due (a claimed row is pushed past its lease, so a crashed attempt comes
+# due again); None once delivered or dead. A redelivered event adds no second row: unique
+# (webhook, event id). ``payload`` is the body without its ``id``.
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    _tenant(),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id")),  # None: a one-off call to ``url``
+    Column("url", String(2048), nullable=False),
+    Column("event_id", String(26)),
+    Column("event_type", String(64), nullable=False),
+    Column("ticket_id", Integer),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", BigInteger),
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),  # an attempt holds the row
+    Column("window_from", BigInteger, nullable=False),  # retries end webhook_retry_window_s after this
+    Column("response_code", Integer),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_attempt_at", BigInteger),
+    Column("delivered_at", BigInteger),
+    UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+    Index("ix_webhook_deliveries_next_at", "next_at"),
+    Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+)
