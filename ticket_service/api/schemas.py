@@ -16,7 +16,7 @@ _DELIVERY = {"anyOf": [{"type": "null"}, obj(
     callback=obj(("number",), number=_TEXT), next_attempt_at=TIME)]}
 MESSAGE_PROPS = dict(
     id=_INT, direction={"enum": ["in", "out"]}, channel=_TEXT, sender=_TEXT, sender_name=_TEXT, subject=_TEXT,
-    text=_TEXT, html=_TEXT, auto_reason=_TEXT, kind={"enum": ["reply", "note", ""]},
+    text=_TEXT, html=_TEXT, auto_reason=_TEXT, kind={"enum": ["reply", "note", "notify", ""]},
     author_id={"type": ["integer", "null"]}, delivery=_DELIVERY, attachments={"type": "array", "items": ref("Attachment")},
     created_at=TIME, threading=_THREADING,
 )

@@ -21,6 +21,7 @@ from core.ids import now_ms
 from ticket_service.api import body as api_body
 from ticket_service.api.auth import authenticated
 from ticket_service.api.errors import ApiError, invalid_parameter, not_found, parse_id, parse_int
+from ticket_service.api.spec import ref
 from ticket_service.api.tickets import (
     DB,
     DEFAULT_LIMIT,
@@ -177,9 +178,7 @@ async def replay_delivery(request: web.Request, tenant_id: int) -> web.Response:
 
 
 # OpenAPI 3.1 path items of these routes (gathered by the API's OpenAPI document).
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message"],
-    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
+_ERROR = ref("Error")
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _WEBHOOK = {"type": "object", "required": ["id", "url", "events", "created_at"], "properties": {
     "id": {"type": "integer"}, "url": {"type": "string", "format": "uri"},
@@ -202,11 +201,11 @@ def _errors(*statuses: int) -> dict:
     words = {400: "bad request (names the parameter or field)", 401: "missing or invalid API key",
              404: "no such webhook or delivery", 409: "the tenant has the most webhooks it may have",
              413: "body too large", 503: "the server has no secret key"}
-    return {str(s): _answer(words[s], _ERROR) for s in statuses}
+    return {**{str(s): _answer(words[s], _ERROR) for s in statuses}, "default": _answer("Any other error", _ERROR)}
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-_SECURITY = [{"bearer": []}]
+_SECURITY = [{"apiKey": []}]
 PATHS: dict = {
     "/webhooks": {
         "post": {
