@@ -37,7 +37,7 @@ def nice_ticks(top: float, count: int = 4) -> list[float]:
     raw = top / count
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    return [step * i for i in range(math.ceil(top / step + 1e-9) + 1)]
+    return [step * i for i in range(math.ceil(top / step - 1e-9) + 1)]
 
 
 def time_unit(seconds: float) -> tuple[float, str]:
