@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
-from console import auth, events, inbox, login, ticket
+from console import auth, dashboard, events, inbox, login, ticket
 from console.render import JINJA
 from console.session import CONFIG, ConsoleConfig
 from core.blobs import BlobStore
@@ -35,6 +35,7 @@ def setup_console(app: web.Application, config: ConsoleConfig, db: Database, red
     app[login.LIMITS] = auth.LoginLimits(redis, config)
     login.setup_routes(app)
     inbox.setup_routes(app)
+    dashboard.setup_routes(app)
     ticket.setup_routes(app, blobs, bus, classes, config.secret_key)
     events.setup_routes(app, redis)
     app.router.add_static(STATIC_PREFIX, STATIC, name="console_static", append_version=False)

@@ -109,6 +109,88 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "delivery.delivered": ("delivered", "已送达"),
     "delivery.failed": ("failed", "发送失败"),
     "delivery.attempts": ("attempts", "尝试次数"),
+    "nav.dashboard": ("Dashboard", "主管看板"),
+    "nav.ops": ("Ops", "运维"),
+    "dash.title": ("Dashboard", "主管看板"),
+    "dash.queue": ("Queue now", "当前排队"),
+    "dash.queue_chart": ("Waiting tickets per VIP tier and channel", "各 VIP 等级与渠道的排队工单"),
+    "dash.queue_empty": ("Nothing is waiting.", "没有排队的工单。"),
+    "dash.waiting": ("waiting", "排队中"),
+    "dash.oldest": ("Longest wait", "最长等待"),
+    "dash.queued_since": ("Oldest queued at", "最早排队时间"),
+    "dash.agents": ("Agents", "客服"),
+    "dash.agent": ("Agent", "客服"),
+    "dash.no_agents": ("No agents.", "暂无客服。"),
+    "dash.as_of": ("As of", "数据时间"),
+    "dash.csv": ("Download CSV", "下载 CSV"),
+    "dash.from": ("From", "开始日期"),
+    "dash.to": ("To", "结束日期"),
+    "dash.show": ("Show", "查看"),
+    "dash.zone": ("Time zone", "时区"),
+    "dash.kpis": ("KPIs", "关键指标"),
+    "dash.by.day": ("per day", "按天"),
+    "dash.by.channel": ("per channel", "按渠道"),
+    "dash.by.agent": ("per agent", "按客服"),
+    "dash.no_tickets": ("No tickets in this period.", "该时段没有工单。"),
+    "kpi.volume": ("Tickets", "工单量"),
+    "kpi.replied": ("Replied", "已回复"),
+    "kpi.solved": ("Solved", "已解决"),
+    "kpi.first_reply": ("First reply time", "首次回复时长"),
+    "kpi.resolution": ("Resolution time", "解决时长"),
+    "kpi.p50": ("median (p50)", "中位数 (p50)"),
+    "kpi.p90": ("p90", "p90"),
+    "class.email": ("Email load", "邮件负载"),
+    "class.chat": ("Chat load", "会话负载"),
+    "class.voice": ("Voice load", "电话负载"),
+    "agent_status.online": ("online", "在线"),
+    "agent_status.away": ("away", "离开"),
+    "agent_status.offline": ("offline", "离线"),
+    "unit.s": ("s", "秒"),
+    "unit.min": ("min", "分钟"),
+    "unit.h": ("h", "小时"),
+    "unit.d": ("d", "天"),
+    "sla.title": ("SLA at risk and breached", "SLA 风险与超时"),
+    "sla.breached": ("breached", "已超时"),
+    "sla.at_risk": ("at risk (due within the hour)", "即将超时（一小时内到期）"),
+    "sla.metric": ("Target", "指标"),
+    "sla.metric.first_reply": ("first reply", "首次回复"),
+    "sla.metric.next_reply": ("next reply", "后续回复"),
+    "sla.metric.resolution": ("resolution", "解决"),
+    "sla.due": ("Due", "到期时间"),
+    "sla.attainment": ("SLA attainment", "SLA 达成率"),
+    "ops.title": ("Ops", "运维"),
+    "ops.streams": ("Streams", "消息流"),
+    "ops.stream": ("Stream", "消息流"),
+    "ops.length": ("Length", "长度"),
+    "ops.group": ("Group", "消费组"),
+    "ops.lag": ("Lag", "积压"),
+    "ops.pending": ("Pending", "处理中"),
+    "ops.consumers": ("Consumers", "消费者"),
+    "ops.oldest_pending": ("Oldest pending", "最久未确认"),
+    "ops.none": ("No streams yet.", "暂无消息流。"),
+    "ops.dead": ("Dead letters of this tenant", "本租户的死信"),
+    "ops.dead_letter": ("Dead letter", "死信"),
+    "ops.dead_stream": ("Dead-letter stream", "死信流"),
+    "ops.deliveries": ("Deliveries", "投递次数"),
+    "ops.failed_at": ("Failed at", "失败时间"),
+    "ops.error": ("Error", "错误"),
+    "ops.source": ("Source", "来源"),
+    "ops.envelope": ("Envelope", "信封"),
+    "ops.preview": ("Payload (start)", "内容（开头）"),
+    "ops.replay": ("Replay", "重新投递"),
+    "ops.drop": ("Drop", "删除"),
+    "ops.replayed": ("Dead letter put back on its stream.", "死信已重新投递。"),
+    "ops.dropped": ("Dead letter dropped.", "死信已删除。"),
+    "ops.no_dead": ("No dead letters.", "没有死信。"),
+    "ops.other_tenants": ("Dead letters of other tenants or without a readable envelope (not shown)",
+                          "其他租户或无法解析的死信（不显示）"),
+    "ops.heartbeats": ("Worker heartbeats", "工作进程心跳"),
+    "ops.no_beats": ("No worker has a live heartbeat.", "没有存活的工作进程心跳。"),
+    "ops.role": ("Role", "角色"),
+    "ops.consumer": ("Consumer", "消费者"),
+    "ops.beat_at": ("Last beat", "最近心跳"),
+    "ops.loop_age": ("Loop age", "循环间隔"),
+    "ops.counters": ("Counters", "计数"),
 }
 
 
@@ -156,6 +238,19 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def duration(lang: str, seconds: float) -> str:
+    """A span as people say it: ``45 s``, ``12 min``, ``3 h 20 min``, ``2 d 4 h`` (or in Chinese)."""
+    rest = max(0, int(round(seconds)))
+    units = ((86_400, "unit.d"), (3600, "unit.h"), (60, "unit.min"), (1, "unit.s"))
+    first = next(n for n, (size, _) in enumerate(units) if rest >= size or size == 1)
+    parts = []
+    for size, key in units[first:first + 2]:  # the largest unit and the one below it
+        if rest // size or not parts:
+            parts.append(f"{rest // size} {t(lang, key)}")
+        rest %= size
+    return " ".join(parts)
 
 
 def local_time(ms: int | None, tz: str) -> str:

@@ -11,7 +11,7 @@ from console import i18n
 from console.session import csrf_token, keep_new_session
 
 JINJA = web.AppKey("console_jinja", object)  # its own key: other apps' templates keep theirs
-USER = "console_user"  # request key of the signed-in user (console.auth.User)
+USER = web.RequestKey("console_user", object)  # the signed-in user (console.auth.User)
 # Our own files only: no inline script or style, no other origin (message HTML cannot load
 # a tracking pixel either), no framing.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

@@ -28,6 +28,10 @@ class ConsoleConfig:
 
 
 CONFIG = web.AppKey("console_config", ConsoleConfig)
+# Typed request keys (aiohttp warns on plain strings): this request's session, and whether
+# this request made it (so the response sets the cookie).
+SESSION = web.RequestKey("console_session", dict)
+NEW_SESSION = web.RequestKey("console_session_new", bool)
 
 
 def _serializer(request: web.Request) -> URLSafeTimedSerializer:
@@ -36,8 +40,8 @@ def _serializer(request: web.Request) -> URLSafeTimedSerializer:
 
 def read_session(request: web.Request) -> dict:
     """The cookie's session, or {} for none, a forged one or an expired one."""
-    if "console_session" in request:
-        return request["console_session"]
+    if SESSION in request:
+        return request[SESSION]
     raw = request.cookies.get(COOKIE)
     data = {}
     if raw:
@@ -45,8 +49,8 @@ def read_session(request: web.Request) -> dict:
             data = _serializer(request).loads(raw, max_age=request.app[CONFIG].session_s)
         except BadSignature:
             data = {}
-    request["console_session"] = data if isinstance(data, dict) else {}
-    return request["console_session"]
+    request[SESSION] = data if isinstance(data, dict) else {}
+    return request[SESSION]
 
 
 def is_https(request: web.Request) -> bool:
@@ -76,15 +80,15 @@ def csrf_token(request: web.Request) -> str:
     """This visitor's CSRF token; a visitor without one gets a new one (``keep_new_session``)."""
     session = read_session(request)
     if not session.get("c"):
-        request["console_session"] = {**session, "c": secrets.token_urlsafe(24)}
-        request["console_session_new"] = True
-    return request["console_session"]["c"]
+        request[SESSION] = {**session, "c": secrets.token_urlsafe(24)}
+        request[NEW_SESSION] = True
+    return request[SESSION]["c"]
 
 
 def keep_new_session(request: web.Request, response: web.StreamResponse) -> None:
     """Set the cookie when this request made a CSRF token for a visitor without one."""
-    if request.get("console_session_new"):
-        write_session(request, response, request["console_session"])
+    if request.get(NEW_SESSION):
+        write_session(request, response, request[SESSION])
 
 
 def csrf_ok(request: web.Request, form) -> bool:

@@ -19,7 +19,7 @@ from console import ConsoleConfig, setup_console
 from core.settings import Settings
 from gateway.app import setup_gateway
 from normalizer.worker import Normalizer
-from ops import blobs, httpserver
+from ops import blobs, httpserver, opspage
 from ops.demo import ensure_demo
 from ops.health import serve_ops, setup_ops
 from ops.runtime import Runtime
@@ -148,6 +148,7 @@ def http_app(rt: Runtime, api: bool = True, gateway: bool = True) -> web.Applica
         setup_api(app, rt.db, rt.blobs, rt.classes, bus=rt.bus, secret_key=rt.settings.secret_key,
                   reply_limit=rt.settings.reply_max_body, links=links)
         setup_console(app, console_config(rt.settings), rt.db, rt.redis, rt.blobs, rt.bus, rt.classes)
+        opspage.setup_routes(app)
         if links is not None:
             # The status page needs the bus: a customer's message goes to ``ingest.portal`` from here.
             setup_portal(app, rt.db, rt.blobs, rt.bus, links, rt.settings)

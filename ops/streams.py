@@ -210,3 +210,18 @@ async def trim(bus: Bus, streams: list[str] | None = None, older_than_s: int | N
     names = streams or [n for n in await stream_names(bus.redis) if not n.startswith(keys.DEAD_PREFIX)]
     older = older_than_s * 1000 if older_than_s is not None else None
     return {name: await bus.safe_trim(name, older) for name in names}
+
+
+async def heartbeats(redis) -> list[dict]:
+    """Every worker's heartbeat (role, consumer, when, counters); a stopped worker's key has expired."""
+    out = []
+    async for key in redis.scan_iter(match=keys.HEARTBEAT_PATTERN, count=500):
+        _, _, role, consumer = _text(key).split(":", 3)
+        fields = {_text(k): _text(v) for k, v in (await redis.hgetall(key)).items()}
+        if not fields:
+            continue  # expired between SCAN and HGETALL
+        meta = {k: fields.pop(k, "") for k in ("at", "pid", "streams", "loop_age_ms")}
+        out.append({"role": role, "consumer": consumer, "at": int(meta["at"] or 0), "pid": meta["pid"],
+                    "streams": meta["streams"], "loop_age_ms": int(meta["loop_age_ms"] or -1),
+                    "counters": dict(sorted(fields.items()))})
+    return sorted(out, key=lambda h: (h["role"], h["consumer"]))

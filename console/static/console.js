@@ -1,6 +1,8 @@
 // Switchboard console: live updates from /events (server-sent events). No framework, no build step.
 // A page section marked data-live is fetched again and swapped in when an event of its tenant
-// arrives; the ticket page only for events about its own ticket.
+// arrives; the ticket page only for events about its own ticket. A section with data-every
+// is also fetched every so many seconds (the dashboard: waits grow and agents change status
+// without a ticket event).
 "use strict";
 
 (function () {
@@ -43,6 +45,11 @@
   function soon() {
     clearTimeout(timer);
     timer = setTimeout(refresh, 250);  // a burst of events makes one fetch
+  }
+
+  const every = Number(live.dataset.every || 0);
+  if (every > 0) {
+    setInterval(soon, every * 1000);
   }
 
   const source = new EventSource(live.dataset.live);

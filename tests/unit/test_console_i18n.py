@@ -11,7 +11,9 @@ from console import i18n
 from console.actions import parse_tags
 from console.inbox import CHANNELS, TABS
 from console.render import safe_next
+from ticket_service.api.routing import STATUSES as AGENT_STATUSES
 from ticket_service.api.routing import TICKET_STATUSES
+from ticket_service.store.reports import GROUPS
 from ticket_service.store.users import ROLES
 
 TEMPLATES = Path(i18n.__file__).parent / "templates"
@@ -33,7 +35,10 @@ def test_keys_built_from_values_exist_for_every_value():
     # Templates build these keys from stored values: t('status.' ~ r.status) and the like.
     built = ([f"status.{s}" for s in TICKET_STATUSES] + [f"channel.{c}" for c in CHANNELS]
              + [f"role.{r}" for r in ROLES] + [f"inbox.tab.{t}" for t in TABS]
-             + [f"delivery.{d}" for d in ("queued", "sent", "delivered", "failed")])
+             + [f"delivery.{d}" for d in ("queued", "sent", "delivered", "failed")]
+             + [f"agent_status.{s}" for s in AGENT_STATUSES] + [f"class.{c}" for c in ("email", "chat", "voice")]
+             + [f"dash.by.{g}" for g in GROUPS] + [f"unit.{u}" for u in ("s", "min", "h", "d")]
+             + [f"ops.{a}" for a in ("replay", "drop", "replayed", "dropped")])
     assert [k for k in built if k not in i18n.CATALOGUE] == []
 
 
@@ -69,3 +74,9 @@ def test_tags_are_split_on_either_comma_deduplicated_and_bounded():
     assert parse_tags("") == []
     assert parse_tags("x" * 65) is None
     assert parse_tags(",".join(f"t{n}" for n in range(21))) is None
+
+
+def test_durations_read_as_people_say_them_in_both_languages():
+    assert [i18n.duration("en", s) for s in (0, 45, 90, 3600, 3601, 12_000, 190_000)] == [
+        "0 s", "45 s", "1 min 30 s", "1 h", "1 h", "3 h 20 min", "2 d 4 h"]
+    assert i18n.duration("zh", 5400) == "1 小时 30 分钟"

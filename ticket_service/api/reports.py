@@ -7,8 +7,6 @@ the last 30 days when left out) and come as JSON or, with ``format=csv``, as a C
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,11 +20,11 @@ from ticket_service.api.errors import invalid_parameter
 from ticket_service.api.spec import TIME, obj, operation
 from ticket_service.api.tickets import DB, PREFIX, iso_ms
 from ticket_service.store import reports
+from ticket_service.store.reports import kpi_csv
 from ticket_service.store.tables import tenants
 
 _KPI_PARAMS = frozenset({"by", "from", "to", "format"})
-_CSV_COLUMNS = ("key", "volume", "replied", "solved", "first_reply_p50_s", "first_reply_p90_s",
-                "resolution_p50_s", "resolution_p90_s")
+_CSV_COLUMNS = reports.KPI_COLUMNS
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": "integer"}
 _LOAD = obj(("load", "capacity"), load=_INT, capacity=_INT)
@@ -135,22 +133,6 @@ async def kpi_report(request: web.Request, tenant_id: int) -> web.Response:
                             headers={"Content-Disposition": f'attachment; filename="kpis-{by}-{first}-{last}.csv"'})
     return json_response({"by": by, "from": first.isoformat(), "to": last.isoformat(), "timezone": zone,
                           "rows": rows})
-
-
-def kpi_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(_CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(["" if row[c] is None else _cell(row[c]) for c in _CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _cell(value):
-    # A cell starting with = + - @ is a formula to a spreadsheet: an agent's name could run one.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def setup_routes(app: web.Application) -> None:
