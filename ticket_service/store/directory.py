@@ -13,7 +13,7 @@ from ticket_service.store import admin
 from ticket_service.store.db import Database
 from ticket_service.store.mailboxes import imap_mailboxes
 
-_MISS_TTL = 5.0  # a just-added account is found within seconds
+MISS_TTL = 5.0  # a just-added account is found within seconds
 log = structlog.get_logger()
 
 
@@ -47,7 +47,7 @@ class AccountDirectory:
         if not hit or hit[0] <= now:
             async with self.db.read() as conn:
                 account = await load(conn)
-            hit = self._entries[key] = [now + (self.ttl if account else _MISS_TTL), account, None]
+            hit = self._entries[key] = [now + (self.ttl if account else MISS_TTL), account, None]
         account = hit[1]
         if not secrets or account is None or not account.sealed or account.channel not in self.opens:
             return account
