@@ -72,9 +72,8 @@ def _read_all(conn: Connection, tenant_id: int, p: Period, zone: str) -> dict:
     data = {"queue": reports.queue_depth(conn, tenant_id), "agents": reports.agent_loads(conn, tenant_id),
             "kpis": {by: reports.kpis(conn, tenant_id, p.since, p.until, by, zone) for by in reports.GROUPS}}
     sla = reports.sla_summary(conn, tenant_id, p.since, p.until, "day", zone, now_ms())
-    if sla is not None:
-        sla["by"] = {"day": sla.pop("rows")} | {
-            by: reports.sla_attainment(conn, tenant_id, p.since, p.until, by, zone) for by in ("channel", "agent")}
+    sla["by"] = {"day": sla.pop("rows")} | {
+        by: reports.sla_attainment(conn, tenant_id, p.since, p.until, by, zone) for by in ("channel", "agent")}
     data["sla"] = sla
     return data
 
@@ -198,8 +197,6 @@ async def sla_csv(request: web.Request) -> web.Response:
     p = Period.parse(request.query, zone)
     sla = await request.app[auth.DB].run_read(reports.sla_summary, user.tenant_id, p.since, p.until, by, zone,
                                               now_ms())
-    if sla is None:
-        return render.error(request, 404, "error.not_found")
     return _csv(reports.csv_text(reports.SLA_COLUMNS, sla["rows"]), f"sla-{by}-{p.first}-{p.last}.csv")
 
 

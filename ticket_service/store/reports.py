@@ -12,16 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import column, func, inspect, or_, select, table
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection
 
-from ticket_service.store.tables import agents, messages, routing_queue, tickets
+from ticket_service.store.tables import agents, messages, routing_queue, sla_clocks, tickets
 
 MAX_DAYS = 366
 GROUPS = ("day", "channel", "agent")
@@ -135,35 +134,18 @@ def kpi_csv(rows: list[dict]) -> str:
     return csv_text(KPI_COLUMNS, rows)
 
 
-# SLA clocks: one row per ticket and metric (first reply, resolution, ...) kept by the rules
-# role. The summary reads the table by name so the reports work on a database from before
-# it exists: no table, no SLA block (``sla_summary`` returns None).
-sla_clocks = table("sla_clocks", column("ticket_id"), column("tenant_id"), column("metric"), column("state"),
-                   column("due_at"), column("breached_at"), column("met_at"))
+# SLA clocks: one row per ticket and metric (first reply, next reply, resolution) kept by
+# the rules role (``rules.clocks``).
 SLA_RISK_MS = 3_600_000  # a running clock due within the hour is "at risk"
 SLA_LIST = 20
 SLA_COLUMNS = ("key", "met", "breached", "attainment_pct")
 _OPEN = ("new", "open", "pending")
-_has_sla: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
-
-
-def has_sla_clocks(conn: Connection) -> bool:
-    """Whether the database has the ``sla_clocks`` table; asked once per engine.
-
-    A process started before the SLA migration ran sees the block after its next start.
-    """
-    engine = conn.engine
-    if engine not in _has_sla:
-        _has_sla[engine] = inspect(conn).has_table("sla_clocks")
-    return _has_sla[engine]
 
 
 def sla_summary(conn: Connection, tenant_id: int, since_ms: int, until_ms: int, by: str, zone: str,
-                now: int) -> dict | None:
+                now: int) -> dict:
     """SLA clocks at risk and breached on open tickets now, and attainment of the tickets
-    created in [since_ms, until_ms) grouped ``by`` day|channel|agent; None without the table."""
-    if not has_sla_clocks(conn):
-        return None
+    created in [since_ms, until_ms) grouped ``by`` day|channel|agent."""
     return {"now": _sla_now(conn, tenant_id, now), "rows": sla_attainment(conn, tenant_id, since_ms, until_ms, by, zone)}
 
 
