@@ -30,6 +30,12 @@ STREAM = keys.ingest_stream(CHANNEL)
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+# RFC 5321 §4.1.2 Path in its everyday form: <dot-atom@dot-atom>, ASCII, no quotes, comments,
+# source routes or address literals. Anything else goes to aiosmtpd's full parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+|$)")
+
+
 def _printable(text: str) -> str:
     """Command text as it may be stored or echoed: controls dropped; bytes that were not UTF-8
     (aiosmtpd keeps them as surrogates) become U+FFFD instead of failing the stream write."""
@@ -192,6 +198,19 @@ class CountingSMTP(SMTP):
         await super().smtp_RCPT(arg)
         if self.session.__dict__.get("sb_hang_up") and self.transport is not None:
             self.transport.close()  # after the 421 went out
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """MAIL FROM / RCPT TO's address and what follows it; a plain <local@domain> is read here.
+
+        aiosmtpd reads every path with the stdlib's RFC 5322 header parser: with a class it
+        defines per call, about a third of the SMTP role's CPU per mail (cProfile, bench mix).
+        """
+        plain = _PLAIN_PATH.match(arg)
+        rest = arg[plain.end():] if plain else "("
+        if plain is None or rest.startswith("(") or (
+                self.local_part_limit and len(plain.group(1).rpartition("@")[0]) > self.local_part_limit):
+            return super()._getaddr(arg)  # comments after it, odd forms, over the local-part limit
+        return plain.group(1), rest
 
     @functools.wraps(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str) -> None:
