@@ -28,7 +28,10 @@ _PARAM_HEADERS = frozenset({"content-type", "content-disposition"})
 # The stdlib parser tests every line against every open boundary: bound levels x lines.
 _WORK_BUDGET = 20_000_000
 
-_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^"\s;]{1,200}))', re.I)
+# Matched against the lower-cased mail (a literal prefix the regex engine finds fast; with
+# re.I it tried every octet: 240 µs of a 28 KB mail with an attachment); the names are then
+# taken from the raw bytes at the same offsets (lower() of bytes changes ASCII letters only).
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^"\s;]{1,200}))')
 _CLOSE = re.compile(rb"^--([^\r\n]{1,200}?)--[ \t]*\r?$", re.M)  # RFC 2046 §5.1.1
 _MSGID = re.compile(r"<([^<>]*)>")
 _HEADER_MSGID = re.compile(r"^\s*Message-ID:\s*<([^<>\s]{1,998})>", re.I | re.M)
@@ -187,7 +190,8 @@ def read_message(raw: bytes) -> Message:
 
 
 def _check_nesting(raw: bytes) -> None:
-    declared = [(m.start(), 1, m.group(1) or m.group(2)) for m in _BOUNDARY.finditer(raw)]
+    declared = [(m.start(), 1, raw[m.start(1):m.end(1)] if m.start(1) >= 0 else raw[m.start(2):m.end(2)])
+                for m in _BOUNDARY.finditer(raw.lower())]
     if len(declared) < 2:
         return
     closed = [(m.start(), -1, m.group(1)) for m in _CLOSE.finditer(raw)]

@@ -9,10 +9,11 @@ import ssl
 from dataclasses import dataclass
 
 import structlog
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import MISSING, SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.email.smtp_data import TooMuchData, read_data
 from core import keys, metrics
 from core.accounts import Account, Accounts
 from core.bus import Bus
@@ -27,6 +28,12 @@ STREAM = keys.ingest_stream(CHANNEL)
 
 # C0, DEL and C1 controls (NUL among them): never stored from an SMTP command.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+# RFC 5321 §4.1.2 Path in its everyday form: <dot-atom@dot-atom>, ASCII, no quotes, comments,
+# source routes or address literals. Anything else goes to aiosmtpd's full parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+|$)")
 
 
 def _printable(text: str) -> str:
@@ -148,14 +155,16 @@ class CountingSMTP(SMTP):
     mailers writing a whole body on one line). Postfix accepts such lines and so do we: a
     bounce for a long line is a customer's mail lost, and the bytes are kept as sent.
 
-    It also admits each connection against the listener's caps and hangs up a session its
-    handler has ended with 421.
+    It also admits each connection against the listener's caps, hangs up a session its
+    handler has ended with 421, and reads DATA in bulk (``smtp_data.read_data``).
     """
 
     def __init__(self, handler, *, data_size_limit: int, connections: ConnectionLimits, **kwargs) -> None:
-        # aiosmtpd sizes its stream reader with line_length_limit in __init__ and refuses a
-        # longer DATA line with 500; any line that fits in the message may be that long
-        # (+ CRLF and a stuffed dot, RFC 5321 §4.5.2). Memory stays bounded by the size.
+        # aiosmtpd sizes its stream reader with line_length_limit in __init__: it is how far
+        # the DATA reader buffers while looking for ".\r\n" before taking a stretch as it is
+        # (any line that fits in the message may be that long, + CRLF and a stuffed dot, RFC
+        # 5321 §4.5.2), and aiosmtpd's own DATA reader (decode_data) answers a longer line
+        # with 500. Memory stays bounded by the size.
         self.line_length_limit = data_size_limit + len(b".\r\n")
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
         self.connections = connections
@@ -189,6 +198,44 @@ class CountingSMTP(SMTP):
         await super().smtp_RCPT(arg)
         if self.session.__dict__.get("sb_hang_up") and self.transport is not None:
             self.transport.close()  # after the 421 went out
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """MAIL FROM / RCPT TO's address and what follows it; a plain <local@domain> is read here.
+
+        aiosmtpd reads every path with the stdlib's RFC 5322 header parser: with a class it
+        defines per call, about a third of the SMTP role's CPU per mail (cProfile, bench mix).
+        """
+        plain = _PLAIN_PATH.match(arg)
+        rest = arg[plain.end():] if plain else "("
+        if plain is None or rest.startswith("(") or (
+                self.local_part_limit and len(plain.group(1).rpartition("@")[0]) > self.local_part_limit):
+            return super()._getaddr(arg)  # comments after it, odd forms, over the local-part limit
+        return plain.group(1), rest
+
+    @functools.wraps(SMTP.smtp_DATA)
+    async def smtp_DATA(self, arg: str) -> None:
+        if self._decode_data:  # the body as text: aiosmtpd's own reader (this server keeps bytes)
+            return await super().smtp_DATA(arg)
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            return await self.push("503 Error: need RCPT command")
+        if arg:
+            return await self.push("501 Syntax: DATA")
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            raw = await read_data(self._reader, self.data_size_limit or 0)
+        except TooMuchData:
+            # RFC 5321 §4.2.5: the answer comes after the whole body; the session goes on.
+            self._set_post_data_state()
+            return await self.push(TOO_MUCH_DATA)
+        except asyncio.CancelledError:  # the connection went away during DATA
+            self._writer.close()
+            raise
+        self.envelope.content = self.envelope.original_content = raw
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status: str) -> None:
         if status.startswith("500 Line too long"):

@@ -28,7 +28,7 @@ COLUMNS = {
     "baseline": ["scenario", "n", "xadd_per_s", "xreadgroup_xack_per_s", "ticket_message_rows_per_s",
                  "limit_per_s"],
     "email": ["scenario", "normalizers", "routers", "mails", "tickets", "smtp_accept_per_s",
-              "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
+              "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds", "cpu_us_per_mail"],
     "router": ["scenario", "routers", "agents", "backlog", "decisions", "decisions_per_s",
                "decision_p50_ms", "decision_p99_ms", "seconds"],
     "chat": ["scenario", "connections", "pushes", "fans", "tickets", "accepted_per_s", "http_p50_ms",

@@ -4,7 +4,9 @@ Runs ``smtp``, ``normalizers`` × ``normalizer`` and one ``router`` with 50 onli
 the bench tenant (room for every ticket, so none waits in the queue). ``end_to_end_per_s``
 and ``seconds`` run until every distinct mail is committed; the run then also waits until
 every ticket is assigned and reports ingress→ticket and ingress→assigned (see
-``ops.bench.latency``).
+``ops.bench.latency``). ``cpu_us_per_mail`` is the CPU each role process (all replicas
+together), Redis and the sending client (this process: smtplib threads and the waits)
+used per mail from the first send until every ticket was assigned.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from ops.bench import latency
-from ops.bench.harness import SUPPORT, System
+from ops.bench.harness import SUPPORT, System, cpu_per_item_us
 from ops.bench.latency import ingress_to_ticket_ms, percentile  # noqa: F401 (re-exported)
 from ticket_service.store.db import Database
 
@@ -85,6 +87,7 @@ async def run(mails: int = 5000, connections: int = 8, normalizers: int = 1,
         shares = [batch[i::connections] for i in range(connections)]
         db = Database(system.database_url)
         try:
+            cpu_before = {**system.cpu_seconds(), "client": time.process_time()}
             started = time.perf_counter()
             with ThreadPoolExecutor(connections) as pool:
                 loop = asyncio.get_running_loop()
@@ -93,6 +96,7 @@ async def run(mails: int = 5000, connections: int = 8, normalizers: int = 1,
             accepted = time.perf_counter() - started
             done = await latency.wait_stored(db, distinct, check=system.check) - started
             tickets, _ = await latency.wait_assigned(db, check=system.check)
+            cpu = cpu_per_item_us(cpu_before, {**system.cpu_seconds(), "client": time.process_time()}, mails)
             to_assigned = await latency.ingress_to_assigned_ms(db)
         finally:
             await db.dispose()
@@ -104,6 +108,7 @@ async def run(mails: int = 5000, connections: int = 8, normalizers: int = 1,
             "end_to_end_per_s": round(mails / done, 1), "seconds": round(done, 2),
             **latency.summary("ingress_to_ticket", to_ticket),
             **latency.summary("ingress_to_assigned", to_assigned),
+            "cpu_us_per_mail": cpu,
         }
     finally:
         system.stop()

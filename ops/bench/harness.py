@@ -121,6 +121,14 @@ class System:
                 raise RuntimeError(f"{proc.args[-1]} exited with {proc.returncode}; {log}:\n"
                                    + "\n".join(tail))
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU (user + system) each role has used so far, summed over its replicas, and Redis's."""
+        used: dict[str, float] = {}
+        for proc in self.procs:
+            used[proc.args[-1]] = used.get(proc.args[-1], 0.0) + process_cpu_seconds(proc.pid)
+        used["redis"] = process_cpu_seconds(self.redis.pid)
+        return used
+
     def wait_port(self, port: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -156,6 +164,21 @@ class System:
             print(f"bench: kept {kept}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (Linux ``/proc/<pid>/stat``, fields 14 and 15); 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces: fields follow ")"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_item_us(before: dict[str, float], after: dict[str, float], items: int) -> dict[str, int]:
+    """µs of CPU per item, per role, between two ``System.cpu_seconds`` readings."""
+    return {role: round((after[role] - before.get(role, 0.0)) * 1e6 / max(items, 1)) for role in after}
 
 
 async def _admin(server_url: str, sql: str) -> None:

@@ -10,6 +10,10 @@ async def test_email_scenario_commits_every_distinct_mail():
     assert 30 <= row["distinct"] <= 40
     assert row["smtp_accept_per_s"] > 0 and row["end_to_end_per_s"] > 0
     assert 0 <= row["ingress_to_ticket_p50_ms"] <= row["ingress_to_ticket_p99_ms"]
+    # CPU per mail of each role process, Redis and the sending client, read from /proc.
+    cpu = row["cpu_us_per_mail"]
+    assert set(cpu) == {"smtp", "normalizer", "router", "redis", "client"}
+    assert cpu["smtp"] > 0 and cpu["normalizer"] > 0 and all(v >= 0 for v in cpu.values())
 
 
 def test_mail_mix_is_wire_format_and_holds_duplicates():

@@ -1,6 +1,10 @@
 """The bench table compares each scenario's headline rate with the baseline's limit."""
 
+import os
+import time
+
 from ops.bench.__main__ import COLUMNS, against_limit, table
+from ops.bench.harness import cpu_per_item_us, process_cpu_seconds
 
 
 def _first_line(text: str, scenario: str) -> int:
@@ -29,3 +33,16 @@ def test_routed_scenarios_show_ingress_to_assigned():
                 "ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"} <= set(COLUMNS[scenario])
     assert {"http_p50_ms", "http_p99_ms", "late", "offered_per_s", "achieved_per_s",
             "ingress_to_assigned_max_ms"} <= set(COLUMNS["fixed_rate"])
+
+
+def test_cpu_per_mail_is_the_difference_of_two_readings_per_role():
+    before = {"smtp": 1.0, "normalizer": 2.0, "redis": 0.5}
+    after = {"smtp": 1.5, "normalizer": 4.0, "redis": 0.6, "client": 0.25}
+    assert cpu_per_item_us(before, after, 500) == {"smtp": 1000, "normalizer": 4000, "redis": 200, "client": 500}
+
+
+def test_a_process_cpu_reading_follows_the_process_own_clock():
+    # /proc/self/stat counts in clock ticks: within a few ticks of the interpreter's own figure.
+    sum(i * i for i in range(300_000))
+    assert abs(process_cpu_seconds(os.getpid()) - time.process_time()) < 0.1
+    assert process_cpu_seconds(2 ** 22 + 1) == 0.0  # no such process
