@@ -15,8 +15,9 @@ A message whose handling writes through the connection itself (a channel that me
 repeats, tags, a callback's call record: ``needs_store``) is stored with ``writer.Direct``
 after the batch so far has been written; the rest of the batch is read again after it.
 
-PostgreSQL, chat batches of 128 (``python -m ops.bench --scenarios normalizer``): about
-8 statements a batch instead of about 6 a message.
+PostgreSQL, chat batches of 128 (``python -m ops.bench --scenarios baseline normalizer``):
+about 8 statements a batch instead of about 6 a message; one normalizer stored 518 -> 1,810
+messages/s (median of three runs each, old and new tree alternating, on a shared 2-core host).
 """
 
 from __future__ import annotations
