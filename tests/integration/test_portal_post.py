@@ -112,7 +112,7 @@ async def test_a_message_reopens_a_solved_ticket(world):
     await world.system.drain()
     ticket = await world.ticket_row()
     assert ticket.status == "open"
-    assert [e["type"] for e in await world.system.events()][-1] == "ticket.reopened"
+    assert [e["type"] for e in await world.system.events()][-2:] == ["ticket.reopened", "ticket.status_changed"]
 
 
 async def test_a_reply_after_a_portal_message_goes_by_email_and_carries_the_link(world, tmp_path):
