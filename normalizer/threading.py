@@ -7,15 +7,28 @@ normalizer stores the rule and the trail with the message (``messages.thread_rul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-from sqlalchemy.engine import Connection, Row
+from typing import Any, Protocol
 
 from connectors.inbound import Inbound
 from core.channel import no_token_places
 from ticket_service.store import reply_tokens
-from ticket_service.store import tickets as store
+
+Row = Any  # a ticket as the rules read it: a store row, or a batch's view of one
+
+
+class Lookup(Protocol):
+    """What the rules read: the store itself (``writer.Direct``) or a batch's view of it
+    (``batch_writer.Batched``), which also sees the batch's own tickets not yet written."""
+
+    def ticket_for_keys(self, tenant_id: int, account_id: int, keys: Iterable[str]) -> Row | None: ...
+
+    def ticket_by_id(self, tenant_id: int, ticket_id: int) -> Row | None: ...
+
+    def ticket_by_number(self, tenant_id: int, number: int) -> Row | None: ...
+
+    def ticket_has_message(self, tenant_id: int, ticket_id: int, dedup_keys: Iterable[str]) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -79,14 +92,14 @@ def merged_cc(known: list[str] | None, inbound: Inbound) -> list[str] | None:
     return [*known, *new][:CC_MAX]
 
 
-Rule = Callable[[Connection, Context], tuple[Row | None, str]]
+Rule = Callable[[Lookup, Context], tuple[Row | None, str]]
 
 
-def by_session(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
+def by_session(look: Lookup, ctx: Context) -> tuple[Row | None, str]:
     """Chat: the ticket this sender's session last landed on, if active within the window."""
     if not ctx.session_key:
         return None, "not a chat message"
-    ticket = store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, [ctx.session_key])
+    ticket = look.ticket_for_keys(ctx.tenant_id, ctx.account_id, [ctx.session_key])
     if ticket is None:
         return None, "no session"
     idle_s = (ctx.now - ticket.updated_at) // 1000
@@ -98,13 +111,13 @@ def by_session(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
 _KEY_SHOWN = 120  # characters of a conversation key quoted in the trail
 
 
-def by_reply_token(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
+def by_reply_token(look: Lookup, ctx: Context) -> tuple[Row | None, str]:
     """Our signed token in In-Reply-To/References, the To/Cc plus-address or the body marker."""
     if not ctx.reply_secret:
         return None, "reply tokens off"
     places = ctx.token_places(ctx.inbound)
     for ticket_id in reply_tokens.verified_ticket_ids(ctx.reply_secret, ctx.tenant_id, places):
-        ticket = store.ticket_by_id(conn, ctx.tenant_id, ticket_id)
+        ticket = look.ticket_by_id(ctx.tenant_id, ticket_id)
         if ticket is not None:
             return ticket, f"signed reply token of ticket {ticket.number}"
     if any(reply_tokens.TOKEN.search(p.lower()) for p in places):
@@ -112,29 +125,29 @@ def by_reply_token(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
     return None, "no reply token"
 
 
-def by_reference(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
+def by_reference(look: Lookup, ctx: Context) -> tuple[Row | None, str]:
     """A key of this message (In-Reply-To, References, its own id) is held by a ticket.
 
     Someone other than the ticket's customer joins it only by answering one of its stored
     messages: a shared root, such as a newsletter everyone replies to, is not enough.
     """
-    ticket = store.ticket_for_keys(conn, ctx.tenant_id, ctx.account_id, ctx.keys)
+    ticket = look.ticket_for_keys(ctx.tenant_id, ctx.account_id, ctx.keys)
     if ticket is None:
         return None, "no known key"
-    if ticket.customer_id != ctx.customer_id and not store.ticket_has_message(
-        conn, ctx.tenant_id, ticket.id, ctx.keys
+    if ticket.customer_id != ctx.customer_id and not look.ticket_has_message(
+        ctx.tenant_id, ticket.id, ctx.keys
     ):
         return None, f"ticket {ticket.number} holds only a shared root and belongs to another customer"
     return ticket, f"{ticket.thread_key[:_KEY_SHOWN]} held by ticket {ticket.number}"
 
 
-def by_ticket_number(conn: Connection, ctx: Context) -> tuple[Row | None, str]:
+def by_ticket_number(look: Lookup, ctx: Context) -> tuple[Row | None, str]:
     """A ticket number quoted (subject, form), only when the sender is that ticket's customer
     or was on the Cc of one of its messages: a number alone is guessable."""
     number = ctx.inbound.ticket_number
     if number is None:
         return None, "no ticket number"
-    ticket = store.ticket_by_number(conn, ctx.tenant_id, number)
+    ticket = look.ticket_by_number(ctx.tenant_id, number)
     if ticket is None:
         return None, f"no ticket {number}"
     if ticket.customer_id == ctx.customer_id:
@@ -153,11 +166,11 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-def find_thread(conn: Connection, ctx: Context) -> ThreadMatch:
+def find_thread(look: Lookup, ctx: Context) -> ThreadMatch:
     """The first rule that finds a ticket wins; the trail holds every rule tried."""
     match = ThreadMatch()
     for name, rule in RULES:
-        ticket, why = rule(conn, ctx)
+        ticket, why = rule(look, ctx)
         match.note(name, ticket is not None, why)
         if ticket is not None:
             match.ticket, match.rule = ticket, name

@@ -19,7 +19,8 @@ from core.errors import PermanentError
 from core.ids import now_ms
 from core.settings import Settings
 from core.worker import Worker, bound
-from normalizer.ingest import Job, Kind, Outcome, Windows, ingest, store_jobs
+from normalizer.batch_writer import store_jobs
+from normalizer.ingest import Job, Kind, Outcome, Windows, ingest
 from ticket_service import events
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage

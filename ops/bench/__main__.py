@@ -47,6 +47,10 @@ COLUMNS = {
                  "queued_to_sent_p50_ms", "queued_to_sent_p99_ms", "seconds"],
     "webhooks": ["scenario", "rules", "webhooks", "events", "delivered", "received", "deliveries_per_s",
                  "queued_to_delivered_p50_ms", "queued_to_delivered_p99_ms", "seconds"],
+    # With DATABASE_URL on PostgreSQL: the store-bound figures against that server's limit.
+    "postgres": ["scenario", "limit_per_s", "normalizer_1_per_s", "normalizer_1_pct", "normalizer_2_per_s",
+                 "normalizer_2_pct", "normalizers_2_vs_1", "router_decisions_per_s", "router_pct",
+                 "router_p99_ms"],
     "hostile": ["scenario", "hostile_clients", "duration_s", "probes", "hostile_answered", "hostile_statuses",
                 "hostile_answer_p50_ms", "ticket_list_p50_ms", "ticket_list_p99_ms", "ticket_list_max_ms",
                 "download_p50_ms", "download_p99_ms", "download_max_ms"],
@@ -70,6 +74,30 @@ def against_limit(rows: list[dict]) -> None:
         field = HEADLINE.get(row["scenario"])
         if limit and field and row.get(field) is not None:
             row["pct_of_limit"] = round(100 * row[field] / limit, 2)
+
+
+def postgres_summary(rows: list[dict]) -> dict | None:
+    """One ``postgres`` row: the normalizer (one and two replicas) and router figures as shares
+    of the PostgreSQL limit the baseline measured in the same run; None without a baseline."""
+    limit = next((r["limit_per_s"] for r in rows if r["scenario"] == "baseline"), None)
+    if not limit:
+        return None
+    out: dict = {"scenario": "postgres", "limit_per_s": limit}
+    for row in rows:
+        if row["scenario"] == "normalizer" and row["normalizers"] in (1, 2):
+            out[f"normalizer_{row['normalizers']}_per_s"] = row["stored_per_s"]
+            out[f"normalizer_{row['normalizers']}_pct"] = round(100 * row["stored_per_s"] / limit, 2)
+        elif row["scenario"] == "router":
+            out["router_decisions_per_s"] = row["decisions_per_s"]
+            out["router_pct"] = round(100 * row["decisions_per_s"] / limit, 2)
+            out["router_p99_ms"] = row["decision_p99_ms"]
+    if out.get("normalizer_1_per_s") and out.get("normalizer_2_per_s"):
+        out["normalizers_2_vs_1"] = round(out["normalizer_2_per_s"] / out["normalizer_1_per_s"], 2)
+    return out
+
+
+def is_postgres(database_url: str | None) -> bool:
+    return bool(database_url) and database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
 def table(rows: list[dict]) -> str:
@@ -97,7 +125,9 @@ async def main(args: argparse.Namespace) -> list[dict]:
     if "chat" in args.scenarios or "wechat" in args.scenarios:
         rows.append(await chat.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
     if "normalizer" in args.scenarios:
-        rows.append(await normalizer.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL")))
+        for normalizers in args.normalizers:
+            rows.append(await normalizer.run(args.pushes, args.push_connections, os.environ.get("DATABASE_URL"),
+                                             normalizers))
     if "calls" in args.scenarios:
         rows.append(await calls.run(args.records, args.batch, args.call_connections, os.environ.get("DATABASE_URL")))
     if "outbound" in args.scenarios:
@@ -114,6 +144,8 @@ async def main(args: argparse.Namespace) -> list[dict]:
     if "sla" in args.scenarios:
         rows.append(await sla.run(args.sla_due, args.sla_open, args.sla_spread, os.environ.get("DATABASE_URL")))
     against_limit(rows)
+    if is_postgres(os.environ.get("DATABASE_URL")) and (summary := postgres_summary(rows)) is not None:
+        rows.append(summary)
     return rows
 
 
@@ -121,7 +153,8 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
     p.add_argument("--mails", type=int, default=5000)
     p.add_argument("--connections", type=int, default=8)
-    p.add_argument("--normalizers", type=int, nargs="+", default=[1, 2], help="replica counts to compare")
+    p.add_argument("--normalizers", type=int, nargs="+", default=[1, 2],
+                   help="email and normalizer scenarios: replica counts to compare")
     p.add_argument("--scenarios", nargs="+", choices=[*SCENARIOS, "wechat"], default=SCENARIOS,
                    help="wechat is the old name of chat")
     p.add_argument("--pushes", type=int, default=5000, help="chat and normalizer scenarios: safe-mode pushes")

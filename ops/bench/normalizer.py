@@ -1,4 +1,4 @@
-"""Normalizer scenario: one normalizer alone on a backlog of chat messages.
+"""Normalizer scenario: normalizers alone on a backlog of chat messages.
 
 The figure the issue compares with the raw bus+store limit: XREADGROUP, parse, dedup,
 customer, session threading, ticket and message rows, events, XACK, with nothing else on
@@ -6,6 +6,8 @@ the machine's cores. A ``gateway`` takes N WeChat safe-mode pushes from 500 fans
 (as in ``chat``) while the ``normalizer`` is paused (SIGSTOP) after a warm-up, so the whole
 backlog waits in ``ingest.wechat``; then the normalizer resumes and the clock runs until
 every message is a row. Process start-up and the gateway's work are outside the figure.
+With ``normalizers`` > 1 each replica is paused and resumed alike: the figure is what a
+second normalizer adds to the first on the same database.
 """
 
 from __future__ import annotations
@@ -23,18 +25,21 @@ from ticket_service.store.db import Database
 WARM = 20
 
 
-async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
+async def run(n: int = 5000, connections: int = 16, database_url: str | None = None,
+              normalizers: int = 1) -> dict:
     system = System(database_url)
     try:
         url = await wechat.start(system, pipeline=False)
-        normalizer = system.role("normalizer", batch_size=128)
+        first = system.role("normalizer", batch_size=128)
+        replicas = [first, *(system.role("normalizer", batch_size=128) for _ in range(normalizers - 1))]
         work = wechat.pushes(n + WARM)
         db = Database(system.database_url)
         try:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
                 await wechat.send(http, url, work[:WARM], connections)
                 await latency.wait_stored(db, WARM, 60, check=system.check)
-                normalizer.send_signal(signal.SIGSTOP)
+                for normalizer in replicas:
+                    normalizer.send_signal(signal.SIGSTOP)
                 try:
                     ok = await wechat.send(http, url, work[WARM:], connections)
                     if ok != n:
@@ -46,12 +51,13 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                         await client.aclose()
                 finally:
                     started = time.perf_counter()
-                    normalizer.send_signal(signal.SIGCONT)
+                    for normalizer in replicas:
+                        normalizer.send_signal(signal.SIGCONT)
             done = await latency.wait_stored(db, n + WARM, check=system.check) - started
             tickets, _ = await latency.tickets_and_unassigned(db)
         finally:
             await db.dispose()
         return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
-                "tickets": tickets, "normalizers": 1, "stored_per_s": round(n / done, 1), "seconds": round(done, 2)}
+                "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2)}
     finally:
         system.stop()

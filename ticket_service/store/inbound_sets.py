@@ -1,0 +1,212 @@
+"""Set-based reads and writes for a normalizer batch: one statement per kind of row.
+
+A batch of a hundred chat messages costs about six statements per message when each is
+stored on its own (dedup, identity, session, ticket, thread key, message); on PostgreSQL
+each statement is a round trip. These functions read the rows a whole batch needs with one
+statement per table and write each table's new rows with one multi-row statement
+(``normalizer.batch_writer``). Rows are written in key order, so two normalizers writing
+overlapping rows lock them in the same order.
+
+Multi-row inserts return the new ids in the order of their rows: on PostgreSQL through
+SQLAlchemy's ``sort_by_parameter_order`` (``INSERT … SELECT … ORDER BY`` a counter); on
+SQLite a multi-row ``INSERT … RETURNING`` under the one writer's lock gives each row
+``max(rowid) + 1`` in turn (an ``INTEGER PRIMARY KEY`` without ``AUTOINCREMENT``, SQLite
+"ROWIDs and the INTEGER PRIMARY KEY"), so the ids sorted are the rows' ids in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import JSON, Table, Text, any_, bindparam, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, Row
+
+from ticket_service.store.compiled import Statement
+from ticket_service.store.tables import (
+    customers,
+    identities,
+    messages,
+    tenants,
+    ticket_threads,
+    tickets,
+)
+
+
+def _member(column, name: str, dialect: str):
+    """``column`` is one of the list bound as ``name``: one parameter whatever the list's
+    length, so the statement is compiled (and on PostgreSQL prepared) once, not per count."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(select(func.json_each(bindparam(name)).table_valued("value").c.value))
+
+
+def _seen(dialect: str):
+    return select(messages.c.tenant_id, messages.c.channel, messages.c.dedup_key, messages.c.id,
+                  messages.c.ticket_id, messages.c.envelope_id).where(
+        messages.c.tenant_id == bindparam("tenant_id"), messages.c.channel == bindparam("channel"),
+        _member(messages.c.dedup_key, "keys", dialect))
+
+
+def _identities(dialect: str):
+    return (
+        select(identities.c.tenant_id, identities.c.kind, identities.c.scope, identities.c.value,
+               identities.c.customer_id, customers.c.vip_tier)
+        .join(customers, customers.c.id == identities.c.customer_id)
+        .where(identities.c.tenant_id == bindparam("tenant_id"), _member(identities.c.value, "keys", dialect))
+    )
+
+
+def _threads(dialect: str):
+    return (
+        select(tickets.c.id, tickets.c.number, tickets.c.status, tickets.c.customer_id, tickets.c.priority,
+               tickets.c.closed_at, tickets.c.updated_at, tickets.c.auto, tickets.c.cc,
+               ticket_threads.c.tenant_id, ticket_threads.c.account_id, ticket_threads.c.thread_key)
+        .join(ticket_threads, ticket_threads.c.ticket_id == tickets.c.id)
+        .where(ticket_threads.c.tenant_id == bindparam("tenant_id"),
+               ticket_threads.c.account_id == bindparam("account_id"),
+               _member(ticket_threads.c.thread_key, "keys", dialect))
+    )
+
+
+_READS = {name: {"seen": _seen(name), "identities": _identities(name), "threads": _threads(name)}
+          for name in ("postgresql", "sqlite")}
+# Reads the counter and locks the tenant's row until commit (PostgreSQL); SQLite has one writer.
+_LOCK_NUMBER = Statement(
+    update(tenants).where(tenants.c.id == bindparam("tenant_id"))
+    .values(next_ticket_number=tenants.c.next_ticket_number).returning(tenants.c.next_ticket_number)
+)
+_SET_NUMBER = Statement(update(tenants).where(tenants.c.id == bindparam("tenant_id"))
+                        .values(next_ticket_number=bindparam("last")))
+_TOUCH = update(tickets).where(tickets.c.id.in_(bindparam("ids", expanding=True))).values(
+    updated_at=bindparam("now"))
+_REPOINT = update(ticket_threads).where(
+    ticket_threads.c.tenant_id == bindparam("in_tenant"), ticket_threads.c.account_id == bindparam("in_account"),
+    ticket_threads.c.thread_key == bindparam("key")).values(ticket_id=bindparam("to_ticket"))
+
+
+def _all(conn: Connection, read: str, scope: tuple[str, ...], keys: Iterable[tuple]) -> list[Row]:
+    """One read per scope (a tenant, its channel or account: one in a usual batch) with the
+    scope's keys as one list parameter (the last element of each key tuple)."""
+    lists: dict[tuple, list[str]] = defaultdict(list)
+    for key in sorted(set(keys)):
+        lists[key[:-1]].append(key[-1])
+    stmt, sqlite = _READS[conn.dialect.name][read], conn.dialect.name == "sqlite"
+    rows: list[Row] = []
+    for where, values in lists.items():
+        rows += conn.execute(stmt, {**dict(zip(scope, where, strict=True)),
+                                    "keys": json.dumps(values) if sqlite else values}).all()
+    return rows
+
+
+def seen_messages(conn: Connection, keys: Iterable[tuple[int, str, str]]) -> list[Row]:
+    """Stored messages by ``(tenant_id, channel, dedup_key)``: the batch's dedup in one read."""
+    return _all(conn, "seen", ("tenant_id", "channel"), keys)
+
+
+def identities_by_value(conn: Connection, keys: Iterable[tuple[int, str]]) -> list[Row]:
+    """Identities (with their customer's VIP tier) by ``(tenant_id, value)``."""
+    return _all(conn, "identities", ("tenant_id",), keys)
+
+
+def tickets_by_thread_key(conn: Connection, keys: Iterable[tuple[int, int, str]]) -> list[Row]:
+    """Tickets by ``(tenant_id, account_id, thread_key)``, each row naming the key that led to it."""
+    return _all(conn, "threads", ("tenant_id", "account_id"), keys)
+
+
+def lock_ticket_number(conn: Connection, tenant_id: int) -> int:
+    """The tenant's last ticket number, its row locked until commit (``set_ticket_number``)."""
+    number = _LOCK_NUMBER.scalar(conn, {"tenant_id": tenant_id})
+    if number is None:
+        raise LookupError(f"no tenant {tenant_id}")
+    return number
+
+
+def set_ticket_number(conn: Connection, tenant_id: int, last: int) -> None:
+    _SET_NUMBER.rowcount(conn, {"tenant_id": tenant_id, "last": last})
+
+
+def _unnest(table: Table, columns: tuple[str, ...], returning: bool):
+    """PostgreSQL: ``INSERT … SELECT … FROM unnest(one array per column) WITH ORDINALITY
+    ORDER BY ordinality``: one statement text per table and column set, prepared once,
+    whatever the row count. Rows are inserted (and ids drawn) in ordinality order."""
+    key = (table.name, columns, returning)
+    stmt = _UNNEST.get(key)
+    if stmt is None:
+        # JSON goes as text (an array of lists would read as more dimensions) and is cast back.
+        rows = func.unnest(*[bindparam(c, type_=ARRAY(Text if _is_json(table, c) else table.c[c].type))
+                             for c in columns]).table_valued(*columns, with_ordinality="ord").render_derived()
+        values = [cast(rows.c[c], table.c[c].type) if _is_json(table, c) else rows.c[c] for c in columns]
+        stmt = insert(table).from_select(list(columns), select(*values).order_by(rows.c.ord))
+        stmt = _UNNEST[key] = stmt.returning(table.c.id) if returning else stmt
+    return stmt
+
+
+_UNNEST: dict[tuple, Any] = {}
+
+
+def _is_json(table: Table, column: str) -> bool:
+    return isinstance(table.c[column].type, JSON)
+
+
+def _arrays(table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> dict[str, list]:
+    """One list per column; JSON values as their text (None stays SQL NULL)."""
+    return {c: [None if row[c] is None else json.dumps(row[c]) for row in rows] if _is_json(table, c)
+            else [row[c] for row in rows] for c in columns}
+
+
+def insert_returning_ids(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert rows (each with the same columns, named explicitly); their new ids, in order."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        # One multi-row statement under the writer's lock: ids ascend in row order (see above).
+        result = conn.execute(insert(table).returning(table.c.id), list(rows))
+        return sorted(row.id for row in result)
+    columns = tuple(rows[0])
+    result = conn.execute(_unnest(table, columns, True), _arrays(table, columns, rows))
+    return [row.id for row in result]
+
+
+def insert_runs(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """``insert_returning_ids`` for rows whose column sets may differ (a ticket with a Cc and
+    one without): one statement per run of rows with the same columns, so ids keep row order."""
+    ids: list[int] = []
+    for _, run in groupby(rows, key=lambda row: tuple(row)):
+        ids += insert_returning_ids(conn, table, list(run))
+    return ids
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (each with the same columns) without reading anything back."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.execute(insert(table), list(rows))
+        return
+    columns = tuple(rows[0])
+    conn.execute(_unnest(table, columns, False), _arrays(table, columns, rows))
+
+
+def touch_tickets(conn: Connection, ticket_ids: Iterable[int], now: int) -> None:
+    """Mark activity on these tickets; rows are locked in id order."""
+    ids = sorted(set(ticket_ids))
+    if ids:
+        conn.execute(_TOUCH, {"ids": ids, "now": now})
+
+
+def update_tickets(conn: Connection, changes: dict[int, dict[str, Any]]) -> None:
+    """Per ticket id its changed columns (reopened, Cc, no longer auto): in id order."""
+    for ticket_id in sorted(changes):
+        conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**changes[ticket_id]))
+
+
+def repoint_thread_keys(conn: Connection, moves: Iterable[tuple[int, int, str, int]]) -> None:
+    """Move ``(tenant_id, account_id, thread_key)`` to the ticket given last in each tuple."""
+    params = [{"in_tenant": t, "in_account": a, "key": k, "to_ticket": ticket} for t, a, k, ticket in sorted(moves)]
+    if params:
+        conn.execute(_REPOINT, params)
