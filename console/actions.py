@@ -1,14 +1,17 @@
-"""The ticket page's forms: reply or note, status, priority, tags, assignee.
+"""The ticket page's forms: reply or note, status, priority, tags, assignee, custom fields.
 
 Each is a POST with the session's CSRF token, answered with a redirect back to the ticket
 (post/redirect/get) carrying a notice. Replies go through the same store code as
 ``POST /api/v1/tickets/{id}/messages``; status and assignee through the same as
-``PATCH /api/v1/tickets/{id}``, announced on ``ticket.events`` as the API does.
+``PATCH /api/v1/tickets/{id}``, announced on ``ticket.events`` as the API does. A change the
+API would answer with an error (a bad field value, solving without a required field) shows the
+ticket page again with the API's message, answered 400 (``REFUSED``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +23,8 @@ from ticket_service import events
 from ticket_service.api.errors import ApiError
 from ticket_service.api.replies import MAX_TEXT
 from ticket_service.api.routing import TICKET_STATUSES, change_events, change_ticket
+from ticket_service.field_schema import Field
+from ticket_service.store import fields as fields_store
 from ticket_service.store import tickets as tickets_store
 from ticket_service.store.replies import CHANNELS, Draft, ReplyError, store_reply
 
@@ -28,6 +33,17 @@ CLASSES = web.AppKey("console_classes", Mapping)
 SECRET = web.AppKey("console_secret", str)  # signs the reply tokens of outgoing mail
 MAX_TAGS, MAX_TAG = 20, 64
 PRIORITIES = range(0, 100)
+FIELD_INPUT = "f."  # the fields form names each input ``f.NAME``
+# The ticket page with a refusal on it (console.ticket sets it; it renders what this module acts on).
+REFUSED = web.AppKey("console_refused", Callable[..., Awaitable[web.Response]])
+
+
+class Refused(Exception):
+    """A change the API's checks refused: its ``ApiError`` goes on the ticket page."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def number_of(request: web.Request) -> int | None:
@@ -62,7 +78,10 @@ def _acting(handler):
         ticket_id = await _ticket_id(request, user)
         if ticket_id is None:
             return render.error(request, 404, "error.not_found")
-        return await handler(request, user, ticket_id, await request.post())
+        try:
+            return await handler(request, user, ticket_id, await request.post())
+        except Refused as refused:
+            return await request.app[REFUSED](request, number_of(request), refused.error)
     wrapper.__name__ = handler.__name__
     return wrapper
 
@@ -91,7 +110,9 @@ async def _change(request: web.Request, user: auth.User, ticket_id: int, body: d
         async with request.app[auth.DB].write() as conn:
             freed, before, _ = await conn.run_sync(change_ticket, user.tenant_id, ticket_id, body, status,
                                                    now_ms(), request.app[CLASSES])
-    except ApiError:
+    except ApiError as exc:
+        if exc.status == 400:
+            raise Refused(exc) from None
         raise _back(request, "ticket.bad_value") from None
     changes = change_events(ticket_id, body, status, before, freed)
     if not changes:  # a status set to what it was: the console's pages still hear of it
@@ -148,11 +169,43 @@ async def post_tags(request: web.Request, user: auth.User, ticket_id: int, form)
     raise _back(request, "ticket.saved")
 
 
+def form_values(defs: Mapping[str, Field], form) -> dict[str, Any]:
+    """The fields form as the API's JSON: an empty input clears a value; a number that does not
+    read as one goes on as text, for the API to refuse in its own words."""
+    out: dict[str, Any] = {}
+    for name, field in defs.items():
+        key = FIELD_INPUT + name
+        if field.type == "multi_choice":
+            chosen = [str(v) for v in form.getall(key, []) if str(v)]
+            out[name] = chosen or None
+            continue
+        raw = str(form.get(key, "")).strip()
+        out[name] = _number(raw) if field.type == "number" and raw else raw or None
+    return out
+
+
+def _number(raw: str) -> Any:
+    for read in (int, float):
+        try:
+            return read(raw)
+        except ValueError:
+            continue
+    return raw
+
+
+@_acting
+async def post_fields(request: web.Request, user: auth.User, ticket_id: int, form) -> web.StreamResponse:
+    """Every custom field at once, checked and stored as ``PATCH /tickets/{id} {"fields"}`` does."""
+    defs = await request.app[auth.DB].run_read(fields_store.definitions, user.tenant_id)
+    await _change(request, user, ticket_id, {"fields": form_values(defs, form)}, None)
+    raise _back(request, "ticket.saved")
+
+
 def setup_routes(app: web.Application, bus: Bus | None, classes: Mapping[str, str], secret_key: str) -> None:
     if bus is not None:
         app[BUS] = bus
     app[CLASSES] = classes
     app[SECRET] = secret_key
     for name, handler in (("messages", post_message), ("status", post_status), ("assignee", post_assignee),
-                          ("priority", post_priority), ("tags", post_tags)):
+                          ("priority", post_priority), ("tags", post_tags), ("fields", post_fields)):
         app.router.add_post(f"/tickets/{{number}}/{name}", handler)

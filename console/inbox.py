@@ -6,11 +6,17 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import Select, String, cast, exists, func, or_, select
+from multidict import MultiDict
+from sqlalchemy import ColumnElement, Select, String, cast, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
-from console import auth, render
+from console import auth, render, sla
+from core.ids import now_ms
+from ticket_service.api import field_filters
+from ticket_service.api.errors import ApiError
 from ticket_service.api.routing import TICKET_STATUSES
+from ticket_service.field_schema import Field
+from ticket_service.store import fields as fields_store
 from ticket_service.store.tables import agents, customers, identities, messages, tickets
 
 PAGE = 25
@@ -30,6 +36,8 @@ class Filters:
     tag: str
     q: str
     page: int
+    sla: str = ""
+    fields: tuple[tuple[str, str], ...] = ()  # (``field.NAME[.gte|.lte]``, value) as the API takes them
 
     @classmethod
     def parse(cls, query, user: auth.User) -> Filters:
@@ -41,7 +49,28 @@ class Filters:
         vip = _int(query.get("vip"), 0, 9)
         page = _int(query.get("page"), 1, MAX_PAGE) or 1
         tag = query.get("tag", "").strip()[:64]
-        return cls(tab, statuses, channel, vip, tag, query.get("q", "").strip()[:_MAX_QUERY], page)
+        sla_state = query.get("sla") if query.get("sla") in sla.FILTERS else ""
+        return cls(tab, statuses, channel, vip, tag, query.get("q", "").strip()[:_MAX_QUERY], page, sla_state,
+                   _field_params(query))
+
+
+def _field_params(query) -> tuple[tuple[str, str], ...]:
+    """The non-empty ``field.*`` parameters (an empty control means "any"), at most the API's limit."""
+    pairs = [(k, v.strip()[:_MAX_QUERY]) for k, v in query.items()
+             if k.startswith(field_filters.PREFIX) and len(k) <= 60 and v.strip()]
+    return tuple(pairs[:field_filters.MAX_FILTERS])
+
+
+def field_conditions(f: Filters, tenant_id: int, defs: dict[str, Field]) -> tuple[list[ColumnElement], list[str]]:
+    """The custom field filters through the API's own lookups, each checked alone: one the API
+    refuses is left out and its message shown, the others still apply."""
+    out, refused = [], []
+    for param, value in f.fields:
+        try:
+            out += field_filters.conditions(MultiDict([(param, value)]), tenant_id, defs)
+        except ApiError as exc:
+            refused.append(exc.message)
+    return out, refused
 
 
 def _int(raw: str | None, low: int, high: int) -> int | None:
@@ -79,7 +108,8 @@ def _search(tenant_id: int, q: str):
                identity, text)
 
 
-def filtered(stmt: Select, f: Filters, user: auth.User) -> Select:
+def filtered(stmt: Select, f: Filters, user: auth.User, extra: list[ColumnElement] | tuple = (),
+             now: int = 0) -> Select:
     if f.tab == "mine":
         stmt = stmt.where(tickets.c.assignee_id == user.id)
     elif f.tab == "queue":
@@ -95,35 +125,39 @@ def filtered(stmt: Select, f: Filters, user: auth.User) -> Select:
         stmt = stmt.where(cast(tickets.c.tags, String).like(_like(f'"{f.tag}"'), escape="\\"))
     if f.q:
         stmt = stmt.where(_search(user.tenant_id, f.q))
-    return stmt
+    if f.sla:
+        stmt = stmt.where(sla.condition(user.tenant_id, f.sla, now))
+    return stmt.where(*extra)
 
 
-def page_of(conn: Connection, user: auth.User, f: Filters) -> tuple[list, bool]:
+def page_of(conn: Connection, user: auth.User, f: Filters, extra=(), now: int = 0) -> tuple[list, bool]:
     """One page, newest activity first, and whether an older page follows."""
-    stmt = (filtered(ticket_select(user.tenant_id), f, user)
+    stmt = (filtered(ticket_select(user.tenant_id), f, user, extra, now)
             .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
             .offset((f.page - 1) * PAGE).limit(PAGE + 1))
     rows = conn.execute(stmt).all()
     return rows[:PAGE], len(rows) > PAGE
 
 
-def counts(conn: Connection, user: auth.User, f: Filters) -> dict[str, int]:
+def counts(conn: Connection, user: auth.User, f: Filters, extra=(), now: int = 0) -> dict[str, int]:
     """Tickets per tab under the same filters, for the tab labels."""
     tabs = TABS if user.can("supervisor") else TABS[:2]
     out = {}
     for tab in tabs:
-        scoped = Filters(tab, f.statuses, f.channel, f.vip, f.tag, f.q, 1)
+        scoped = Filters(tab, f.statuses, f.channel, f.vip, f.tag, f.q, 1, f.sla, f.fields)
         stmt = filtered(select(func.count()).select_from(
             tickets.join(customers, customers.c.id == tickets.c.customer_id)).where(
-                tickets.c.tenant_id == user.tenant_id), scoped, user)
+                tickets.c.tenant_id == user.tenant_id), scoped, user, extra, now)
         out[tab] = conn.execute(stmt).scalar() or 0
     return out
 
 
 def _link(f: Filters, **changes) -> str:
     values = {"tab": f.tab, "status": list(f.statuses), "channel": f.channel,
-              "vip": "" if f.vip is None else str(f.vip), "tag": f.tag, "q": f.q, "page": str(f.page)} | changes
+              "vip": "" if f.vip is None else str(f.vip), "tag": f.tag, "q": f.q, "sla": f.sla,
+              "page": str(f.page)} | changes
     pairs = [(k, v) for k, vs in values.items() for v in (vs if isinstance(vs, list) else [vs]) if v not in ("", None)]
+    pairs += list(f.fields)
     return "/?" + urlencode(pairs)
 
 
@@ -132,14 +166,21 @@ async def inbox(request: web.Request) -> web.Response:
     user: auth.User = request[auth.USER]
     f = Filters.parse(request.query, user)
 
+    now = now_ms()
+
     def read(conn: Connection):
-        return page_of(conn, user, f), counts(conn, user, f)
+        defs = fields_store.definitions(conn, user.tenant_id)
+        extra, refused = field_conditions(f, user.tenant_id, defs)
+        rows, more = page_of(conn, user, f, extra, now)
+        badges = sla.badges(conn, user.tenant_id, [r.id for r in rows], now)
+        return rows, more, counts(conn, user, f, extra, now), defs, refused, badges
 
     async with request.app[auth.DB].read() as conn:
-        (rows, more), per_tab = await conn.run_sync(read)
+        rows, more, per_tab, defs, refused, badges = await conn.run_sync(read)
     return render.render(request, "inbox.html", {
         "title_key": "inbox.title", "page": "inbox", "f": f, "rows": rows, "counts": per_tab,
-        "statuses": TICKET_STATUSES, "channels": CHANNELS,
+        "statuses": TICKET_STATUSES, "channels": CHANNELS, "sla_states": sla.FILTERS, "badges": badges,
+        "defs": list(defs.values()), "chosen": dict(f.fields), "refused": refused,
         "newer": _link(f, page=str(f.page - 1)) if f.page > 1 else None,
         "older": _link(f, page=str(f.page + 1)) if more else None,
         "tab_link": {tab: _link(f, tab=tab, page="1") for tab in per_tab},

@@ -34,6 +34,7 @@ def render(request: web.Request, template: str, context: dict, status: int = 200
         "lang": lang, "user": user, "csrf": csrf_token(request), "here": request.path_qs,
         "t": lambda key: i18n.t(lang, key), "when": lambda ms: i18n.local_time(ms, tz), "tz": tz,
         "label": lambda prefix, value: i18n.label(lang, prefix, value),
+        "duration": lambda seconds: i18n.duration(lang, seconds),
     }
     response = aiohttp_jinja2.render_template(template, request, common | context, status=status,
                                               app_key=JINJA)

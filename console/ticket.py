@@ -13,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from console import actions, auth, render
+from console import actions, auth, i18n, render, sla
 from console.inbox import ticket_select
 from core.blobs import BlobStore
 from core.bus import Bus
+from core.ids import now_ms
+from ticket_service.api.errors import ApiError
 from ticket_service.api.routing import TICKET_STATUSES, routing_trail
 from ticket_service.api.tickets import (
     content_disposition,
@@ -24,6 +26,9 @@ from ticket_service.api.tickets import (
     safe_content_type,
     threading_json,
 )
+from ticket_service.field_schema import Field
+from ticket_service.store import fields as fields_store
+from ticket_service.store import sla as sla_store
 from ticket_service.store import users
 from ticket_service.store.replies import IDENTITY
 from ticket_service.store.tables import attachments, identities, messages, tickets
@@ -80,12 +85,26 @@ async def load(conn: AsyncConnection, user: auth.User, number: int) -> dict | No
         identities.c.tenant_id == user.tenant_id, identities.c.customer_id == ticket.customer_id)
         .order_by(identities.c.id))).all()
     kinds = {i.kind for i in ids}
+    values = (await conn.execute(select(tickets.c.fields).where(tickets.c.id == ticket.id))).scalar()
     return {
         "ticket": ticket, "timeline": timeline, "identities": ids,
         "routing": await conn.run_sync(routing_trail, user.tenant_id, ticket.id),
         "agents": await conn.run_sync(users.tenant_agents, user.tenant_id),
         "reply_channels": [c for c, (kind, _) in IDENTITY.items() if kind in kinds],
+        "sla": sla.panel(await conn.run_sync(sla_store.ticket_clocks, user.tenant_id, ticket.id), now_ms()),
+        "defs": list((await conn.run_sync(fields_store.definitions, user.tenant_id)).values()),
+        "values": dict(values or {}),
     }
+
+
+def refusal(lang: str, error: ApiError, defs: list[Field]) -> str:
+    """The API's refusal in the page's language when the console knows it (a required field,
+    named by its label), else its message as the API gave it."""
+    name = error.message.partition(":")[0].removeprefix("fields.")
+    labels = {d.name: d.label or d.name for d in defs}
+    if error.code == "required_field" and name in labels:
+        return i18n.t(lang, "ticket.field_required").format(field=labels[name])
+    return f"{i18n.t(lang, 'ticket.refused')} {error.message}"
 
 
 @auth.signed_in()
@@ -99,10 +118,29 @@ async def page(request: web.Request) -> web.Response:
     if view is None:
         return render.error(request, 404, "error.not_found")
     notice = request.query.get("done")
+    return _render(request, view, notice if notice in NOTICES else None)
+
+
+def _render(request: web.Request, view: dict, notice: str | None, error: str = "", status: int = 200,
+            entered: dict | None = None) -> web.Response:
     return render.render(request, "ticket.html", {
         **view, "title_key": "ticket.title", "page": "ticket", "statuses": TICKET_STATUSES,
-        "notice": notice if notice in NOTICES else None,
-    })
+        "notice": notice, "error": error, "values": {**view["values"], **(entered or {})},
+    }, status=status)
+
+
+async def refused(request: web.Request, number: int, error: ApiError) -> web.Response:
+    """The ticket page again, answered 400, with the API's refusal and the values as typed."""
+    user: auth.User = request[auth.USER]
+    async with request.app[auth.DB].read() as conn:
+        view = await load(conn, user, number)
+    if view is None:
+        return render.error(request, 404, "error.not_found")
+    form = await request.post()
+    entered = {d.name: form.getall(actions.FIELD_INPUT + d.name) if d.type == "multi_choice"
+               else form.get(actions.FIELD_INPUT + d.name) for d in view["defs"]
+               if actions.FIELD_INPUT + d.name in form}
+    return _render(request, view, None, refusal(i18n.language(request), error, view["defs"]), 400, entered)
 
 
 @auth.signed_in()
@@ -127,6 +165,7 @@ async def attachment(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application, blobs: BlobStore, bus: Bus | None, classes: Mapping[str, str],
                  secret_key: str) -> None:
     app[BLOBS] = blobs
+    app[actions.REFUSED] = refused
     app.router.add_get("/tickets/{number}", page)
     app.router.add_get("/attachments/{id}", attachment)
     actions.setup_routes(app, bus, classes, secret_key)

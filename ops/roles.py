@@ -230,9 +230,11 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
             f"  API key     {demo['api_key'][:8]}…  (whole key in {s.data_dir / 'demo.json'})",
         ]
         if "console" in demo:
+            # The demo's own people on a local, private data folder: what a person needs to sign in.
             people = demo["console"]
-            lines.append(f"  sign in as {people['agent']['email']} (agent) or {people['supervisor']['email']} "
-                         f"(supervisor); passwords in {s.data_dir / 'demo.json'}")
+            lines += [f"  console {people.get('url') or f'http://{s.host}:{s.http_port}/'}  sign in as:"] + [
+                f"    {role:<10}  {people[role]['email']}  password {people[role]['password']}"
+                for role in ("supervisor", "agent") if role in people]
         if "wechat" in demo:
             base = f"http://{s.host}:{s.http_port}"
             lines += [

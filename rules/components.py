@@ -18,6 +18,7 @@ from rules.sla import SlaClocks, SlaTimer
 from rules.triggers import Triggers
 from rules.webhooks import WebhookFanout
 from rules.worker import Handler, Timer
+from ticket_service.portal_links import PortalLinks
 from ticket_service.store import deliveries
 from ticket_service.store.db import Database
 
@@ -57,9 +58,13 @@ def build(bus: Bus, settings: Settings, db: Database, classes: Mapping[str, str]
     triggers published).
 
     ``classes``: each channel's capacity class (a trigger closing a ticket frees capacity).
+    Templates' ``ticket.status_url`` is signed as the api role signs status links (the roles
+    share ``secret_key``, ``public_url`` and ``portal_link_ttl_s``).
     """
+    links = (PortalLinks(settings.secret_key, settings.effective_public_url, settings.portal_link_ttl_s)
+             if settings.secret_key else None)
     runner = {"secret_key": settings.secret_key, "classes": classes, "webhooks": TriggerWebhooks(),
-              "business_hours": business_hours}
+              "business_hours": business_hours, "links": links}
     timer = SlaTimer(db, bus)
     return Components(handlers=[SlaClocks(db, timer), Triggers(db, bus, **runner), WebhookFanout(db, settings)],
                       timers=[timer, Automations(db, bus, **runner), Deliverer(db, settings)])

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Row
 from core.ids import new_id
 from rules.actions import TEMPLATES
 from ticket_service import events, rule_schema
+from ticket_service.portal_links import PortalLinks
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
 from ticket_service.store import queue as queue_store
@@ -61,6 +62,7 @@ class Firing:
     secret_key: str = ""
     classes: Mapping[str, str] = field(default_factory=dict)
     webhooks: Webhooks | None = None
+    links: PortalLinks | None = None  # the customer's status page (``ticket.status_url``)
     applied: list[dict] = field(default_factory=list)
     published: list[tuple[str, dict]] = field(default_factory=list)
 
@@ -147,12 +149,17 @@ def _require(f: Firing, spec: dict, _: int) -> dict:
 
 
 def render(f: Firing, template: str) -> str:
-    """The template over the ticket as it is now; ``ActionError`` for what it cannot render."""
+    """The template over the ticket as it is now; ``ActionError`` for what it cannot render.
+
+    ``ticket.status_url`` is a signed link to the customer's status page, valid from the
+    firing's time (empty when the installation has no ``secret_key`` to sign it with)."""
     row = f.ticket()
     name = f.conn.execute(select(customers.c.name).where(customers.c.id == row.customer_id)).scalar() or ""
+    status_url = f.links.portal_link(f.tenant_id, row, issued_at=f.now / 1000) if f.links else ""
     values = {
         "ticket": {"id": row.id, "number": row.number, "subject": row.subject, "status": row.status,
-                   "channel": row.channel, "priority": row.priority, "tags": list(row.tags or [])},
+                   "channel": row.channel, "priority": row.priority, "tags": list(row.tags or []),
+                   "status_url": status_url},
         "customer": {"name": name},
     }
     try:

@@ -27,6 +27,7 @@ from rules.conditions import ConditionError, matches
 from rules.event import ORIGIN_TRIGGER, RuleEvent
 from rules.facts import ticket_facts, ticket_row
 from ticket_service import events
+from ticket_service.portal_links import PortalLinks
 from ticket_service.store import audit
 from ticket_service.store import triggers as store
 from ticket_service.store.db import Database, is_outage
@@ -46,15 +47,16 @@ class Runner:
     """What triggers and automations share: the store, the bus and the seams."""
 
     def __init__(self, db: Database, bus: Bus, secret_key: str = "", classes: Mapping[str, str] | None = None,
-                 webhooks: effects.Webhooks | None = None, business_hours: BusinessHours | None = None) -> None:
+                 webhooks: effects.Webhooks | None = None, business_hours: BusinessHours | None = None,
+                 links: PortalLinks | None = None) -> None:
         self.db, self.bus, self.secret_key = db, bus, secret_key
         self.classes = dict(classes or {})
-        self.webhooks, self.business_hours = webhooks, business_hours
+        self.webhooks, self.business_hours, self.links = webhooks, business_hours, links
 
     def firing(self, conn: Connection, tenant_id: int, ticket_id: int, now: int, origin: str, key: str,
                event: Mapping[str, Any]) -> effects.Firing:
         return effects.Firing(conn, tenant_id, ticket_id, now, origin, key, event, self.secret_key, self.classes,
-                              self.webhooks)
+                              self.webhooks, links=self.links)
 
     def facts(self, conn: Connection, row, now: int, event: Mapping[str, Any]):
         hours = self.business_hours(conn, row.tenant_id, now) if self.business_hours else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from console_system import BETA, browser, screenshot, sign_in, start
+from console_system import BETA, browser, cli, screenshot, sign_in, start
 from playwright.sync_api import expect, sync_playwright
 from support import wait_for
 
@@ -83,10 +83,36 @@ def test_mail_appears_live_then_a_reply_reaches_the_relay_and_the_ticket_is_solv
     assert b"Subject: Re: Order 1042 has not shipped" in raw
     # The sender's message.sent event refreshes the timeline: the reply shows as sent.
     expect(page.locator("article.out .delivery-status")).to_have_text("sent")
+    # A required custom field: solving is refused until it is set on the ticket page.
+    cli(system.env, "field", "add", "product", "choice", "--tenant", system.demo["tenant"], "--choices",
+        "router,modem", "--required", "--label", "Product")
+    page.reload()
+    expect(page.locator("#fields-form")).to_contain_text("* required")
+    page.select_option("#status-select", "solved")
+    page.click("#status-save")
+    expect(page.locator("#refused")).to_have_text("Fill in “Product” before solving or closing the ticket.")
+    expect(page.locator("#ticket-status")).not_to_have_text("solved")
+    screenshot(page, "ticket-required-field-en")
+    page.select_option("#fld-product", "router")
+    page.click("#fields-save")
+    expect(page.locator("#notice")).to_have_text("Saved.")
+    expect(page.locator("#fld-product")).to_have_value("router")
     page.select_option("#status-select", "solved")
     page.click("#status-save")
     expect(page.locator("#ticket-status")).to_have_text("solved")
     number = int(page.url.rsplit("/", 1)[1].split("?")[0])
+    # The inbox filters by the field: router lists the ticket, modem does not.
+    page.goto(system.base + "/?tab=all")
+    page.select_option("#filter-product", "router")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("tr.ticket")).to_have_count(1)
+    expect(page.locator("tr.ticket")).to_contain_text("Order 1042 has not shipped")
+    assert "field.product=router" in page.url
+    screenshot(page, "inbox-field-filter-en")
+    page.select_option("#filter-product", "modem")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator(".empty")).to_have_text("No tickets.")
+    page.goto(f"{system.base}/tickets/{number}")
     [ticket] = [t for t in system.api("/tickets")["items"] if t["number"] == number]
     assert ticket["status"] == "solved"
     page.click("a[lang=zh-CN]")

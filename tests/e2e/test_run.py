@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import re
 import signal
 import smtplib
 import sqlite3
@@ -150,13 +151,19 @@ def test_data_folder_database_wal_and_aof_are_private(running, tmp_path):
     assert {p.name: _mode(p) for p in aof} == {p.name: 0o600 for p in aof}
 
 
-def test_banner_shows_only_a_prefix_of_the_demo_api_key(running, tmp_path):
+def test_banner_prints_the_demo_sign_in_and_only_a_prefix_of_the_api_key(running, tmp_path):
     # stdout lands in logs; the whole key stays in demo.json only.
     _, demo, _, _ = running
     out = wait_for(lambda: "Switchboard is running" in (text := (tmp_path / "stdout").read_text()) and text,
                    what="the banner")
     assert f"API key     {demo['api_key'][:8]}…" in out
     assert demo["api_key"] not in out and demo["api_key"][8:] not in out
+    # The demo's people: the console URL and each one's email and password, to sign in with.
+    people = demo["console"]
+    assert f"  console {people['url']}  sign in as:" in out
+    printed = {role: (email, password) for role, email, password in
+               re.findall(r"^    (supervisor|agent) +(\S+@\S+)  password (\S+)$", out, re.M)}
+    assert printed == {role: (people[role]["email"], people[role]["password"]) for role in ("supervisor", "agent")}
 
 
 def test_cli_next_to_run_seals_secrets_with_the_data_folder_key(running, tmp_path):

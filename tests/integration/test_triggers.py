@@ -3,6 +3,7 @@ real SMTP relay, loops that stop, failures that stay with their trigger, exactly
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,12 +11,19 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from outbox_support import Outbound
 from rules_support import rules_world
 from sqlalchemy import update
 from support import free_port, make_mail, wait_for
 from test_outbound_roundtrip import _accepts
 
+from connectors.registry import capacity_classes
+from ops import roles
+from portal import setup_portal
+from rules import components
+from rules.worker import RulesWorker
 from ticket_service.store.tables import triggers
 
 SINK = Path(__file__).resolve().parents[1] / "smtp_sink.py"
@@ -170,3 +178,29 @@ async def test_a_trigger_notifies_the_named_agent_by_mail_from_the_mailbox(rules
     body = (await Outbound(system, rules.http, rules.key, "", ticket.id).ticket())["messages"][-1]
     assert (body["kind"], body["sender"], body["text"]) == (
         "notify", "help@acme.test", f"New ticket #{ticket.number}: Refund for order 1042")
+
+
+async def test_a_reply_template_links_the_customer_to_a_status_page_the_portal_opens(rules):
+    # The rules role as built for `switchboard rules`: its settings sign the link the api role's portal checks.
+    system = rules.system
+    system.settings = system.settings.replace(public_url="https://help.acme.test")
+    await rules.add("trigger", {"name": "link", "on": ["ticket.created"], "then": [
+        {"type": "reply", "template": "Ticket #{{ ticket.number }}: {{ ticket.status_url }}"}]})
+    ticket = await _ticket(system)
+    parts = components.build(system.bus, system.settings, system.db, capacity_classes())
+    await asyncio.wait_for(RulesWorker(system.bus, system.settings, parts.handlers, []).run(drain=True), 60)
+    body = (await Outbound(system, rules.http, rules.key, "", ticket.id).ticket())["messages"][-1]
+    prefix = f"Ticket #{ticket.number}: https://help.acme.test/portal/"
+    assert body["kind"] == "reply" and body["text"].startswith(prefix)
+    token = body["text"].removeprefix(prefix)
+    app = web.Application()
+    setup_portal(app, system.db, system.bus.blobs, system.bus, roles.portal_links(system.settings), system.settings)
+    async with TestClient(TestServer(app)) as portal:
+        async with portal.get(f"/portal/{token}") as resp:
+            assert resp.status == 200
+            assert "Refund for order 1042" in await resp.text()
+        async with portal.get(f"/portal/{token[:-2]}xx") as resp:
+            assert resp.status == 404  # the link is signed: a changed token opens nothing
+    # Without a secret key there is nothing to sign with: the variable is empty.
+    unsigned = components.build(system.bus, system.settings.replace(secret_key=""), system.db, capacity_classes())
+    assert [h.links for h in unsigned.handlers if hasattr(h, "links")] == [None]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import make_mocked_request
 
-from console import i18n
+from console import i18n, sla
 from console.actions import parse_tags
 from console.inbox import CHANNELS, TABS
 from console.render import safe_next
@@ -38,7 +38,8 @@ def test_keys_built_from_values_exist_for_every_value():
              + [f"delivery.{d}" for d in ("queued", "sent", "delivered", "failed")]
              + [f"agent_status.{s}" for s in AGENT_STATUSES] + [f"class.{c}" for c in ("email", "chat", "voice")]
              + [f"dash.by.{g}" for g in GROUPS] + [f"unit.{u}" for u in ("s", "min", "h", "d")]
-             + [f"ops.{a}" for a in ("replay", "drop", "replayed", "dropped")])
+             + [f"ops.{a}" for a in ("replay", "drop", "replayed", "dropped")]
+             + [f"sla.state.{s}" for s in (*sla.FILTERS, "paused")] + [f"sla.metric.{m}" for m in sla.METRICS])
     assert [k for k in built if k not in i18n.CATALOGUE] == []
 
 
