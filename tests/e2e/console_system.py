@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from playwright.sync_api import expect
 from support import free_port, role_env, wait_for
+
+# What a page shows after the workers did their part (a reply sent, a mail routed) comes
+# through real processes; on a loaded machine that can take longer than Playwright's 5 s.
+expect.set_options(timeout=30_000)
 
 SINK = Path(__file__).resolve().parents[1] / "smtp_sink.py"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
