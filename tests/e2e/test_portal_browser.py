@@ -1,6 +1,7 @@
 """The status page in a real browser (Debian's chromium driven by Playwright) against
 `switchboard run`: a mail opens a ticket, the API issues its link, the customer opens it, adds a
-message, and sees it on the page once the normalizer stored it."""
+message, and sees it on the page once the normalizer stored it; the agent, signed in to the
+console with the ticket open, sees it arrive without reloading."""
 
 import json
 import signal
@@ -12,7 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 from support import free_port, role_env, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,6 +68,14 @@ def test_the_customer_opens_the_link_adds_a_message_and_sees_it(running):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
+            agent = browser.new_page(locale="en-US")
+            person = demo["console"]["agent"]
+            agent.goto(f"http://127.0.0.1:{http}/login")
+            agent.fill("input[name=email]", person["email"])
+            agent.fill("input[name=password]", person["password"])
+            agent.click("button[type=submit]")
+            agent.goto(f"http://127.0.0.1:{http}/tickets/{ticket['number']}")
+            expect(agent.locator("main")).to_contain_text("您好，我的订单一周了还没有发货。")
             page = browser.new_page(locale="zh-CN", extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
             blocked = []
             page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
@@ -84,6 +93,10 @@ def test_the_customer_opens_the_link_adds_a_message_and_sees_it(running):
                 return page.locator(".from-customer .text", has_text="补充：请改送到公司地址。").count() == 1
 
             wait_for(shown, timeout=20, interval=0.3, what="the message on the page")
+            # The agent's open ticket page took it in live (server-sent events), no reload.
+            expect(agent.locator("main")).to_contain_text("补充：请改送到公司地址。", timeout=30_000)
+            SCREENSHOTS.mkdir(exist_ok=True)
+            agent.screenshot(path=str(SCREENSHOTS / "portal-agent-view.png"), full_page=True)
             SCREENSHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "portal.png"), full_page=True)
             assert blocked == []
