@@ -204,3 +204,41 @@ async def test_a_reply_template_links_the_customer_to_a_status_page_the_portal_o
     # Without a secret key there is nothing to sign with: the variable is empty.
     unsigned = components.build(system.bus, system.settings.replace(secret_key=""), system.db, capacity_classes())
     assert [h.links for h in unsigned.handlers if hasattr(h, "links")] == [None]
+
+
+async def test_a_trigger_calls_the_tenants_webhook_only_within_business_hours(rules):
+    # The rules role as built for `switchboard rules`: call_webhook queues a signed delivery to
+    # the tenant's webhook in the firing's transaction; business_hours reads the tenant's calendars.
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from rules.calendar_schema import calendar
+    from ticket_service.store import sla as sla_store
+    from ticket_service.store.tables import webhook_deliveries
+
+    system = rules.system
+    status, hook = await rules.call("POST", "/webhooks", {"url": "https://1.1.1.1/crm", "events": ["sla.breached"]})
+    assert status == 201, hook
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    holidays = [str(today + timedelta(days=n)) for n in (-1, 0, 1)]  # "never": open every day but these
+    for name, off in (("default", []), ("never", holidays)):
+        _, _, doc = calendar({"name": name, "timezone": "Asia/Shanghai", "extra_holidays": off,
+                              "hours": {d: [["00:00", "24:00"]] for d in days}})
+        await system.db.run_write(sla_store.add_calendar, system.tenant, name, doc, 0)
+    await rules.add("trigger", {"name": "crm open hours", "on": ["ticket.created"],
+                                "if": {"all": [{"field": "business_hours", "op": "is", "value": True}]},
+                                "then": [{"action": "call_webhook", "value": hook["id"]}]})
+    await rules.add("trigger", {"name": "crm when closed", "on": ["ticket.created"],
+                                "if": {"all": [{"field": "business_hours", "op": "is", "value": True,
+                                                "calendar": "never"}]},
+                                "then": [{"action": "call_webhook", "value": "https://1.1.1.1/never"}]})
+    ticket = await _ticket(system)
+    parts = components.build(system.bus, system.settings, system.db, capacity_classes())
+    triggers_only = [h for h in parts.handlers if type(h).__name__ == "Triggers"]
+    await asyncio.wait_for(RulesWorker(system.bus, system.settings, triggers_only, []).run(drain=True), 60)
+    async with system.db.read() as conn:
+        rows = (await conn.execute(webhook_deliveries.select())).all()
+    assert [(r.webhook_id, r.url, r.event_type, r.ticket_id, r.status) for r in rows] == [
+        (hook["id"], "https://1.1.1.1/crm", "ticket.created", ticket.id, "pending")]
+    assert [(a.name, a.result) for a in await rules.audit()] == [("crm open hours", "applied")]
