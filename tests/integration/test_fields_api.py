@@ -220,7 +220,7 @@ async def test_removing_a_field_removes_every_value_of_it(api):
     assert (await api.call("GET", "/tickets", **{"field.topics": "refund"}))[0] == 400
 
 
-async def test_migration_0008_creates_what_tables_py_declares(api):
+async def test_migration_0010_creates_what_tables_py_declares(api):
     # custom_fields, ticket_field_values and tickets.fields, with their indexes, on both databases.
     def diff(conn):
         return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)

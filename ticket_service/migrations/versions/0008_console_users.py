@@ -1,6 +1,6 @@
 """agents: password_hash and role, so agents sign in to the console as themselves
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-14 10:00:00.000000
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-14 10:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None

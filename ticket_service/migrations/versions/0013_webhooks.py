@@ -1,15 +1,15 @@
 """webhooks and webhook_deliveries: webhooks out, their deliveries and retries
 
-Revision ID: 0012
-Revises: 0007
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-14 10:00:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """tickets: portal_generation, the revocation count of a ticket's status-page links
 
-Revision ID: 0013
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-20 10:00:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0009'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

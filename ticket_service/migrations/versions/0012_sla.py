@@ -1,15 +1,15 @@
 """calendars, sla_policies, sla_clocks (due-time index on next_at) and the sla_outcomes view
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-12 10:00:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
