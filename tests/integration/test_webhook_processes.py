@@ -16,7 +16,6 @@ from support import make_mail, role_env
 from webhook_support import SECRET_KEY, Receiver, valid_signature, wait_until
 
 from core import keys
-from ops.cli import main
 from ticket_service.store import admin, deliveries
 from ticket_service.store.db import Database, migrate
 from ticket_service.store.tables import tenants, webhook_deliveries
@@ -86,14 +85,13 @@ async def test_a_rules_process_killed_mid_delivery_leaves_it_to_the_next_and_no_
     assert pending["pending"] == 0
 
 
-def test_the_webhook_commands_add_list_show_deliveries_replay_and_remove(database_url, tmp_path, monkeypatch, capsys):
-    for name, value in role_env(tmp_path, None, database_url, secret_key=SECRET_KEY).items():
-        monkeypatch.setenv(name, value)
+def test_the_webhook_commands_add_list_show_deliveries_replay_and_remove(database_url, tmp_path):
+    # Each command in its own process, as people run it (in this process the CLI would point the
+    # logging of every later test at this test's captured, then closed, stderr).
+    env = role_env(tmp_path, None, database_url, secret_key=SECRET_KEY)
 
     def cli(*args: str) -> tuple[int, object]:
-        code = main(["webhook", *args])
-        out, err = capsys.readouterr()
-        return code, json.loads(out) if code == 0 else err.strip()
+        return _cli(env, *args)
 
     async def seed() -> None:
         db = Database(database_url)
