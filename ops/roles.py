@@ -220,7 +220,7 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
         "Switchboard is running",
         f"  SMTP  {s.host}:{s.smtp_port}",
         f"  HTTP  http://{s.host}:{s.http_port}  (API under /api/v1)",
-        f"  console http://{s.host}:{s.http_port}/",
+        f"  console http://{s.host}:{s.http_port}/   status page /portal/<signed link>",
         f"  data  {s.data_dir.resolve()}",
     ]
     if demo:
@@ -232,7 +232,7 @@ def _banner(rt: Runtime, demo: dict | None) -> None:
         if "console" in demo:
             # The demo's own people on a local, private data folder: what a person needs to sign in.
             people = demo["console"]
-            lines += [f"  console {people.get('url') or f'http://{s.host}:{s.http_port}/'}  sign in as:"] + [
+            lines += ["  console sign-in (demo people):"] + [
                 f"    {role:<10}  {people[role]['email']}  password {people[role]['password']}"
                 for role in ("supervisor", "agent") if role in people]
         if "wechat" in demo:

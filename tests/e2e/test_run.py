@@ -160,7 +160,8 @@ def test_banner_prints_the_demo_sign_in_and_only_a_prefix_of_the_api_key(running
     assert demo["api_key"] not in out and demo["api_key"][8:] not in out
     # The demo's people: the console URL and each one's email and password, to sign in with.
     people = demo["console"]
-    assert f"  console {people['url']}  sign in as:" in out
+    assert f"  console {people['url']}   status page /portal/<signed link>" in out
+    assert out.count(f"console {people['url']}") == 1 and "  console sign-in (demo people):" in out
     printed = {role: (email, password) for role, email, password in
                re.findall(r"^    (supervisor|agent) +(\S+@\S+)  password (\S+)$", out, re.M)}
     assert printed == {role: (people[role]["email"], people[role]["password"]) for role in ("supervisor", "agent")}
