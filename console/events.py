@@ -99,10 +99,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     user: auth.User = request[auth.USER]
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-    await response.prepare(request)
     hub = request.app[HUB]
+    # Listening before the answer starts: the page fetches itself again once the stream is
+    # open (console.js), so what happened between its rendering and now is on the page, and
+    # what happens from now on comes as events.
     queue = hub.subscribe(user.tenant_id, user.tenant_slug)
     try:
+        await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
         while True:
             try:

@@ -2,7 +2,7 @@
 // A page section marked data-live is fetched again and swapped in when an event of its tenant
 // arrives; the ticket page only for events about its own ticket. A section with data-every
 // is also fetched every so many seconds (the dashboard: waits grow and agents change status
-// without a ticket event).
+// without a ticket event). Each time the stream opens the section is fetched once too.
 "use strict";
 
 (function () {
@@ -53,7 +53,9 @@
   }
 
   const source = new EventSource(live.dataset.live);
-  source.addEventListener("open", function () { if (badge) { badge.hidden = false; } });
+  // Open (and open again after a lost connection): fetch once, for what changed between this
+  // page's rendering and the stream's start, which no event will tell.
+  source.addEventListener("open", function () { if (badge) { badge.hidden = false; } soon(); });
   source.addEventListener("error", function () { if (badge) { badge.hidden = true; } });
   source.addEventListener("ticket", function (event) {
     let data = {};
