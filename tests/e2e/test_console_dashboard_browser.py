@@ -11,8 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from console_system import browser, cli, in_language, screenshot, sign_in, start
-from playwright.sync_api import expect, sync_playwright
+from console_system import cli, in_language, screenshot, sign_in, start
+from playwright.sync_api import expect
 from support import make_mail, wait_for
 
 from core.envelope import Envelope
@@ -27,21 +27,6 @@ def system(tmp_path_factory):
     yield from start(tmp_path_factory.mktemp("dashboard"))
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as p:
-        b = browser(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 def test_supervisor_sees_the_queue_and_the_kpi_chart(system, page):

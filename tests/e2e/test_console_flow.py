@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from console_system import BETA, browser, cli, screenshot, sign_in, start
-from playwright.sync_api import expect, sync_playwright
+from console_system import BETA, cli, screenshot, sign_in, start
+from playwright.sync_api import expect
 from support import wait_for
 
 
@@ -17,24 +17,6 @@ def system(tmp_path_factory):
     yield from start(tmp_path_factory.mktemp("console"))
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as p:
-        b = browser(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.dialogs = dialogs
-    yield page
-    context.close()
 
 
 def test_sign_in_lands_on_the_inbox_and_the_language_link_switches_every_string(system, page):

@@ -5,8 +5,8 @@ after the limit even the right one is, for that email."""
 from __future__ import annotations
 
 import pytest
-from console_system import browser, screenshot, sign_in, start
-from playwright.sync_api import expect, sync_playwright
+from console_system import screenshot, sign_in, start
+from playwright.sync_api import expect
 from support import wait_for
 
 LIMIT = 3
@@ -17,21 +17,6 @@ def system(tmp_path_factory):
     yield from start(tmp_path_factory.mktemp("console-guards"), console_login_limit=LIMIT)
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as p:
-        b = browser(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 def test_a_post_without_the_csrf_token_is_403_and_changes_nothing(system, page):
