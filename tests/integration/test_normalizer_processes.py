@@ -89,12 +89,17 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(mailbox, database_url, r
 def test_two_normalizers_thread_interleaved_conversations_into_one_ticket_each(
     mailbox, database_url, redis_url, tmp_path
 ):
-    # 200 mails of 20 conversations, shuffled, split between two racing processes.
+    # 200 mails of 20 conversations, shuffled, split between two racing processes. Both are
+    # up (their heartbeats written, their reads about to block) before anything is published,
+    # so neither drains the stream alone while the other is still starting.
     account = mailbox
-    _publish(redis_url, account, _conversations(20, 10, seed=2))
     env = role_env(tmp_path, redis_url, database_url, batch_size=4)
     procs = [_normalizer(env), _normalizer(env)]
+    client = redis.Redis.from_url(redis_url)
     try:
+        wait_for(lambda: len(client.keys(keys.heartbeat_key("normalizer", "*"))) == 2, timeout=60,
+                 what="both normalizers running")
+        _publish(redis_url, account, _conversations(20, 10, seed=2))
         wait_for(lambda: _count(database_url, messages.c.id) == 200, timeout=90, what="200 messages")
     finally:
         for p in procs:
@@ -104,7 +109,6 @@ def test_two_normalizers_thread_interleaved_conversations_into_one_ticket_each(
     assert _count(database_url, tickets.c.id) == 20
     sizes = query(database_url, select(func.count(messages.c.id)).group_by(messages.c.ticket_id))
     assert sorted(n for (n,) in sizes) == [10] * 20
-    client = redis.Redis.from_url(redis_url)
     consumers = client.xinfo_consumers("ingest.email", "normalizer")
     assert len(consumers) == 2 and all(c["pending"] == 0 for c in consumers)
     assert sum(1 for c in consumers if c["name"].startswith(b"normalizer-")) == 2
