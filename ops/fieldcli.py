@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 
 from sqlalchemy.engine import Connection
 
 from core.ids import now_ms
 from core.settings import Settings
+from ops import admincli
 from ticket_service import field_schema
-from ticket_service.field_schema import FieldError
 from ticket_service.store import admin
 from ticket_service.store import fields as fields_store
-from ticket_service.store.db import Database, migrate
+from ticket_service.store.db import Database
 
 
 def add_parsers(sub) -> None:
@@ -60,20 +57,7 @@ _ACTIONS = {
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> object:
-        db = Database(settings.effective_database_url)
-        try:
-            await migrate(db)
-            async with db.read() as conn:
-                tenant = await admin.tenant_id(conn, args.tenant)
-            return await db.run_write(_ACTIONS[args.action], tenant, args)
-        finally:
-            await db.dispose()
+    async def work(db: Database) -> object:
+        return await db.run_write(_ACTIONS[args.action], await admincli.tenant(db, args.tenant), args)
 
-    try:
-        result = asyncio.run(run())
-    except (admin.NotFound, FieldError) as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    return admincli.run(settings, work)

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 
 from sqlalchemy.engine import Connection
 
 from core.ids import now_ms
 from core.settings import Settings
+from ops import admincli
 from router.policy import STATUSES
-from ticket_service.api.errors import ApiError
 from ticket_service.api.routing import agent_json, routing_trail, rule_fields, rule_json
 from ticket_service.store import admin
 from ticket_service.store import agents as agents_store
 from ticket_service.store import customers as customers_store
 from ticket_service.store import rules as rules_store
 from ticket_service.store import tickets as tickets_store
-from ticket_service.store.db import Database, migrate
+from ticket_service.store.db import Database
 
 
 def _levels(text: str) -> dict[str, int]:
@@ -198,24 +195,5 @@ def explain_text(trail: dict) -> str:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> object:
-        db = Database(settings.effective_database_url)
-        try:
-            await migrate(db)
-            return await _run(db, args)
-        finally:
-            await db.dispose()
-
-    try:
-        result = asyncio.run(run())
-    except (admin.NotFound, ValueError) as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 1
-    except ApiError as exc:
-        print(f"switchboard: {exc.message}", file=sys.stderr)
-        return 2
-    if args.command == "router" and not args.json:
-        print(explain_text(result))
-    else:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    text = args.command == "router" and not args.json
+    return admincli.run(settings, lambda db: _run(db, args), explain_text if text else None)

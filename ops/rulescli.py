@@ -7,7 +7,6 @@ checked as the API checks them (faults name their path, ``then[2].template``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -16,11 +15,11 @@ from sqlalchemy.engine import Connection
 
 from core.ids import now_ms
 from core.settings import Settings
+from ops import admincli
 from rules import definitions
-from rules.conditions import ConditionError
 from ticket_service.store import admin
 from ticket_service.store import triggers as store
-from ticket_service.store.db import Database, migrate
+from ticket_service.store.db import Database
 
 KINDS = ("trigger", "automation")
 
@@ -93,24 +92,8 @@ def _run(conn: Connection, tenant: int, args: argparse.Namespace, values: dict |
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> object:
+    async def work(db: Database) -> object:
         values = definitions.definition(_body(args), args.command) if args.action == "add" else None
-        db = Database(settings.effective_database_url)
-        try:
-            await migrate(db)
-            async with db.read() as conn:
-                tenant = await admin.tenant_id(conn, args.tenant)
-            return await db.run_write(_run, tenant, args, values)
-        finally:
-            await db.dispose()
+        return await db.run_write(_run, await admincli.tenant(db, args.tenant), args, values)
 
-    try:
-        result = asyncio.run(run())
-    except ConditionError as exc:
-        print(f"switchboard: {exc.path}: {exc.message}", file=sys.stderr)
-        return 2
-    except (admin.NotFound, store.TooMany, ValueError, OSError) as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    return admincli.run(settings, work)

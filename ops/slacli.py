@@ -7,17 +7,16 @@ replaces a calendar or policy of that name with ``--replace``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 
 from core.ids import now_ms
 from core.settings import Settings
+from ops import admincli
 from rules import sla_api
-from ticket_service.api.errors import ApiError
 from ticket_service.store import admin
-from ticket_service.store.db import Database, migrate
+from ticket_service.store.db import Database
 
 _WHAT = {"calendar": "business calendars", "sla": "SLA policies"}
 _ACTIONS = {
@@ -80,21 +79,4 @@ async def _run(db: Database, args: argparse.Namespace) -> object:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> object:
-        db = Database(settings.effective_database_url)
-        try:
-            await migrate(db)
-            return await _run(db, args)
-        finally:
-            await db.dispose()
-
-    try:
-        result = asyncio.run(run())
-    except (admin.NotFound, ValueError, OSError) as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 1
-    except ApiError as exc:
-        print(f"switchboard: {exc.message}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    return admincli.run(settings, lambda db: _run(db, args))

@@ -4,20 +4,17 @@ the command line, with the API's checks and answers (docs/webhooks.md)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import secrets
-import sys
 from collections.abc import Callable
 
-from core.credentials import CredentialError, seal
+from core.credentials import seal
 from core.ids import now_ms
 from core.settings import Settings
-from ticket_service.api.errors import ApiError
+from ops import admincli
 from ticket_service.api.webhooks import SECRET_PREFIX, delivery_json, event_types, webhook_json
 from ticket_service.store import admin, deliveries
 from ticket_service.store import webhooks as store
-from ticket_service.store.db import Database, migrate
+from ticket_service.store.db import Database
 from ticket_service.webhook_url import TargetError, check_target
 
 
@@ -92,21 +89,4 @@ async def _run(db: Database, args: argparse.Namespace, secret_key: Callable[[], 
 
 def main(settings: Settings, args: argparse.Namespace, secret_key: Callable[[], str]) -> int:
     """``secret_key``: the key this data folder's processes seal secrets with (made on first use)."""
-    async def run() -> object:
-        db = Database(settings.effective_database_url)
-        try:
-            await migrate(db)
-            return await _run(db, args, secret_key)
-        finally:
-            await db.dispose()
-
-    try:
-        result = asyncio.run(run())
-    except (admin.NotFound, ValueError, CredentialError) as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 1
-    except ApiError as exc:
-        print(f"switchboard: {exc.message}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    return admincli.run(settings, lambda db: _run(db, args, secret_key))
