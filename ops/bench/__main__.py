@@ -107,8 +107,8 @@ def table(rows: list[dict]) -> str:
 
 
 def _cpu_columns(rows: list[dict]) -> list[str]:
-    """The ``cpu_us_per_msg_<role>`` fields the scenario's rows carry, in the order first seen."""
-    return list(dict.fromkeys(k for r in rows for k in r if k.startswith("cpu_us_per_msg_")))
+    """The ``cpu_us_per_msg_<role>`` (and ``db_statements_per_msg``) fields the scenario's rows carry."""
+    return list(dict.fromkeys(k for r in rows for k in r if k.startswith(("cpu_us_per_msg_", "db_statements_"))))
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:

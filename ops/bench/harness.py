@@ -143,7 +143,7 @@ class System:
             if not await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"):
                 return None
             return await conn.fetchval(
-                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements"
                 " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 " AND query !~* '^(begin|commit|rollback|start transaction)' AND query !~* 'count\\('")
         finally:
