@@ -3,6 +3,7 @@
 # make bench - end-to-end figures (see ops/bench)
 # make fuzz  - generated hostile input for every parser (FUZZ_EXAMPLES per property)
 # make chaos - kill role processes, restart Redis, lock the database under load; check nothing is lost
+# make chaos-pg - the same on a throwaway PostgreSQL cluster, also restarted and its sessions terminated
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: run test bench fuzz chaos lint system-deps clean
+.PHONY: run test bench fuzz chaos chaos-pg lint system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,11 @@ fuzz: $(VENV)/.test
 # Role processes SIGKILLed under load, Redis restarted, the database locked; then the invariants.
 chaos: $(VENV)/.run
 	$(BIN)/python -m ops.chaos $(CHAOS_ARGS)
+
+# The same on PostgreSQL: a cluster of its own (initdb + pg_ctl, as the tests start one), which
+# is restarted under load and whose sessions are terminated; removed after the run.
+chaos-pg: system-deps $(VENV)/.run
+	$(BIN)/python -m ops.chaos --postgres $(CHAOS_ARGS)
 
 bench: $(VENV)/.run
 	$(BIN)/python -m ops.bench $(BENCH_ARGS)

@@ -1,16 +1,20 @@
-"""``python -m ops.chaos`` (``make chaos``): faults under steady load, then prove nothing was lost.
+"""``python -m ops.chaos`` (``make chaos``, ``make chaos-pg``): faults under steady load, then prove nothing was lost.
 
 Every role runs as its own process (smtp, gateway, two normalizers, a router) on Redis with
 AOF and SQLite (or ``DATABASE_URL``). While mail (SMTP, threaded conversations) and web-form
 posts flow in, a random role process is SIGKILLed and restarted every fraction of a second,
 Redis is shut down and restarted once, and the database is made unavailable for writes
-once (an exclusive lock held by another connection). Then the load stops, the system drains,
-and the invariants are checked:
+once (an exclusive lock held by another connection). On PostgreSQL (``--postgres``: a
+throwaway cluster for the run, ``make chaos-pg``; or a PostgreSQL ``DATABASE_URL``) every
+role's session is also ended with ``pg_terminate_backend`` a few times, and a cluster of the
+run's own is restarted with ``pg_ctl restart -m fast`` once (``ops.pgfaults``). Then the load
+stops, the system drains, and the invariants are checked:
 
 * every accepted input (SMTP 250, HTTP 202) is exactly one message;
 * every email conversation is exactly one ticket;
 * every ticket is assigned or waiting in the routing queue, and no agent is over capacity;
-* the dead-letter streams are empty.
+* the dead-letter streams are empty;
+* every role process still runs, but for the ones the run killed itself.
 
 Exit status 0 when all hold; the summary is printed either way.
 """
@@ -43,6 +47,8 @@ from connectors.registry import capacity_classes
 from core.channel import class_of
 from core.logging import configure
 from ops.bench.harness import SUPPORT, System, free_port
+from ops.pgcluster import Cluster
+from ops.pgfaults import PostgresFaults
 from ticket_service.store import admin
 from ticket_service.store import agents as agents_store
 from ticket_service.store.db import Database
@@ -240,17 +246,35 @@ async def _count(url: str) -> int:
         await db.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ops.chaos", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0, help="about how long the load and the faults run")
     p.add_argument("--kills", type=int, default=40, help="role processes SIGKILLed, spread over --seconds")
     p.add_argument("--db-outage", type=float, default=20.0, help="seconds the database refuses writes")
     p.add_argument("--conversations", type=int, default=60)
     p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args(argv)
-    configure("warning", "json")
+    p.add_argument("--postgres", action="store_true",
+                   help="run on a throwaway PostgreSQL cluster (initdb + pg_ctl) started for the run and "
+                        "removed after it, and restart it once under load")
+    p.add_argument("--pg-terminations", type=int, default=3,
+                   help="on PostgreSQL: times every role's session is ended with pg_terminate_backend")
+    return p.parse_args(argv)
+
+
+def _restart_redis(system: System) -> None:
+    try:
+        redis.Redis.from_url(system.redis_url).shutdown()  # AOF flushed on shutdown
+    except redis.ConnectionError:
+        pass
+    system.redis.wait(30)
+    time.sleep(1)
+    system.start_redis()
+
+
+def _run(args: argparse.Namespace, database_url: str | None, cluster: Cluster | None) -> dict:
+    """Load, faults, drain; the invariants' figures."""
     rng = random.Random(args.seed)
-    system = System(os.environ.get("DATABASE_URL"))
+    system = System(database_url)
     http_port = free_port()
     procs: dict[int, tuple[str, subprocess.Popen]] = {}
     settings = {"visibility_timeout_ms": 2000, "reclaim_interval_ms": 500, "heartbeat_interval_ms": 500,
@@ -264,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(system.start())
         asyncio.run(_setup(system))
+        pg = None if system.scratch is None else PostgresFaults(system.database_url, cluster, args.kills,
+                                                                 args.pg_terminations)
         for role in (*EDGES, *WORKERS):
             start(role)
         system.wait_port(system.smtp_port)
@@ -274,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             t.start()
         began = time.monotonic()
         interval = args.seconds / max(args.kills, 1)
-        redis_restarted = db_locked = False
+        redis_restarted = False
         locker = None
         while kills < args.kills:
             time.sleep(interval * rng.uniform(0.5, 1.5))
@@ -286,22 +312,19 @@ def main(argv: list[str] | None = None) -> int:
             start(role)
             if not redis_restarted and kills >= args.kills // 3:
                 redis_restarted = True
-                try:
-                    redis.Redis.from_url(system.redis_url).shutdown()  # AOF flushed on shutdown
-                except redis.ConnectionError:
-                    pass
-                system.redis.wait(30)
-                time.sleep(1)
-                system.start_redis()
-            if not db_locked and kills >= args.kills // 2:
-                db_locked = True
+                _restart_redis(system)
+            if locker is None and kills >= args.kills // 2:
                 locker = threading.Thread(target=_lock_database, args=(system.database_url, args.db_outage))
                 locker.start()
+            if pg is not None:
+                pg.after_kill(kills, locker is not None and locker.is_alive())
+        if locker:
+            locker.join()
+        if pg is not None:
+            pg.finish()  # still under load
         load.stop.set()
         for t in threads:
             t.join(30)
-        if locker:
-            locker.join()
         stopped = time.monotonic()
         while not _drained(system, load):
             if time.monotonic() - stopped > 300:
@@ -309,13 +332,35 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         recovery = time.monotonic() - stopped
         summary = asyncio.run(_check(system, load))
+        # A role that ended by itself (not one of our kills) did not survive a fault.
+        summary["roles_exited_by_themselves"] = sorted(role for role, proc in procs.values() if proc.poll() is not None)
         summary.update(kills=kills, redis_restarts=int(redis_restarted), db_outage_s=args.db_outage,
+                       **(pg.summary() if pg is not None else {}),
                        load_seconds=round(stopped - began, 1), drain_s=round(recovery, 1))
     finally:
         system.stop()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    configure("warning", "json")
+    cluster = None
+    database_url = os.environ.get("DATABASE_URL")
+    if args.postgres:
+        cluster = Cluster()
+        cluster.start()
+        # The server's own database: the run makes a scratch database beside it (System).
+        database_url = f"postgresql://postgres@{cluster.host}:{cluster.port}/postgres"
+    try:
+        summary = _run(args, database_url, cluster)
+    finally:
+        if cluster is not None:
+            cluster.remove()
     ok = (summary["lost"] == 0 and summary["duplicates"] == 0 and summary["conversations_split"] == 0
           and summary["tickets_neither_assigned_nor_queued"] == 0 and summary["agents_over_capacity"] == 0
-          and summary["max_held_per_agent_and_class"] <= CAPACITY and summary["dead_letters"] == 0)
+          and summary["max_held_per_agent_and_class"] <= CAPACITY and summary["dead_letters"] == 0
+          and not summary["roles_exited_by_themselves"])
     width = max(len(k) for k in summary)
     for key, value in summary.items():
         print(f"{key.ljust(width)}  {value}")

@@ -21,6 +21,7 @@ from ops.bench import (
     sla,
     webhooks,
 )
+from ops.pgcluster import Cluster
 
 _TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
 _ASSIGNED = ["ingress_to_assigned_p50_ms", "ingress_to_assigned_p99_ms"]
@@ -101,8 +102,13 @@ def is_postgres(database_url: str | None) -> bool:
 
 
 def table(rows: list[dict]) -> str:
-    return "\n\n".join(_table([r for r in rows if r["scenario"] == name], cols)
-                        for name, cols in COLUMNS.items() if any(r["scenario"] == name for r in rows))
+    return "\n\n".join(_table(of, cols + _cpu_columns(of)) for name, cols in COLUMNS.items()
+                        if (of := [r for r in rows if r["scenario"] == name]))
+
+
+def _cpu_columns(rows: list[dict]) -> list[str]:
+    """The ``cpu_us_per_msg_<role>`` (and ``db_statements_per_msg``) fields the scenario's rows carry."""
+    return list(dict.fromkeys(k for r in rows for k in r if k.startswith(("cpu_us_per_msg_", "db_statements_"))))
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -184,9 +190,21 @@ if __name__ == "__main__":
     p.add_argument("--sla-due", type=int, default=2000, help="sla scenario: clocks falling due")
     p.add_argument("--sla-open", type=int, default=10_000, help="sla scenario: other open clocks")
     p.add_argument("--sla-spread", type=float, default=60, help="sla scenario: seconds the due clocks spread over")
+    p.add_argument("--postgres", action="store_true",
+                   help="on a throwaway PostgreSQL cluster started for the run (with pg_stat_statements, for "
+                        "db_statements_per_msg) and removed after it, instead of SQLite or DATABASE_URL")
     p.add_argument("--out", default="bench/results.json")
     args = p.parse_args()
-    results = asyncio.run(main(args))
+    cluster = None
+    if args.postgres:
+        cluster = Cluster(preload="pg_stat_statements")
+        cluster.start()
+        os.environ["DATABASE_URL"] = f"postgresql://postgres@{cluster.host}:{cluster.port}/postgres"
+    try:
+        results = asyncio.run(main(args))
+    finally:
+        if cluster is not None:
+            cluster.remove()
     print(table(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -1,7 +1,8 @@
 """Calls scenario: a call center pushes signed bulk call records into one gateway process.
 
 Measures records/s accepted by the gateway (verify, validate every record, XADD one entry
-per post, answer 202) and records/s stored end to end by one normalizer (a message per call).
+per post, answer 202) and records/s stored end to end by one normalizer (a message per call);
+``cpu_us_per_msg_<role>``: CPU of each role and Redis per record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import aiohttp
 from sqlalchemy import func, select
 
-from ops.bench.harness import System, free_port
+from ops.bench.harness import System, cpu_per_msg, free_port
 from ticket_service.store import admin
 from ticket_service.store.db import Database
 from ticket_service.store.tables import messages
@@ -70,9 +71,11 @@ async def run(records: int = 20_000, batch: int = 1000, connections: int = 4,
         system.role("gateway", http_port=port)
         system.role("normalizer", batch_size=128)
         system.wait_port(port)
+        system.wait_workers("normalizer", 1)
         bodies = posts(records, batch)
         url = f"http://127.0.0.1:{port}/voice/bench/records"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
+            cpu_before = system.cpu_seconds()
             started = time.perf_counter()
             shares = [bodies[i::connections] for i in range(connections)]
             accepted = sum(await asyncio.gather(*(_client(http, url, s) for s in shares)))
@@ -84,9 +87,10 @@ async def run(records: int = 20_000, batch: int = 1000, connections: int = 4,
                 raise RuntimeError(f"{stored} of {records} calls stored within 15 minutes")
             await asyncio.sleep(0.1)
         done = time.perf_counter() - started
+        cpu = cpu_per_msg(cpu_before, system.cpu_seconds(), records)
         await db.dispose()
         return {"scenario": "calls", "records": records, "batch": batch, "connections": connections,
                 "gateways": 1, "normalizers": 1, "accepted_per_s": round(accepted / took, 1),
-                "stored_per_s": round(records / done, 1), "seconds": round(done, 2)}
+                "stored_per_s": round(records / done, 1), "seconds": round(done, 2), **cpu}
     finally:
         system.stop()

@@ -8,7 +8,8 @@ and is left out of every figure.
 
 Reported: accepted msgs/s and the p50/p99 answer time of one HTTP request; end-to-end
 msgs/s until every message is a row in ``messages``; ingress→ticket and ingress→assigned
-p50/p99 (``ops.bench.latency``) of the measured messages and of the tickets they started.
+p50/p99 (``ops.bench.latency``) of the measured messages and of the tickets they started;
+``cpu_us_per_msg_<role>``: CPU (user + system) each role and Redis used per measured message.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import aiohttp
 
 from core.ids import now_ms
 from ops.bench import latency, wechat
-from ops.bench.harness import System
+from ops.bench.harness import System, cpu_per_msg
 from ticket_service.store.db import Database
 
 FANS = 500
@@ -39,6 +40,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                 await latency.wait_stored(db, warm, 60, check=system.check)
                 await latency.wait_assigned(db, 60, check=system.check)
                 since, answers = now_ms(), []
+                cpu_before = system.cpu_seconds()
                 started = time.perf_counter()
                 ok = await wechat.send(http, url, work[warm:], connections, answers)
                 took = time.perf_counter() - started
@@ -46,6 +48,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                 raise RuntimeError(f"{ok} of {n - warm} pushes answered success")
             done = await latency.wait_stored(db, n, check=system.check) - started
             tickets, _ = await latency.wait_assigned(db, check=system.check)
+            cpu = cpu_per_msg(cpu_before, system.cpu_seconds(), ok)
             messages = await latency.stored(db)
             to_assigned = await latency.ingress_to_assigned_ms(db, since)
         finally:
@@ -58,7 +61,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
             "end_to_end_per_s": round(ok / done, 1),
             **latency.summary("ingress_to_ticket", to_ticket),
             **latency.summary("ingress_to_assigned", to_assigned),
-            "seconds": round(done, 2),
+            "seconds": round(done, 2), **cpu,
         }
     finally:
         system.stop()

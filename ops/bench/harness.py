@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import asyncpg
+import redis
 from sqlalchemy.engine import make_url
 
+from core import keys
 from core.redis import redis_binary
 from ticket_service.store import admin
 from ticket_service.store import agents as agents_store
@@ -79,6 +81,7 @@ class System:
             await _admin(self.server_url, f'CREATE DATABASE "{self.scratch}"')
             self.database_url = make_url(self.server_url).set(database=self.scratch).render_as_string(
                 hide_password=False)
+            await _count_statements(self.database_url)
         self.start_redis()
         db = Database(self.database_url)
         await migrate(db)
@@ -128,6 +131,37 @@ class System:
             used[proc.args[-1]] = used.get(proc.args[-1], 0.0) + process_cpu_seconds(proc.pid)
         used["redis"] = process_cpu_seconds(self.redis.pid)
         return used
+
+    async def db_statements(self) -> int | None:
+        """Statements the scratch PostgreSQL database has run so far, as pg_stat_statements counts
+        them, without transaction control and the bench's own ``count(...)`` polls; None on
+        SQLite or when the server does not preload pg_stat_statements."""
+        if self.scratch is None:
+            return None
+        conn = await _connect(self.database_url)
+        try:
+            if not await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"):
+                return None
+            return await conn.fetchval(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements"
+                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND query !~* '^(begin|commit|rollback|start transaction)' AND query !~* 'count\\('")
+        finally:
+            await conn.close()
+
+    def wait_workers(self, role: str, count: int, timeout: float = 60.0) -> None:
+        """Until ``count`` replicas of a worker role keep a heartbeat: started up, so what CPU
+        they use from now on is work, not imports."""
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while len(list(client.scan_iter(match=keys.heartbeat_key(role, "*")))) < count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"fewer than {count} {role} heartbeats after {timeout} s")
+                self.check()
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def wait_port(self, port: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -181,12 +215,31 @@ def cpu_per_item_us(before: dict[str, float], after: dict[str, float], items: in
     return {role: round((after[role] - before.get(role, 0.0)) * 1e6 / max(items, 1)) for role in after}
 
 
+def cpu_per_msg(before: dict[str, float], after: dict[str, float], items: int) -> dict[str, int]:
+    """The same as ``cpu_us_per_msg_<role>`` result fields, one per role and Redis."""
+    return {f"cpu_us_per_msg_{role}": us for role, us in cpu_per_item_us(before, after, items).items()}
+
+
+async def _connect(database_url: str) -> asyncpg.Connection:
+    url = make_url(database_url)
+    return await asyncpg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
+                                 password=url.password, database=url.database or "postgres")
+
+
 async def _admin(server_url: str, sql: str) -> None:
     """One statement outside a transaction (CREATE/DROP DATABASE) on the server's own database."""
-    url = make_url(server_url)
-    conn = await asyncpg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
-                                 password=url.password, database=url.database or "postgres")
+    conn = await _connect(server_url)
     try:
         await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _count_statements(database_url: str) -> None:
+    """pg_stat_statements in the scratch database when the server preloads it (``ops.bench --postgres``)."""
+    conn = await _connect(database_url)
+    try:
+        if "pg_stat_statements" in await conn.fetchval("SELECT current_setting('shared_preload_libraries')"):
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     finally:
         await conn.close()

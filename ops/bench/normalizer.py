@@ -7,7 +7,9 @@ the machine's cores. A ``gateway`` takes N WeChat safe-mode pushes from 500 fans
 backlog waits in ``ingest.wechat``; then the normalizer resumes and the clock runs until
 every message is a row. Process start-up and the gateway's work are outside the figure.
 With ``normalizers`` > 1 each replica is paused and resumed alike: the figure is what a
-second normalizer adds to the first on the same database.
+second normalizer adds to the first on the same database. ``cpu_us_per_msg_normalizer``
+is the CPU all replicas used per message while working off the backlog; on PostgreSQL with
+pg_stat_statements (``--postgres``) ``db_statements_per_msg`` the statements they ran per message.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from ops.bench import latency, wechat
-from ops.bench.harness import System
+from ops.bench.harness import System, cpu_per_msg
 from ticket_service.store.db import Database
 
 WARM = 20
@@ -50,14 +52,19 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                     finally:
                         await client.aclose()
                 finally:
+                    statements = await system.db_statements()
+                    cpu_before = system.cpu_seconds()
                     started = time.perf_counter()
                     for normalizer in replicas:
                         normalizer.send_signal(signal.SIGCONT)
             done = await latency.wait_stored(db, n + WARM, check=system.check) - started
+            cpu = cpu_per_msg(cpu_before, system.cpu_seconds(), n)
+            if statements is not None:
+                cpu["db_statements_per_msg"] = round((await system.db_statements() - statements) / n, 2)
             tickets, _ = await latency.tickets_and_unassigned(db)
         finally:
             await db.dispose()
         return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
-                "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2)}
+                "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2), **cpu}
     finally:
         system.stop()

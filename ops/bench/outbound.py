@@ -2,7 +2,8 @@
 process to an SMTP relay in its own process (ops/bench/smtp_sink.py).
 
 Measures replies/s sent (first queued to last sent) and queued->sent latency per reply (the
-outbox row's created_at to sent_at). Email only: WeChat's API cannot run here, and a stand-in
+outbox row's created_at to sent_at), and ``cpu_us_per_msg_<role>``, the CPU of the ``api`` and the
+``sender`` per reply. Email only: WeChat's API cannot run here, and a stand-in
 would measure the stand-in.
 """
 
@@ -24,7 +25,7 @@ from core.bus import Bus
 from core.envelope import Envelope
 from core.settings import load
 from normalizer.worker import Normalizer
-from ops.bench.harness import SUPPORT, System, free_port
+from ops.bench.harness import SUPPORT, System, cpu_per_msg, free_port
 from ticket_service.store import admin
 from ticket_service.store.db import Database
 from ticket_service.store.tables import outbox, tickets
@@ -87,10 +88,12 @@ async def run(replies: int = 2000, connections: int = 8, database_url: str | Non
         system.role("api", http_port=api_port, secret_key=SECRET)
         system.role("sender", secret_key=SECRET, smtp_relay=f"smtp://127.0.0.1:{sink_port}")
         system.wait_port(api_port)
+        system.wait_workers("sender", 1)
         url = f"http://127.0.0.1:{api_port}/api/v1/tickets/{ticket}/messages"
         texts = [f"Your parcel {i} left the depot today." for i in range(replies)]
         db = Database(system.database_url)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
+            cpu_before = system.cpu_seconds()
             started = time.perf_counter()
             queued = sum(await asyncio.gather(*(_post(http, url, key, texts[i::connections])
                                                 for i in range(connections))))
@@ -101,6 +104,7 @@ async def run(replies: int = 2000, connections: int = 8, database_url: str | Non
             if time.perf_counter() - started > 900:
                 raise RuntimeError("replies still queued after 15 minutes")
             await asyncio.sleep(0.1)
+        cpu = cpu_per_msg(cpu_before, system.cpu_seconds(), replies)
         await db.dispose()
         if {r.status for r in rows} != {"sent"}:
             raise RuntimeError(f"replies ended {sorted({r.status for r in rows})}, not all sent")
@@ -110,7 +114,7 @@ async def run(replies: int = 2000, connections: int = 8, database_url: str | Non
                 "channel": "email", "sent": len(rows), "sent_per_s": round(1000 * len(rows) / max(span_ms, 1), 1),
                 "queued_to_sent_p50_ms": round(_pct(waits, 50), 1),
                 "queued_to_sent_p99_ms": round(_pct(waits, 99), 1),
-                "seconds": round(time.perf_counter() - started, 2)}
+                "seconds": round(time.perf_counter() - started, 2), **cpu}
     finally:
         if sink is not None:
             sink.terminate()
