@@ -15,7 +15,6 @@ import time
 
 import redis.asyncio as aioredis
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Connection
 
 from connectors.registry import capacity_classes
 from core import keys
@@ -24,10 +23,9 @@ from ops.bench.harness import System
 from ops.bench.latency import percentile
 from router import policy
 from ticket_service import events
-from ticket_service.store import admin
+from ticket_service.store import admin, assign_sets
 from ticket_service.store import agents as agents_store
 from ticket_service.store import rules as rules_store
-from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database
 from ticket_service.store.tables import agents as agents_table
 from ticket_service.store.tables import customers, routing_decisions, routing_queue, tickets
@@ -35,7 +33,7 @@ from ticket_service.store.tables import customers, routing_decisions, routing_qu
 CAPACITY = 5
 CLASSES = capacity_classes()
 _CHUNK = 2000
-_SOLVE_CHUNK = 20
+_SOLVE_CHUNK = 50
 
 
 async def _seed(db: Database, tenant: int, account: int, agents: int, backlog: int, seed: int) -> None:
@@ -90,10 +88,12 @@ async def _solve_batch(db: Database, bus: aioredis.Redis, tenant: int, limit: in
             select(tickets.c.id).where(tickets.c.tenant_id == tenant, tickets.c.assigned_at.is_not(None),
                                        tickets.c.status == "new").order_by(tickets.c.assigned_at).limit(limit)
         )).scalars().all()
-    # Short transactions, as agents solving one by one would: a long one would hold SQLite's
-    # write lock and the routers would measure the wait for it.
+    # Short transactions, as agents solving a few at a time would: a long one would hold
+    # SQLite's write lock (or the agents' rows) and the routers would measure the wait for it.
+    # Each is set-based (``assign_sets.close_tickets``): the driver must outpace the routers.
     for start in range(0, len(held), _SOLVE_CHUNK):
-        freed = await db.run_write(_solve, held[start:start + _SOLVE_CHUNK], now_ms())
+        freed = await db.run_write(assign_sets.close_tickets, held[start:start + _SOLVE_CHUNK], "solved",
+                                   now_ms(), CLASSES)
         async with bus.pipeline(transaction=False) as pipe:
             for ticket_id, agent_id in freed:
                 env = events.event_envelope(events.TICKET_CLOSED, "bench", "", "", tenant_id=tenant,
@@ -101,10 +101,6 @@ async def _solve_batch(db: Database, bus: aioredis.Redis, tenant: int, limit: in
                 pipe.xadd(keys.TICKET_EVENTS, {b"e": env.pack()})
             await pipe.execute()
     return len(held)
-
-
-def _solve(conn: Connection, ticket_ids: list[int], now: int) -> list[tuple[int, int | None]]:
-    return [(ticket_id, tickets_store.close_ticket(conn, ticket_id, "solved", now, CLASSES)) for ticket_id in ticket_ids]
 
 
 async def _waiting(db: Database) -> int:
