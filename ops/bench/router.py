@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select
 from connectors.registry import capacity_classes
 from core import keys
 from core.ids import now_ms
-from ops.bench.harness import System
+from ops.bench.harness import System, cpu_per_item_us
 from ops.bench.latency import percentile
 from router import policy
 from ticket_service import events
@@ -132,13 +132,14 @@ async def run(agents: int = 1000, backlog: int = 100_000, routers: int = 2, data
         for _ in range(routers):
             system.role("router", batch_size=64, router_reconcile_ms=600_000)
         await _ready(system, bus, routers)
-        started = time.perf_counter()
+        cpu, started = system.cpu_seconds(), time.perf_counter()
         while (left := await _waiting(db)) > 0:
             if time.perf_counter() - started > limit_s:
                 raise RuntimeError(f"{left} tickets still waiting after {limit_s} s")
             await _solve_batch(db, bus, tenant, 500)
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
+        cpu = cpu_per_item_us(cpu, system.cpu_seconds(), 1)
         async with db.read() as conn:
             elapsed = (await conn.execute(select(routing_decisions.c.elapsed_us).where(
                 routing_decisions.c.outcome == "assigned"))).scalars().all()
@@ -150,6 +151,8 @@ async def run(agents: int = 1000, backlog: int = 100_000, routers: int = 2, data
             "decision_p50_ms": round(percentile([e / 1000 for e in elapsed], 50), 2),
             "decision_p99_ms": round(percentile([e / 1000 for e in elapsed], 99), 2),
             "seconds": round(seconds, 2),
+            # CPU of the router processes (all replicas) per decision: what one decision costs them.
+            "router_cpu_us_per_decision": round(cpu["router"] / max(len(elapsed), 1)),
         }
     finally:
         system.stop()
