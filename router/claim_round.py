@@ -10,7 +10,8 @@ fill one agent past its capacity.
 Per round on PostgreSQL: lock the routes' tickets, lock the agents, lock the pulls' picks
 (again only for walks that passed over picks someone else took), then write loads,
 assignees, languages, customers (lock and write), the queue (leave and join) and decisions.
-``python -m ops.bench --scenarios router`` on PostgreSQL went from 419 to … decisions/s.
+``python -m ops.bench --scenarios router`` on PostgreSQL (one router, with the set-based
+driver): 583 decisions/s, 305 µs of router CPU per decision; SQLite 2,393/s.
 """
 
 from __future__ import annotations
