@@ -1,11 +1,11 @@
 """Applying the policy in rounds: route tickets, pull from the queue for agents, requeue.
 
 A round reads once (``reads.read_round``), decides every request from that read and the
-tenant snapshots outside any transaction, then claims (``claims``). On SQLite a round's
-claims share one write transaction: a round costs two hops to the database thread and one
-turn at SQLite's write lock, whatever its size. On PostgreSQL each claim has a transaction
-of its own: claims of different tickets and agents in one transaction would take row locks
-out of the ticket-agent-customer order. The two are ``_claim_in_one`` and ``_claim_apart``.
+tenant snapshots outside any transaction, then claims in one write transaction
+(``claim_round``): a round costs a read and a write transaction of a fixed number of
+statements whatever its size, and on SQLite one turn at the write lock. The claim locks
+the round's tickets, then its agents, each set in id order, so two routers' rounds keep
+the ticket-agent-customer lock order.
 
 A tenant's agents and rules come from a snapshot kept for ``snapshot_ttl_s``
 (``snapshot.Tenant``), updated with this process's own claims and with fresher agent rows.
@@ -26,7 +26,8 @@ from core import metrics
 from core.channel import class_of
 from core.ids import now_ms
 from router import policy, snapshot
-from router.claims import Claimed, PullClaim, PullWalk, RouteClaim
+from router.claim_round import claim_round
+from router.claims import Claimed, PullWalk, RouteClaim
 from router.pool import decide
 from router.queue import waiting_requirements
 from router.reads import RouteRead, read_round
@@ -75,28 +76,6 @@ class Pull:
 
 def _key(request: Route | Pull) -> tuple:
     return (request.ticket_id,) if isinstance(request, Route) else (request.tenant_id, request.agent_id)
-
-
-def _claim_in_one(conn: Connection, walks: list[PullWalk], routes: list[RouteClaim]) -> list[Claimed]:
-    """The write transaction of a round (on SQLite): the pulls' claims, then the routes'."""
-    for walk in walks:
-        while (claim := walk.next_claim()) is not None:
-            walk.settle(claim, claim.apply(conn))
-    return [claim.apply(conn) for claim in routes]
-
-
-async def _claim_apart(db: Database, walks: list[PullWalk], routes: list[RouteClaim],
-                       shared_s: float) -> list[Claimed]:
-    """Each claim in a transaction of its own (on PostgreSQL). A decision took the round's
-    read and decisions (``shared_s``) and its transaction, not the claims before it."""
-    async def apart(claim: PullClaim | RouteClaim) -> Claimed:
-        claim.started = time.perf_counter() - shared_s
-        return await db.run_write(claim.apply)
-
-    for walk in walks:
-        while (claim := walk.next_claim()) is not None:
-            walk.settle(claim, await apart(claim))
-    return [await apart(claim) for claim in routes]
 
 
 def _requeue(conn: Connection, tenant_id: int, ticket_id: int, now: int, status: str,
@@ -202,10 +181,7 @@ class Assigner:
 
         route_claims = [claim for _, _, claim, _ in plans]
         pull_walks = [walk for _, walk in walks]
-        if self.db.is_sqlite:
-            claimed = await self.db.run_write(_claim_in_one, pull_walks, route_claims)
-        else:
-            claimed = await _claim_apart(self.db, pull_walks, route_claims, time.perf_counter() - started)
+        claimed = await self.db.run_write(claim_round, pull_walks, route_claims)
         again: list[Route | Pull] = [pull for pull, walk in walks if self._pulled(pull, walk, now)]
         for pull, walk in walks:
             if not walk.short:
@@ -270,8 +246,8 @@ class Assigner:
         if outcome.with_room is not None:
             snap.recheck(claim.cls, outcome.with_room)
         route.lost += outcome.lost
-        if outcome.kind == "recheck":
-            route.rechecked = True
+        if outcome.kind in ("recheck", "lost"):
+            route.rechecked |= outcome.kind == "recheck"
             again.append(route)
             return
         if outcome.kind == "held":

@@ -2,8 +2,8 @@
 
 A claim locks the ticket, takes the agent's capacity with a compare-and-set and sets the
 assignee (see ``ticket_service.store.tickets``); a candidate whose room went in the
-meantime is a lost race, and the next one is tried. ``apply(conn)`` runs inside a write
-transaction that the round (``router.batch``) opens.
+meantime is a lost race, and the next one is tried. The claims of a round are settled
+together, in one write transaction (``router.claim_round``); these are what each asks.
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 
-from core.ids import now_ms
-from router import policy, snapshot
-from router.pool import Agent, exclusions
+from router import policy
+from router.pool import Agent
 from router.queue import QueueHead, may_take
 from ticket_service.store import agents as agents_store
-from ticket_service.store import decisions as decisions_store
-from ticket_service.store import queue as queue_store
-from ticket_service.store import tickets as tickets_store
 
 CLASSES = agents_store.CLASSES
 
@@ -32,22 +28,14 @@ def elapsed_us(started: float) -> int:
 
 @dataclass(slots=True)
 class Claimed:
-    """What a claim came to: assigned | queued | held | recheck (a route); assigned | stale | full (a pull)."""
+    """What a claim came to: assigned | queued | held | recheck | lost (its locked candidates
+    were all full: decided again) for a route; assigned | stale | full for a pull."""
 
     kind: str
     agent_id: int | None = None
     lost: list[int] = field(default_factory=list)
     with_room: list[Row] | None = None
     since: int = 0
-
-
-def _assign(conn: Connection, tenant_id: int, ticket_id: int, customer_id: int, agent_id: int, now: int,
-            rule_id: int | None, detail: dict, started: float) -> None:
-    tickets_store.take_ticket(conn, ticket_id, agent_id, now)  # the row lock makes this succeed
-    agents_store.remember_agent(conn, customer_id, agent_id)
-    queue_store.dequeue(conn, ticket_id)
-    decisions_store.record(conn, tenant_id, ticket_id, "assigned", now, agent_id=agent_id, rule_id=rule_id,
-                           detail=detail, elapsed_us=elapsed_us(started))
 
 
 @dataclass(slots=True)
@@ -71,37 +59,9 @@ class RouteClaim:
     started: float
     replace: bool = False  # the ticket's waiting entry is not usable: the decision replaces it
 
-    def _detail(self, agent_id: int | None, tried: list[int]) -> dict:
+    def detail_with(self, agent_id: int | None, tried: list[int]) -> dict:
+        """The decision's trail with the claim: who took it, whose room went first."""
         return {**self.detail, "claim": {"agent_id": agent_id, "lost_race": self.lost + tried}}
-
-    def apply(self, conn: Connection) -> Claimed:
-        row, cls = self.row, self.cls
-        locked = tickets_store.lock_ticket(conn, row.id)
-        if locked is None or tickets_store.held(locked):
-            return Claimed("held", locked.assignee_id if locked else None)
-        if self.replace:
-            queue_store.dequeue(conn, row.id)
-        if row.language is None:
-            tickets_store.set_language(conn, row.id, self.language)
-        tried: list[int] = []
-        now = now_ms()  # the decision was made at self.now; the ticket is assigned as this commits
-        for agent_id in self.candidates:
-            if not agents_store.take_capacity(conn, agent_id, cls, now):
-                tried.append(agent_id)
-                continue
-            _assign(conn, row.tenant_id, row.id, row.customer_id, agent_id, now,
-                    self.detail["requirements"]["rule_id"], self._detail(agent_id, tried), self.started)
-            return Claimed("assigned", agent_id, tried)
-        with_room = None
-        if self.recheck is not None:
-            with_room = agents_store.online_agents_with_room(conn, row.tenant_id, cls)
-            if any(not exclusions(snapshot.agent(r), cls, self.recheck) for r in with_room):
-                return Claimed("recheck", None, tried, with_room)
-        if self.queue is not None:
-            queue_store.enqueue(conn, **self.queue)
-            decisions_store.record(conn, row.tenant_id, row.id, "queued", now, rule_id=self.queue["rule_id"],
-                                   detail=self._detail(None, tried), elapsed_us=elapsed_us(self.started))
-        return Claimed("queued", None, tried, with_room)
 
 
 @dataclass(slots=True)
@@ -114,19 +74,6 @@ class PullClaim:
     now: int
     detail: dict
     started: float
-
-    def apply(self, conn: Connection) -> Claimed:
-        entry = self.entry
-        locked = tickets_store.lock_ticket(conn, entry.ticket_id)
-        if locked is None or tickets_store.held(locked):
-            queue_store.dequeue(conn, entry.ticket_id)
-            return Claimed("stale")
-        now = now_ms()  # as this commits, not when the walk was planned
-        if not agents_store.take_capacity(conn, self.agent_id, entry.channel_class, now):
-            return Claimed("full")
-        _assign(conn, entry.tenant_id, entry.ticket_id, locked.customer_id, self.agent_id, now, entry.rule_id,
-                self.detail, self.started)
-        return Claimed("assigned", self.agent_id, since=locked.created_at)
 
 
 class PullWalk:

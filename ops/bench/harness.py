@@ -108,7 +108,9 @@ class System:
         # Warnings and crashes go to <dir>/<role>-<n>.log, for when a run fails.
         log = self.dir / f"{name}-{sum(p.args[-1] == name for p in self.procs)}.log"
         with log.open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "ops.cli", name], env=self.env(**settings),
+            # BENCH_PROFILE=1: each role runs under cProfile, written to /tmp/prof_<role>_<n>.out on exit.
+            prof = ["-m", "cProfile", "-o", f"/tmp/prof_{name}_{len(self.procs)}.out"] if os.environ.get("BENCH_PROFILE") else []
+            proc = subprocess.Popen([sys.executable, *prof, "-m", "ops.cli", name], env=self.env(**settings),
                                     stdout=subprocess.DEVNULL, stderr=out)
         self.procs.append(proc)
         self.logs[proc.pid] = log

@@ -1,0 +1,201 @@
+"""Set-based assignment: a round of claims (or a batch of closes) in a fixed number of statements.
+
+One claim on its own costs half a dozen statements (lock the ticket, take the agent's
+capacity, set the assignee, remember the customer's agent, leave the queue, record the
+decision); on PostgreSQL each is a round trip. These functions take every row of a kind in
+one statement whatever the count: lists go as one array parameter (PostgreSQL ``= ANY`` /
+``unnest``, SQLite ``json_each``, or ``executemany`` on SQLite's in-process driver), so each
+statement text is prepared once.
+
+Lock order stays ticket rows, then agent rows, then customer rows (see ``tickets``); within
+each kind rows are locked in id order (``ORDER BY id FOR UPDATE``: PostgreSQL locks rows as
+they leave the sort), so two routers taking overlapping sets wait for each other instead of
+deadlocking. Tickets a pull may pass over are locked with ``SKIP LOCKED``: another router
+taking one at that moment is passed over instead of waited for, and never waits itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Integer, Table, any_, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, Row
+
+from core.channel import class_of
+from ticket_service.store.agents import AGENT_COLS, CLASSES
+from ticket_service.store.inbound_sets import insert_rows
+from ticket_service.store.tables import agents, customers, routing_decisions, routing_queue, tickets
+
+CLOSED = ("solved", "closed")
+_QUEUE_COLUMNS = ("tenant_id", "ticket_id", "channel_class", "vip_tier", "rank", "queued_at", "rule_id",
+                  "requirements", "stage", "next_stage_at")
+
+
+def _member(column, dialect: str):
+    """``column`` is one of the list bound as ``ids``: one parameter whatever its length."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(Integer)))
+    return column.in_(select(func.json_each(bindparam("ids")).table_valued("value").c.value))
+
+
+def _ids(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
+    ids = sorted(set(ids))
+    return {"ids": json.dumps(ids) if conn.dialect.name == "sqlite" else ids}
+
+
+_TICKET_STATE = (tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.tags,
+                 tickets.c.customer_id, tickets.c.created_at, tickets.c.channel)
+
+
+def _locking(cols, table: Table, skip_locked: bool = False):
+    return {d: select(*cols).where(_member(table.c.id, d)).order_by(table.c.id)
+            .with_for_update(skip_locked=skip_locked) for d in ("postgresql", "sqlite")}
+
+
+_LOCK_TICKETS = _locking(_TICKET_STATE, tickets)
+_LOCK_FREE_TICKETS = _locking(_TICKET_STATE, tickets, skip_locked=True)
+_LOCK_AGENTS = _locking(AGENT_COLS, agents)
+_LOCK_CUSTOMERS = _locking((customers.c.id,), customers)
+_DEQUEUE = {d: routing_queue.delete().where(_member(routing_queue.c.ticket_id, d)) for d in ("postgresql", "sqlite")}
+
+
+def _by_id(conn: Connection, stmts: Mapping[str, Any], ids: Iterable[int]) -> dict[int, Row]:
+    params = _ids(conn, ids)
+    if params["ids"] in ([], "[]"):
+        return {}
+    return {row.id: row for row in conn.execute(stmts[conn.dialect.name], params)}
+
+
+def lock_tickets(conn: Connection, ticket_ids: Iterable[int], skip_locked: bool = False) -> dict[int, Row]:
+    """The tickets' assignment state by id, row-locked in id order; with ``skip_locked`` the
+    ones another transaction holds are left out (PostgreSQL; SQLite's writer is alone)."""
+    return _by_id(conn, _LOCK_FREE_TICKETS if skip_locked else _LOCK_TICKETS, ticket_ids)
+
+
+def lock_agents(conn: Connection, agent_ids: Iterable[int]) -> dict[int, Row]:
+    """Rows of ``agents.AGENT_COLS`` by id, locked in id order until commit."""
+    return _by_id(conn, _LOCK_AGENTS, agent_ids)
+
+
+_UPDATES: dict[tuple, Any] = {}
+
+
+def _update_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
+    """Per row (``id`` and ``columns``) set the columns: PostgreSQL ``UPDATE … FROM unnest(…)``,
+    SQLite one statement run over the rows. Rows in id order."""
+    if not rows:
+        return
+    rows = sorted(rows, key=lambda r: r["id"])
+    dialect = conn.dialect.name
+    key = (dialect, table.name, columns)
+    stmt = _UPDATES.get(key)
+    if stmt is None:
+        if dialect == "postgresql":
+            names = ("id", *columns)
+            v = func.unnest(*[bindparam(f"v_{c}", type_=ARRAY(table.c[c].type)) for c in names]).table_valued(
+                *names).render_derived(name="v")
+            stmt = update(table).where(table.c.id == v.c.id).values({table.c[c]: v.c[c] for c in columns})
+        else:
+            stmt = update(table).where(table.c.id == bindparam("v_id")).values(
+                {table.c[c]: bindparam(f"v_{c}") for c in columns})
+        stmt = _UPDATES[key] = stmt
+    if dialect == "postgresql":
+        conn.execute(stmt, {f"v_{c}": [r[c] for r in rows] for c in ("id", *columns)})
+    else:
+        conn.execute(stmt, [{f"v_{c}": r[c] for c in ("id", *columns)} for r in rows])
+
+
+_LOAD_COLUMNS = (*(f"load_{c}" for c in CLASSES), "last_assigned_at")
+
+
+def set_agent_loads(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Agents locked by ``lock_agents``: each one's new loads and ``last_assigned_at``."""
+    _update_rows(conn, agents, _LOAD_COLUMNS, rows)
+
+
+def assign_tickets(conn: Connection, assigned: Mapping[int, int], now: int) -> None:
+    """Ticket id -> agent id, for tickets locked and found free (``lock_tickets``)."""
+    _update_rows(conn, tickets, ("assignee_id", "assigned_at", "updated_at"),
+                 [{"id": t, "assignee_id": a, "assigned_at": now, "updated_at": now} for t, a in assigned.items()])
+
+
+def set_languages(conn: Connection, languages: Mapping[int, str]) -> None:
+    _update_rows(conn, tickets, ("language",), [{"id": t, "language": lang} for t, lang in languages.items()])
+
+
+def remember_agents(conn: Connection, last_agents: Mapping[int, int]) -> None:
+    """Customer id -> the agent its next ticket prefers (sticky); rows locked in id order first."""
+    if last_agents:
+        lock_customers = _LOCK_CUSTOMERS[conn.dialect.name]
+        conn.execute(lock_customers, _ids(conn, last_agents)).all()
+        _update_rows(conn, customers, ("last_agent_id",),
+                     [{"id": c, "last_agent_id": a} for c, a in last_agents.items()])
+
+
+def dequeue(conn: Connection, ticket_ids: Iterable[int]) -> None:
+    params = _ids(conn, ticket_ids)
+    if params["ids"] not in ([], "[]"):
+        conn.execute(_DEQUEUE[conn.dialect.name], params)
+
+
+def record_decisions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """``routing_decisions`` rows, each with every column of ``decisions.record``."""
+    insert_rows(conn, routing_decisions, [{**r, "elapsed_us": min(r["elapsed_us"], 2**31 - 1)} for r in rows])
+
+
+_ENQUEUE: dict[str, Any] = {}
+
+
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Waiting entries (every column of ``_QUEUE_COLUMNS``); a ticket already waiting keeps its entry."""
+    if not rows:
+        return
+    rows = [{c: r[c] for c in _QUEUE_COLUMNS} for r in rows]
+    if conn.dialect.name == "sqlite":
+        conn.execute(sqlite.insert(routing_queue).on_conflict_do_nothing(index_elements=["ticket_id"]), rows)
+        return
+    stmt = _ENQUEUE.get("postgresql")
+    if stmt is None:
+        types = {c: routing_queue.c[c].type for c in _QUEUE_COLUMNS}
+        arrays = [bindparam(c, type_=ARRAY(postgresql.TEXT if c == "requirements" else types[c]))
+                  for c in _QUEUE_COLUMNS]
+        v = func.unnest(*arrays).table_valued(*_QUEUE_COLUMNS, with_ordinality="ord").render_derived()
+        values = [func.cast(v.c[c], postgresql.JSONB).cast(types[c]) if c == "requirements" else v.c[c]
+                  for c in _QUEUE_COLUMNS]
+        stmt = _ENQUEUE["postgresql"] = postgresql.insert(routing_queue).from_select(
+            list(_QUEUE_COLUMNS), select(*values).order_by(v.c.ord)).on_conflict_do_nothing(
+            index_elements=["ticket_id"])
+    conn.execute(stmt, {c: [json.dumps(r[c]) if c == "requirements" else r[c] for r in rows]
+                        for c in _QUEUE_COLUMNS})
+
+
+# --- closing, as agents finishing work do it ----------------------------------------------
+
+_CLOSE_SET = {d: update(tickets).where(_member(tickets.c.id, d)).values(
+    updated_at=bindparam("v_now"), assigned_at=None, status=bindparam("v_status"),
+    status_at=case((tickets.c.status == bindparam("v_status"), tickets.c.status_at), else_=bindparam("v_now")),
+    closed_at=case((tickets.c.status.in_(CLOSED), tickets.c.closed_at), else_=bindparam("v_now")))
+    for d in ("postgresql", "sqlite")}
+
+
+def close_tickets(conn: Connection, ticket_ids: Iterable[int], status: str, now: int,
+                  classes: Mapping[str, str]) -> list[tuple[int, int | None]]:
+    """``tickets.close_ticket`` for many tickets in four statements: (ticket, agent freed or None)
+    per ticket that exists, in id order."""
+    held = lock_tickets(conn, ticket_ids)
+    if not held:
+        return []
+    conn.execute(_CLOSE_SET[conn.dialect.name], {**_ids(conn, held), "v_now": now, "v_status": status})
+    freed = {t: row.assignee_id for t, row in held.items() if row.assignee_id is not None
+             and row.assigned_at is not None and row.status not in CLOSED}
+    counts = Counter((row.assignee_id, class_of(classes, row.channel)) for t, row in held.items() if t in freed)
+    locked = lock_agents(conn, {agent for agent, _ in counts})
+    set_agent_loads(conn, [{"id": a, "last_assigned_at": row.last_assigned_at,
+                            **{f"load_{c}": max(getattr(row, f"load_{c}") - counts.get((a, c), 0), 0)
+                               for c in CLASSES}} for a, row in locked.items()])
+    return [(t, freed.get(t)) for t in held]
