@@ -65,12 +65,15 @@ class Envelope:
             payload, meta, received_at = m["payload"], m["meta"], m["received_at"]
         except KeyError as exc:
             raise EnvelopeError(f"envelope lacks {exc.args[0]!r}") from None
-        if not all(isinstance(v, str) for v in strs.values()):
-            raise EnvelopeError("envelope text field is not a string")
+        # Plain loops, not all() over generators: every entry of every stream comes through here.
+        for v in strs.values():
+            if not isinstance(v, str):
+                raise EnvelopeError("envelope text field is not a string")
         if not isinstance(payload, bytes) or not isinstance(received_at, int):
             raise EnvelopeError("envelope payload or received_at has the wrong type")
-        if not isinstance(meta, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
-        ):
+        if not isinstance(meta, dict):
             raise EnvelopeError("envelope meta is not a str->str map")
+        for k, v in meta.items():
+            if not (isinstance(k, str) and isinstance(v, str)):
+                raise EnvelopeError("envelope meta is not a str->str map")
         return cls(payload=payload, meta=meta, received_at=received_at, **strs)

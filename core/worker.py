@@ -32,10 +32,25 @@ log = structlog.get_logger()
 _OUTAGE_MARK = b"outage: "
 
 
-def bound(env: Envelope):
-    """Log lines inside carry the envelope's trace, tenant, channel and id."""
-    return structlog.contextvars.bound_contextvars(
-        trace_id=env.trace_id, tenant=env.tenant, channel=env.channel, envelope_id=env.id)
+class bound:  # noqa: N801 - used as a function: ``with bound(env):``
+    """Log lines inside carry the envelope's trace, tenant, channel and id.
+
+    Entered for every envelope a stage handles, so it sets the four variables and resets
+    them from their tokens on the way out (about a third of the cost of structlog's
+    ``bound_contextvars``, which reads the whole context to restore it)."""
+
+    __slots__ = ("env", "tokens")
+
+    def __init__(self, env: Envelope) -> None:
+        self.env = env
+
+    def __enter__(self) -> None:
+        env = self.env
+        self.tokens = structlog.contextvars.bind_contextvars(
+            trace_id=env.trace_id, tenant=env.tenant, channel=env.channel, envelope_id=env.id)
+
+    def __exit__(self, *_exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self.tokens)
 
 
 def consumer_name(role: str) -> str:
@@ -251,8 +266,9 @@ class Worker:
             finally:
                 self.counters["inflight"] -= len(ready)
                 share = (time.perf_counter() - started) / len(ready)
+                handle_seconds = metrics.HANDLE_SECONDS.labels(self.role)
                 for _ in ready:
-                    metrics.HANDLE_SECONDS.labels(self.role).observe(share)
+                    handle_seconds.observe(share)
             for (entry_id, raw, env, deliveries), error in zip(ready, results, strict=True):
                 result = await self._settle(stream, entry_id, raw, env, deliveries, error)
                 if result.acked:

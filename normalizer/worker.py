@@ -84,20 +84,21 @@ class Normalizer(Worker):
         published = []
         for n, outcomes in stored.items():
             env, tenant_id = envelopes[n], jobs[n].account.tenant_id
-            with bound(env):
-                for outcome in outcomes:
-                    log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
-                             rule=outcome.rule, auto=outcome.auto or None)
-                    self._count_auto(env.channel, outcome)
-                    if outcome.kind in _STORED:
-                        metrics.INGRESS_TO_TICKET.observe(max(now_ms() - env.received_at, 0) / 1000)
-                    if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
-                        published.append((keys.TICKET_EVENTS, self._event(env, tenant_id, outcome)))
-                    if outcome.reopened_from:
-                        published.append((keys.TICKET_EVENTS, events.event_envelope(
-                            events.TICKET_STATUS_CHANGED, env.tenant, env.account, env.trace_id,
-                            tenant_id=tenant_id, ticket_id=outcome.ticket_id, message_id=outcome.message_id,
-                            **{"from": outcome.reopened_from, "to": "open"})))
+            for outcome in outcomes:
+                # The envelope's fields as ``bound`` gives them, without binding per message.
+                log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
+                         rule=outcome.rule, auto=outcome.auto or None, trace_id=env.trace_id, tenant=env.tenant,
+                         channel=env.channel, envelope_id=env.id)
+                self._count_auto(env.channel, outcome)
+                if outcome.kind in _STORED:
+                    metrics.INGRESS_TO_TICKET.observe(max(now_ms() - env.received_at, 0) / 1000)
+                if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
+                    published.append((keys.TICKET_EVENTS, self._event(env, tenant_id, outcome)))
+                if outcome.reopened_from:
+                    published.append((keys.TICKET_EVENTS, events.event_envelope(
+                        events.TICKET_STATUS_CHANGED, env.tenant, env.account, env.trace_id,
+                        tenant_id=tenant_id, ticket_id=outcome.ticket_id, message_id=outcome.message_id,
+                        **{"from": outcome.reopened_from, "to": "open"})))
         if published:
             try:
                 await self.bus.publish_many(published)

@@ -176,3 +176,18 @@ async def test_a_row_the_database_rejects_fails_alone_and_the_rest_of_its_batch_
     assert b"poison row" in dead[b"error"]
     assert Envelope.unpack(dead[b"e"]).payload.count(b"Subject: poison") == 1
     assert worker.counters["ok"] == 9 and worker.counters["dead"] == 1
+
+
+async def test_each_stored_message_is_logged_with_its_envelope(system):
+    from structlog.testing import capture_logs
+
+    env = await system.publish(make_mail(subject="订单 7 的发票")[0])
+    with capture_logs() as logs:
+        await system.drain()
+    [ticket] = await system.tickets()
+    [message] = await system.messages()
+    [line] = [entry for entry in logs if entry["event"].startswith("message.")]
+    assert line["event"] == "message.created"
+    assert (line["ticket_id"], line["message_id"], line["rule"]) == (ticket.id, message.id, "")
+    assert (line["trace_id"], line["tenant"], line["channel"], line["envelope_id"]) == (
+        env.trace_id, env.tenant, "email", env.id)

@@ -93,3 +93,27 @@ def test_stdlib_info_chatter_stays_below_the_threshold(capsys):
     configure("info", "json")
     logging.getLogger("mail.log").info("Peer: %r", ("10.0.0.9", 4242))
     assert capsys.readouterr().err == ""
+
+
+def test_bound_sets_the_envelope_fields_and_restores_the_outer_context(capsys):
+    from core.envelope import Envelope
+    from core.worker import bound
+
+    configure("info", "json")
+    env = Envelope(tenant="acme", channel="wechat", account="7", payload=b"<xml/>", trace_id="T9")
+    log = structlog.get_logger()
+    with structlog.contextvars.bound_contextvars(trace_id="OUTER", tenant="outer"):
+        with bound(env):
+            log.info("message.appended")
+        log.info("worker.batch")
+        with pytest.raises(RuntimeError), bound(env):
+            raise RuntimeError("parse failed")
+        log.info("worker.after_failure")
+    log.info("worker.idle")
+    inner, outer, after_failure, idle = (json.loads(x) for x in capsys.readouterr().err.strip().splitlines()[-4:])
+    assert (inner["trace_id"], inner["tenant"], inner["channel"], inner["envelope_id"]) == ("T9", "acme", "wechat", env.id)
+    assert (outer["trace_id"], outer["tenant"]) == ("OUTER", "outer")
+    assert "channel" not in outer and "envelope_id" not in outer
+    assert (after_failure["trace_id"], after_failure["tenant"]) == ("OUTER", "outer")
+    assert "envelope_id" not in after_failure
+    assert "trace_id" not in idle and "tenant" not in idle
