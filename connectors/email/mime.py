@@ -10,7 +10,7 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from hashlib import sha256
 
-from connectors.email import headers, line_ends, tnef
+from connectors.email import feedparser_paths, headers, tnef
 from connectors.email.autoreply import classify
 from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
 from connectors.email.charsets import decode_header_value, unescape_8bit
@@ -38,7 +38,7 @@ _HEADER_MSGID = re.compile(r"^\s*Message-ID:\s*<([^<>\s]{1,998})>", re.I | re.M)
 _TICKET = re.compile(r"\[(?:ticket\s*)?#\s*([0-9]{1,12})\]", re.I)
 _PLAIN_CHARSETS = frozenset({"us-ascii", "ascii", "utf-8", "utf8"})
 _WORD_CHARSET = re.compile(rb"=\?([A-Za-z0-9_.:-]{1,40})(?:\*[A-Za-z-]{1,20})?\?[BbQq]\?")
-line_ends.install()
+feedparser_paths.install()
 
 
 class UnparseableMail(PermanentError):

@@ -8,7 +8,7 @@ from email.policy import compat32
 import pytest
 
 import connectors.email.mime  # noqa: F401 (installs the quick search)
-from connectors.email.line_ends import LineEndAtEnd
+from connectors.email.feedparser_paths import Boundary, LineEndAtEnd
 
 STOCK = re.compile(r"(\r\n|\r|\n)\Z")
 
@@ -32,3 +32,25 @@ def test_the_parser_uses_it_and_trims_the_line_end_a_boundary_owns():
     # RFC 2046 §5.1.1: the CRLF before a boundary is the boundary's; the part's own stays.
     assert first.get_payload() == "first\r\n"
     assert second.get_payload() == "A" * 20_000
+
+
+@pytest.mark.parametrize("separator", ["--b", "--===============4398517367419370213==", "--a.b+c(d)?*[e]$^|\\f",
+                                       "--Apple-Mail=_1D2E", "--\u7edf\u4e00"])
+@pytest.mark.parametrize("tail", ["", "--", "\r\n", "\n", "\r", "--\r\n", "  \t\r\n", "-- \n", "x\r\n", "-\r\n",
+                                  "--\r\nmore", " x"])
+def test_boundary_matches_as_the_stdlib_pattern(separator, tail):
+    stock = re.compile("(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    quick = feedparser.re.compile(stock.pattern)
+    assert isinstance(quick, Boundary)
+    for line in (separator + tail, "x" + separator + tail, separator[:-1] + tail):
+        want, got = stock.match(line), quick.match(line)
+        assert (got is None) == (want is None)
+        if want:
+            assert [got.group(g) for g in ("end", "ws", "linesep")] == [want.group(g) for g in ("end", "ws", "linesep")]
+            assert got.end() == want.end()
+
+
+def test_other_patterns_compile_as_ever():
+    pattern = feedparser.re.compile(r"(?P<sep>a)b")
+    assert isinstance(pattern, re.Pattern) and pattern.match("ab")
+    assert feedparser.re.escape("a.b") == re.escape("a.b")
