@@ -289,8 +289,8 @@ def _line(value: str) -> str:
 
 def _header_block(raw: bytes) -> bytes:
     """Everything before the first blank line (RFC 5322 §2.1)."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    return raw[: min(ends)] if ends else raw
+    end = headers.first_blank_line(raw)
+    return raw[:end] if end >= 0 else raw
 
 
 def _header_fields(msg: Message, meta: dict[str, str], own: str, irt: list[str],
