@@ -24,10 +24,15 @@ class BlobStore:
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key
 
+    @staticmethod
+    def key_of(data: bytes) -> str:
+        """The key ``put`` stores ``data`` under, without storing it."""
+        digest = hashlib.sha256(data).hexdigest()
+        return f"sha256/{digest[:2]}/{digest}"
+
     def put_unsafe_blocking(self, data: bytes) -> str:
         """Store bytes and return their key; blocks on disk I/O (call via ``put``)."""
-        digest = hashlib.sha256(data).hexdigest()
-        key = f"sha256/{digest[:2]}/{digest}"
+        key = self.key_of(data)
         path = self._path(key)
         if path.exists():
             # A new reference to old bytes: the orphan grace period counts from the last put.
@@ -42,6 +47,14 @@ class BlobStore:
 
     async def put(self, data: bytes) -> str:
         return await asyncio.to_thread(self.put_unsafe_blocking, data)
+
+    async def put_many(self, blobs: list[bytes]) -> list[str]:
+        """``put`` each, in one trip to a worker thread: handing bytes to a thread and back
+        costs more CPU than writing a mail attachment to the page cache (py-spy of the
+        normalizer over the bench's mail mix: a third of its time went to the hand-overs)."""
+        if not blobs:
+            return []
+        return await asyncio.to_thread(lambda: [self.put_unsafe_blocking(data) for data in blobs])
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)

@@ -78,6 +78,7 @@ class Normalizer(Worker):
         """
         batch = Batch(len(envelopes), self.is_outage, self.role)
         jobs = await batch.run(dict(enumerate(envelopes)), single=self._job)
+        jobs = await self._store_files(batch, jobs)
         windows = self.windows
         stored = await batch.run(jobs, single=lambda job: ingest(self.db, job, windows),
                                  whole=lambda each: self.db.run_write(store_jobs, each, windows))
@@ -118,14 +119,27 @@ class Normalizer(Worker):
         if channel is None:
             raise PermanentError(f"no parser for channel {envelope.channel!r}")
         with bound(envelope):
-            messages = [(inbound, await self._attachments(inbound)) for inbound in channel.parse(envelope)]
+            messages = [(inbound, self._attachments(inbound)) for inbound in channel.parse(envelope)]
             return Job(account, envelope, messages, channel)
 
-    async def _attachments(self, inbound: Inbound) -> list[dict]:
+    async def _store_files(self, batch: Batch, jobs: dict[int, Job]) -> dict[int, Job]:
+        """The batch's attachments into the blob store, before any row names them.
+
+        Content-addressed: a retry writes nothing new; uploads are in the store already.
+        """
+        files = [a.data for job in jobs.values() for inbound, _ in job.messages
+                 for a in inbound.attachments if not a.blob_key]
+        try:
+            await self.blobs.put_many(files)
+        except Exception as exc:
+            batch.fail(jobs, exc)
+            return {}
+        return jobs
+
+    def _attachments(self, inbound: Inbound) -> list[dict]:
         rows = []
         for a in inbound.attachments:
-            # Content-addressed: a retry writes nothing new; uploads are in the store already.
-            key = a.blob_key or await self.blobs.put(a.data)
+            key = a.blob_key or self.blobs.key_of(a.data)
             rows.append(dict(
                 filename=a.filename[:255], content_type=a.content_type[:255], size=a.size,
                 sha256=key.rsplit("/", 1)[1], blob_key=key, content_id=a.content_id, inline=a.inline,

@@ -34,6 +34,11 @@ _SPACES = re.compile(r"[ \t\r\n\f]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _DROP_CONTENT = {"script", "style", "title"}
 _URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # RFC 2392: <img src="cid:..."> inline parts
+# Built once: nh3.clean builds its sanitizer from the options on every call, which cost
+# more than cleaning a short mail's HTML.
+_SHOWN = nh3.Cleaner(clean_content_tags=_DROP_CONTENT, url_schemes=_URL_SCHEMES)
+_READABLE = nh3.Cleaner(tags=_BLOCK_TAGS | _CELL_TAGS, clean_content_tags=_DROP_CONTENT, attributes={},
+                        link_rel=None)
 
 
 @dataclass
@@ -64,8 +69,7 @@ def body(msg: Message, hints: Sequence[str], policy: Policy) -> tuple[str, str, 
     html = ""
     if any(u.html is not None for u in units):
         html = "\n".join(u.html if u.html is not None else text_to_html(u.text) for u in units)
-    clean = nh3.clean(html, clean_content_tags=_DROP_CONTENT, url_schemes=_URL_SCHEMES)
-    return text, clean.strip(), walk.attachments
+    return text, _SHOWN.clean(html).strip() if html else "", walk.attachments
 
 
 def _units(part: Message, depth: int, walk: _Walk) -> list[_Unit]:
@@ -152,8 +156,7 @@ def text_to_html(text: str) -> str:
 
 def html_to_text(html: str) -> str:
     """Readable text from HTML: block tags become line breaks, table cells spaces."""
-    bare = nh3.clean(html, tags=_BLOCK_TAGS | _CELL_TAGS, clean_content_tags=_DROP_CONTENT,
-                     attributes={}, link_rel=None)
+    bare = _READABLE.clean(html)
     flat = _CELL_TAG.sub(" ", _SPACES.sub(" ", bare))
     text = unescape(_BLOCK_TAG.sub("\n", flat)).replace("\xa0", " ")
     lines = "\n".join(" ".join(line.split()) for line in text.split("\n"))

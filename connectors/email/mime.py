@@ -10,7 +10,7 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from hashlib import sha256
 
-from connectors.email import headers, tnef
+from connectors.email import feedparser_paths, headers, tnef
 from connectors.email.autoreply import classify
 from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
 from connectors.email.charsets import decode_header_value, unescape_8bit
@@ -38,6 +38,7 @@ _HEADER_MSGID = re.compile(r"^\s*Message-ID:\s*<([^<>\s]{1,998})>", re.I | re.M)
 _TICKET = re.compile(r"\[(?:ticket\s*)?#\s*([0-9]{1,12})\]", re.I)
 _PLAIN_CHARSETS = frozenset({"us-ascii", "ascii", "utf-8", "utf8"})
 _WORD_CHARSET = re.compile(rb"=\?([A-Za-z0-9_.:-]{1,40})(?:\*[A-Za-z-]{1,20})?\?[BbQq]\?")
+feedparser_paths.install()
 
 
 class UnparseableMail(PermanentError):
@@ -288,8 +289,8 @@ def _line(value: str) -> str:
 
 def _header_block(raw: bytes) -> bytes:
     """Everything before the first blank line (RFC 5322 §2.1)."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    return raw[: min(ends)] if ends else raw
+    end = headers.first_blank_line(raw)
+    return raw[:end] if end >= 0 else raw
 
 
 def _header_fields(msg: Message, meta: dict[str, str], own: str, irt: list[str],
