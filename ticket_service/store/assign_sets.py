@@ -32,20 +32,26 @@ from ticket_service.store.inbound_sets import insert_rows
 from ticket_service.store.tables import agents, customers, routing_decisions, routing_queue, tickets
 
 CLOSED = ("solved", "closed")
+_INT64 = (-(2**63), 2**63 - 1)
 _QUEUE_COLUMNS = ("tenant_id", "ticket_id", "channel_class", "vip_tier", "rank", "queued_at", "rule_id",
                   "requirements", "stage", "next_stage_at")
 
 
-def _member(column, dialect: str):
+def member(column, dialect: str):
     """``column`` is one of the list bound as ``ids``: one parameter whatever its length."""
     if dialect == "postgresql":
         return column == any_(bindparam("ids", type_=ARRAY(Integer)))
     return column.in_(select(func.json_each(bindparam("ids")).table_valued("value").c.value))
 
 
-def _ids(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
+def id_params(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
     ids = sorted(set(ids))
-    return {"ids": json.dumps(ids) if conn.dialect.name == "sqlite" else ids}
+    if conn.dialect.name != "sqlite":
+        return {"ids": ids}
+    if ids and (ids[0] < _INT64[0] or ids[-1] > _INT64[1]):
+        # As the driver refuses such a parameter: JSON would carry it, as a float no id equals.
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+    return {"ids": json.dumps(ids)}
 
 
 _TICKET_STATE = (tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.tags,
@@ -53,7 +59,7 @@ _TICKET_STATE = (tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.
 
 
 def _locking(cols, table: Table, skip_locked: bool = False):
-    return {d: select(*cols).where(_member(table.c.id, d)).order_by(table.c.id)
+    return {d: select(*cols).where(member(table.c.id, d)).order_by(table.c.id)
             .with_for_update(skip_locked=skip_locked) for d in ("postgresql", "sqlite")}
 
 
@@ -61,11 +67,11 @@ _LOCK_TICKETS = _locking(_TICKET_STATE, tickets)
 _LOCK_FREE_TICKETS = _locking(_TICKET_STATE, tickets, skip_locked=True)
 _LOCK_AGENTS = _locking(AGENT_COLS, agents)
 _LOCK_CUSTOMERS = _locking((customers.c.id,), customers)
-_DEQUEUE = {d: routing_queue.delete().where(_member(routing_queue.c.ticket_id, d)) for d in ("postgresql", "sqlite")}
+_DEQUEUE = {d: routing_queue.delete().where(member(routing_queue.c.ticket_id, d)) for d in ("postgresql", "sqlite")}
 
 
 def _by_id(conn: Connection, stmts: Mapping[str, Any], ids: Iterable[int]) -> dict[int, Row]:
-    params = _ids(conn, ids)
+    params = id_params(conn, ids)
     if params["ids"] in ([], "[]"):
         return {}
     return {row.id: row for row in conn.execute(stmts[conn.dialect.name], params)}
@@ -132,13 +138,13 @@ def remember_agents(conn: Connection, last_agents: Mapping[int, int]) -> None:
     """Customer id -> the agent its next ticket prefers (sticky); rows locked in id order first."""
     if last_agents:
         lock_customers = _LOCK_CUSTOMERS[conn.dialect.name]
-        conn.execute(lock_customers, _ids(conn, last_agents)).all()
+        conn.execute(lock_customers, id_params(conn, last_agents)).all()
         _update_rows(conn, customers, ("last_agent_id",),
                      [{"id": c, "last_agent_id": a} for c, a in last_agents.items()])
 
 
 def dequeue(conn: Connection, ticket_ids: Iterable[int]) -> None:
-    params = _ids(conn, ticket_ids)
+    params = id_params(conn, ticket_ids)
     if params["ids"] not in ([], "[]"):
         conn.execute(_DEQUEUE[conn.dialect.name], params)
 
@@ -176,7 +182,7 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 # --- closing, as agents finishing work do it ----------------------------------------------
 
-_CLOSE_SET = {d: update(tickets).where(_member(tickets.c.id, d)).values(
+_CLOSE_SET = {d: update(tickets).where(member(tickets.c.id, d)).values(
     updated_at=bindparam("v_now"), assigned_at=None, status=bindparam("v_status"),
     status_at=case((tickets.c.status == bindparam("v_status"), tickets.c.status_at), else_=bindparam("v_now")),
     closed_at=case((tickets.c.status.in_(CLOSED), tickets.c.closed_at), else_=bindparam("v_now")))
@@ -190,7 +196,7 @@ def close_tickets(conn: Connection, ticket_ids: Iterable[int], status: str, now:
     held = lock_tickets(conn, ticket_ids)
     if not held:
         return []
-    conn.execute(_CLOSE_SET[conn.dialect.name], {**_ids(conn, held), "v_now": now, "v_status": status})
+    conn.execute(_CLOSE_SET[conn.dialect.name], {**id_params(conn, held), "v_now": now, "v_status": status})
     freed = {t: row.assignee_id for t, row in held.items() if row.assignee_id is not None
              and row.assigned_at is not None and row.status not in CLOSED}
     counts = Counter((row.assignee_id, class_of(classes, row.channel)) for t, row in held.items() if t in freed)
