@@ -47,8 +47,9 @@ class QueueHead:
 
     def prefetch(self, conn: Connection, free: dict[tuple[int, str], int], scan: int) -> None:
         """Read every (tenant, class) page of the round at once (``route_sets.queue_pages``),
-        deep enough when the pulls take from the head; ``free``: the pulls' free room per key."""
-        limits = {key: min(_FIRST_LOOK + n * 3 // 2, scan + n) for key, n in free.items() if key not in self.pages}
+        deep enough when the pulls take from the head, with room for picks another router's
+        round holds (passed over); ``free``: the pulls' free room per (tenant, class)."""
+        limits = {key: min(_FIRST_LOOK + n * 2, scan + n) for key, n in free.items() if key not in self.pages}
         for key, rows in route_sets.queue_pages(conn, limits).items():
             self.pages[key], self._depth[key] = rows, limits[key]
 
