@@ -12,9 +12,9 @@ Per round on PostgreSQL: lock the routes' tickets, lock the agents, lock the pul
 over picks someone else took), write the loads with the assignees (one statement), the
 languages, the decisions with the queue entries that leave (one), the entries that join,
 and last the customers (locked and written in one).
-``python -m ops.bench --scenarios router`` on PostgreSQL (one router, with the set-based
-driver, the read in the claim's transaction): 1,825 decisions/s, p99 25 ms, 213 µs of router
-CPU per decision, on a machine whose baseline limit was 11,975/s.
+``python -m ops.bench --scenarios router`` on PostgreSQL (one router, the read in the claim's
+transaction, a shared 2-core machine): 1,300-2,700 decisions/s, p99 16-49 ms, about 47
+decisions a round and 10 statements a round, 194-277 µs of router CPU per decision.
 """
 
 from __future__ import annotations
