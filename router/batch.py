@@ -1,11 +1,12 @@
 """Applying the policy in rounds: route tickets, pull from the queue for agents, requeue.
 
-A round reads once (``reads.read_round``), decides every request from that read and the
-tenant snapshots outside any transaction, then claims in one write transaction
-(``claim_round``): a round costs a read and a write transaction of a fixed number of
-statements whatever its size, and on SQLite one turn at the write lock. The claim locks
-the round's tickets, then its agents, each set in id order, so two routers' rounds keep
-the ticket-agent-customer lock order.
+A round reads (``reads.read_round``: a fixed number of statements whatever its size), decides
+every request from that read and the tenant snapshots, then claims (``claim_round``). On
+PostgreSQL the read, the decisions and the claims are one write transaction: a round costs
+one BEGIN/COMMIT and a fixed number of round trips. On SQLite the read is a transaction of
+its own and the decisions are made outside any, so the one write lock is held only for the
+claims. The claim locks the round's tickets, then its agents, each set in id order, so two
+routers' rounds keep the ticket-agent-customer lock order.
 
 A tenant's agents and rules come from a snapshot kept for ``snapshot_ttl_s``
 (``snapshot.Tenant``), updated with this process's own claims and with fresher agent rows.
@@ -30,7 +31,7 @@ from router.claim_round import claim_round
 from router.claims import Claimed, PullWalk, RouteClaim
 from router.pool import decide
 from router.queue import waiting_requirements
-from router.reads import RouteRead, read_round
+from router.reads import RoundRead, RouteRead, read_round
 from ticket_service import rule_schema
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
@@ -72,6 +73,27 @@ class Pull:
     tenant_id: int
     agent_id: int
     taken: int = 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A round's decisions: (pull, its walk) and (route, its tenant's snapshot, its claim, the
+    agent the snapshot counted it on)."""
+
+    pulls: list[tuple[Pull, PullWalk]] = field(default_factory=list)
+    routes: list[tuple[Route, snapshot.Tenant, RouteClaim, int | None]] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.pulls or self.routes)
+
+    @property
+    def walks(self) -> list[PullWalk]:
+        return [walk for _, walk in self.pulls]
+
+    @property
+    def claims(self) -> list[RouteClaim]:
+        return [claim for _, _, claim, _ in self.routes]
 
 
 def _key(request: Route | Pull) -> tuple:
@@ -146,12 +168,40 @@ class Assigner:
             route.started, route.now = route.started or started, route.now or now
         oldest = time.monotonic() - self.snapshot_ttl_s
         cached = {t: snap for t, snap in self._tenants.items() if snap.read_at > oldest}
-        read = await self.db.run_read(read_round, [r.ticket_id for r in routes],
-                                      [(p.tenant_id, p.agent_id) for p in pulls], set(cached), self.scan)
+        args = ([r.ticket_id for r in routes], [(p.tenant_id, p.agent_id) for p in pulls], set(cached), self.scan)
+        if self.db.is_sqlite:
+            # In-process: the read costs no round trip, and deciding outside the write
+            # transaction keeps SQLite's one write lock (and its thread) free meanwhile.
+            read = await self.db.run_read(read_round, *args)
+            plan = self._plan(read, routes, pulls, cached, results, started, now)
+            claimed = await self.db.run_write(claim_round, plan.walks, plan.claims) if plan.any else []
+        else:
+            # On PostgreSQL the read is part of the claim's transaction: one BEGIN/COMMIT and
+            # one connection per round. Deciding has no statement in it, so nothing else runs
+            # on this event loop meanwhile (``run_sync`` only switches at a statement).
+            def whole(conn: Connection) -> tuple[_Plan, list[Claimed]]:
+                plan = self._plan(read_round(conn, *args), routes, pulls, cached, results, started, now)
+                return plan, claim_round(conn, plan.walks, plan.claims) if plan.any else []
+
+            plan, claimed = await self.db.run_write(whole)
+        if not plan.any:
+            return []
+        again: list[Route | Pull] = [pull for pull, walk in plan.pulls if self._pulled(pull, walk, now)]
+        for pull, walk in plan.pulls:
+            if not walk.short:
+                results[id(pull)] = pull.taken
+        for (route, snap, claim, planned), outcome in zip(plan.routes, claimed, strict=True):
+            if planned is not None:
+                snap.undo(planned, claim.cls)
+            self._routed(route, claim, snap, outcome, results, again)
+        return again
+
+    def _plan(self, read: RoundRead, routes: list[Route], pulls: list[Pull], cached: dict[int, snapshot.Tenant],
+              results: dict[int, Outcome | int], started: float, now: int) -> _Plan:
+        """The round's decisions from its read: the pulls' walks and the routes' claims."""
         for tenant_id, (agent_rows, rule_rows) in read.tenants.items():
             cached[tenant_id] = self._tenants[tenant_id] = snapshot.Tenant(agent_rows, rule_rows, time.monotonic())
-
-        walks: list[tuple[Pull, PullWalk]] = []
+        plan = _Plan()
         gone: set[int] = set()
         for pull, row in zip(pulls, read.agents, strict=True):
             agent = None if row is None else snapshot.agent(row)
@@ -159,10 +209,9 @@ class Assigner:
                 snap.put(agent)  # as it is before this round's claims
             if agent is not None and agent.status == policy.ONLINE and any(
                     read.queue.page(pull.tenant_id, cls) for cls in policy.CLASSES if agent.free(cls) > 0):
-                walks.append((pull, PullWalk(pull.tenant_id, agent, read.queue, gone, self.scan, now, started)))
+                plan.pulls.append((pull, PullWalk(pull.tenant_id, agent, read.queue, gone, self.scan, now, started)))
             else:
                 results[id(pull)] = pull.taken
-        plans: list[tuple[Route, snapshot.Tenant, RouteClaim, int | None]] = []
         for route, route_read in zip(routes, read.routes, strict=True):
             row = route_read.row
             if row is None:
@@ -175,22 +224,8 @@ class Assigner:
                 planned = claim.candidates[0] if claim.candidates else None
                 if planned is not None:
                     snap.took(planned, claim.cls, route.now)  # so the next decisions see it
-                plans.append((route, snap, claim, planned))
-        if not plans and not walks:
-            return []
-
-        route_claims = [claim for _, _, claim, _ in plans]
-        pull_walks = [walk for _, walk in walks]
-        claimed = await self.db.run_write(claim_round, pull_walks, route_claims)
-        again: list[Route | Pull] = [pull for pull, walk in walks if self._pulled(pull, walk, now)]
-        for pull, walk in walks:
-            if not walk.short:
-                results[id(pull)] = pull.taken
-        for (route, snap, claim, planned), outcome in zip(plans, claimed, strict=True):
-            if planned is not None:
-                snap.undo(planned, claim.cls)
-            self._routed(route, claim, snap, outcome, results, again)
-        return again
+                plan.routes.append((route, snap, claim, planned))
+        return plan
 
     def _pulled(self, pull: Pull, walk: PullWalk, now: int) -> bool:
         """Count what the walk took; True when it should pull again (stale picks left room)."""

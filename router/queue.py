@@ -10,6 +10,7 @@ from router import policy, snapshot
 from router.pool import Agent, exclusions
 from ticket_service.rule_schema import RuleError
 from ticket_service.store import queue as queue_store
+from ticket_service.store import route_sets
 
 log = structlog.get_logger()
 _FIRST_LOOK = 16  # waiting tickets looked at before a deeper read, beyond the agent's free room
@@ -43,6 +44,14 @@ class QueueHead:
         self.pages: dict[tuple[int, str], list[Row]] = {}
         self._requirements: dict[int, policy.Requirements | None] = {}  # per queue entry
         self._depth: dict[tuple[int, str], int] = {}
+
+    def prefetch(self, conn: Connection, free: dict[tuple[int, str], int], scan: int) -> None:
+        """Read every (tenant, class) page of the round at once (``route_sets.queue_pages``),
+        deep enough when the pulls take from the head, with room for picks another router's
+        round holds (passed over); ``free``: the pulls' free room per (tenant, class)."""
+        limits = {key: min(_FIRST_LOOK + n * 2, scan + n) for key, n in free.items() if key not in self.pages}
+        for key, rows in route_sets.queue_pages(conn, limits).items():
+            self.pages[key], self._depth[key] = rows, limits[key]
 
     def page(self, tenant_id: int, cls: str) -> list[Row]:
         return self.pages.get((tenant_id, cls), [])

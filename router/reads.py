@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection, Row
 
 from router import policy, snapshot
+from router.pool import Agent
 from router.queue import QueueHead
 from ticket_service.store import agents as agents_store
-from ticket_service.store import queue as queue_store
+from ticket_service.store import route_sets
 from ticket_service.store import rules as rules_store
 from ticket_service.store import tickets as tickets_store
 
@@ -20,7 +21,7 @@ class RouteRead:
 
     row: Row | None
     text: str = ""
-    waiting: Row | None = None
+    waiting: Row | route_sets.Waiting | None = None
 
 
 @dataclass(slots=True)
@@ -34,30 +35,35 @@ class RoundRead:
 def read_round(conn: Connection, routes: list[int], pulls: list[tuple[int, int]], cached: set[int],
                scan: int) -> RoundRead:
     """Each ticket's routing state; the agents and rules of tenants without a snapshot
-    (``cached`` have one); the pulling agents, and the queue pages their picks come from."""
+    (``cached`` have one); the pulling agents, and the queue pages their picks come from.
+    A fixed number of statements (``route_sets``), plus two per tenant without a snapshot."""
     read = RoundRead()
-    rows = tickets_store.tickets_for_routing(conn, routes)
-    open_ids = [t for t in routes if (row := rows.get(t)) is not None and not tickets_store.held(row)]
-    texts, waiting = tickets_store.first_message_texts(conn, open_ids), queue_store.entries(conn, open_ids)
+    found = route_sets.tickets_for_routing(conn, routes)
     for ticket_id in routes:
-        row = rows.get(ticket_id)
+        row, text, waiting = found.get(ticket_id, (None, "", None))
         if row is None or tickets_store.held(row):
             read.routes.append(RouteRead(row))
             continue
-        read.routes.append(RouteRead(row, texts[ticket_id], waiting.get(ticket_id)))
+        read.routes.append(RouteRead(row, text, waiting))
         if row.tenant_id not in cached and row.tenant_id not in read.tenants:
             read.tenants[row.tenant_id] = (agents_store.list_agents(conn, row.tenant_id, online_only=True),
                                            rules_store.list_rules(conn, row.tenant_id))
-    agents: dict[tuple[int, int], Row] = {}
-    for tenant_id in {tenant_id for tenant_id, _ in pulls}:
-        ids = [agent_id for t, agent_id in pulls if t == tenant_id]
-        agents.update(((tenant_id, i), row) for i, row in agents_store.get_agents(conn, tenant_id, ids).items())
+    rows = route_sets.agents_by_id(conn, {agent_id for _, agent_id in pulls})
+    pulling: list[tuple[int, Agent]] = []
+    free: dict[tuple[int, str], int] = {}
     for tenant_id, agent_id in pulls:
-        row = agents.get((tenant_id, agent_id))
+        row = rows.get(agent_id)
+        row = row if row is not None and row.tenant_id == tenant_id else None
         read.agents.append(row)
         if row is not None and row.status == policy.ONLINE:
             agent = snapshot.agent(row)
+            pulling.append((tenant_id, agent))
             for cls in agents_store.CLASSES:
                 if agent.free(cls) > 0:
-                    read.queue.reserve(conn, tenant_id, agent, cls, scan)
+                    free[(tenant_id, cls)] = free.get((tenant_id, cls), 0) + agent.free(cls)
+    read.queue.prefetch(conn, free, scan)
+    for tenant_id, agent in pulling:
+        for cls in agents_store.CLASSES:
+            if agent.free(cls) > 0:
+                read.queue.reserve(conn, tenant_id, agent, cls, scan)
     return read

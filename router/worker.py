@@ -11,7 +11,7 @@ import structlog
 
 from core import keys, metrics
 from core.batch import Batch
-from core.bus import Bus
+from core.bus import Bus, _text
 from core.envelope import Envelope
 from core.errors import PermanentError
 from core.ids import now_ms
@@ -57,6 +57,25 @@ class Router(Worker):
         # over them stops every decision in flight for ~0.1 s. They stay; keep them out of it.
         gc.collect()
         gc.freeze()
+
+    async def _read_streams(self, streams: list[str], block_ms: int) -> list[tuple[str, list]]:
+        """A blocking read, then reads that do not block while they bring entries, up to
+        ``batch_size``: what arrived while the last round ran is decided in one round (a round
+        costs about as much whatever its size)."""
+        batch = await super()._read_streams(streams, block_ms)
+        got = sum(len(entries) for _, entries in batch)
+        while 0 < got < self.settings.batch_size:
+            reply = await self.redis.xreadgroup(self.group, self.consumer, {s: ">" for s in streams},
+                                                count=self.settings.batch_size - got)
+            more = [(_text(stream), entries) for stream, entries in reply or [] if entries]
+            if not more:
+                break
+            got += sum(len(entries) for _, entries in more)
+            read = dict(batch)
+            for stream, entries in more:
+                read[stream] = read.get(stream, []) + entries
+            batch = list(read.items())
+        return batch
 
     def _requests(self, event: dict) -> list[Route | Pull] | None:
         """What an event asks of the assigner; None for an agent's status change (not batched)."""

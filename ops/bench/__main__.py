@@ -31,7 +31,7 @@ COLUMNS = {
     "email": ["scenario", "normalizers", "routers", "mails", "tickets", "smtp_accept_per_s",
               "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds", "cpu_us_per_mail"],
     "router": ["scenario", "routers", "agents", "backlog", "decisions", "decisions_per_s",
-               "decision_p50_ms", "decision_p99_ms", "seconds"],
+               "decision_p50_ms", "decision_p99_ms", "decisions_per_round", "seconds"],
     "chat": ["scenario", "connections", "pushes", "fans", "tickets", "accepted_per_s", "http_p50_ms",
              "http_p99_ms", "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
     "normalizer": ["scenario", "channel", "normalizers", "messages", "backlog", "tickets", "stored_per_s",

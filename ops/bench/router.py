@@ -5,7 +5,9 @@ Every agent starts full; the backlog waits in the queue (10 % VIP, 20 % Chinese 
 batches, as agents would, and publishes ``ticket.closed``; router processes pull the best
 waiting ticket for each freed agent. Reported: assignments per second while draining and
 the p50/p99 of the time one decision took (snapshot, policy, claim), as recorded with it;
-``cpu_us_per_msg_router``: the routers' CPU per assignment (the driver's solving is not in it).
+``cpu_us_per_msg_router``: the routers' CPU per assignment (the driver's solving is not in it);
+``decisions_per_round``; with ``--postgres``, ``db_statements_per_msg``: the statements the
+routers and the driver ran per decision (the driver's closing is about 0.1 of them).
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ async def run(agents: int = 1000, backlog: int = 100_000, routers: int = 2, data
         for _ in range(routers):
             system.role("router", batch_size=64, router_reconcile_ms=600_000)
         system.wait_workers("router", routers)  # the figure is decisions, not Python's imports
+        statements = await system.db_statements()
         cpu_before, started = system.cpu_seconds(), time.perf_counter()
         while (left := await _waiting(db)) > 0:
             if time.perf_counter() - started > limit_s:
@@ -130,9 +133,13 @@ async def run(agents: int = 1000, backlog: int = 100_000, routers: int = 2, data
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
         cpu_after = system.cpu_seconds()
+        figures = {}
+        if statements is not None:
+            figures["db_statements_per_msg"] = round((await system.db_statements() - statements) / backlog, 2)
         async with db.read() as conn:
-            elapsed = (await conn.execute(select(routing_decisions.c.elapsed_us).where(
-                routing_decisions.c.outcome == "assigned"))).scalars().all()
+            assigned = (await conn.execute(select(routing_decisions.c.elapsed_us, routing_decisions.c.created_at).where(
+                routing_decisions.c.outcome == "assigned"))).all()
+        elapsed = [e for e, _ in assigned]
         await bus.aclose()
         await db.dispose()
         return {
@@ -140,7 +147,10 @@ async def run(agents: int = 1000, backlog: int = 100_000, routers: int = 2, data
             "decisions": len(elapsed), "decisions_per_s": round(len(elapsed) / seconds, 1),
             "decision_p50_ms": round(percentile([e / 1000 for e in elapsed], 50), 2),
             "decision_p99_ms": round(percentile([e / 1000 for e in elapsed], 99), 2),
-            "seconds": round(seconds, 2), **cpu_per_msg(cpu_before, cpu_after, len(elapsed)),
+            # A round stamps its decisions with one commit time: decisions per such time is
+            # about the decisions per round (two routers' rounds rarely commit in the same ms).
+            "decisions_per_round": round(len(elapsed) / max(len({at for _, at in assigned}), 1), 1),
+            "seconds": round(seconds, 2), **cpu_per_msg(cpu_before, cpu_after, len(elapsed)), **figures,
         }
     finally:
         system.stop()

@@ -28,24 +28,31 @@ from sqlalchemy.engine import Connection, Row
 
 from core.channel import class_of
 from ticket_service.store.agents import AGENT_COLS, CLASSES
-from ticket_service.store.inbound_sets import insert_rows
+from ticket_service.store.inbound_sets import _arrays as unnest_arrays
+from ticket_service.store.inbound_sets import _unnest, insert_rows
 from ticket_service.store.tables import agents, customers, routing_decisions, routing_queue, tickets
 
 CLOSED = ("solved", "closed")
+_INT64 = (-(2**63), 2**63 - 1)
 _QUEUE_COLUMNS = ("tenant_id", "ticket_id", "channel_class", "vip_tier", "rank", "queued_at", "rule_id",
                   "requirements", "stage", "next_stage_at")
 
 
-def _member(column, dialect: str):
+def member(column, dialect: str):
     """``column`` is one of the list bound as ``ids``: one parameter whatever its length."""
     if dialect == "postgresql":
         return column == any_(bindparam("ids", type_=ARRAY(Integer)))
     return column.in_(select(func.json_each(bindparam("ids")).table_valued("value").c.value))
 
 
-def _ids(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
+def id_params(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
     ids = sorted(set(ids))
-    return {"ids": json.dumps(ids) if conn.dialect.name == "sqlite" else ids}
+    if conn.dialect.name != "sqlite":
+        return {"ids": ids}
+    if ids and (ids[0] < _INT64[0] or ids[-1] > _INT64[1]):
+        # As the driver refuses such a parameter: JSON would carry it, as a float no id equals.
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+    return {"ids": json.dumps(ids)}
 
 
 _TICKET_STATE = (tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.c.assigned_at, tickets.c.tags,
@@ -53,7 +60,7 @@ _TICKET_STATE = (tickets.c.id, tickets.c.status, tickets.c.assignee_id, tickets.
 
 
 def _locking(cols, table: Table, skip_locked: bool = False):
-    return {d: select(*cols).where(_member(table.c.id, d)).order_by(table.c.id)
+    return {d: select(*cols).where(member(table.c.id, d)).order_by(table.c.id)
             .with_for_update(skip_locked=skip_locked) for d in ("postgresql", "sqlite")}
 
 
@@ -61,11 +68,11 @@ _LOCK_TICKETS = _locking(_TICKET_STATE, tickets)
 _LOCK_FREE_TICKETS = _locking(_TICKET_STATE, tickets, skip_locked=True)
 _LOCK_AGENTS = _locking(AGENT_COLS, agents)
 _LOCK_CUSTOMERS = _locking((customers.c.id,), customers)
-_DEQUEUE = {d: routing_queue.delete().where(_member(routing_queue.c.ticket_id, d)) for d in ("postgresql", "sqlite")}
+_DEQUEUE = {d: routing_queue.delete().where(member(routing_queue.c.ticket_id, d)) for d in ("postgresql", "sqlite")}
 
 
 def _by_id(conn: Connection, stmts: Mapping[str, Any], ids: Iterable[int]) -> dict[int, Row]:
-    params = _ids(conn, ids)
+    params = id_params(conn, ids)
     if params["ids"] in ([], "[]"):
         return {}
     return {row.id: row for row in conn.execute(stmts[conn.dialect.name], params)}
@@ -85,28 +92,38 @@ def lock_agents(conn: Connection, agent_ids: Iterable[int]) -> dict[int, Row]:
 _UPDATES: dict[tuple, Any] = {}
 
 
+def _pg_update(table: Table, columns: tuple[str, ...], prefix: str):
+    """PostgreSQL ``UPDATE table … FROM unnest(…) AS prefix``, one array ``prefix_column`` each."""
+    names = ("id", *columns)
+    v = func.unnest(*[bindparam(f"{prefix}_{c}", type_=ARRAY(table.c[c].type)) for c in names]).table_valued(
+        *names).render_derived(name=prefix)
+    return update(table).where(table.c.id == v.c.id).values({table.c[c]: v.c[c] for c in columns}), v
+
+
+def _pg_arrays(rows: Sequence[dict[str, Any]], columns: tuple[str, ...], prefix: str) -> dict[str, list]:
+    rows = sorted(rows, key=lambda r: r["id"])
+    return {f"{prefix}_{c}": [r[c] for r in rows] for c in ("id", *columns)}
+
+
 def _update_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
     """Per row (``id`` and ``columns``) set the columns: PostgreSQL ``UPDATE … FROM unnest(…)``,
     SQLite one statement run over the rows. Rows in id order."""
     if not rows:
         return
-    rows = sorted(rows, key=lambda r: r["id"])
     dialect = conn.dialect.name
     key = (dialect, table.name, columns)
     stmt = _UPDATES.get(key)
     if stmt is None:
         if dialect == "postgresql":
-            names = ("id", *columns)
-            v = func.unnest(*[bindparam(f"v_{c}", type_=ARRAY(table.c[c].type)) for c in names]).table_valued(
-                *names).render_derived(name="v")
-            stmt = update(table).where(table.c.id == v.c.id).values({table.c[c]: v.c[c] for c in columns})
+            stmt = _pg_update(table, columns, "v")[0]
         else:
             stmt = update(table).where(table.c.id == bindparam("v_id")).values(
                 {table.c[c]: bindparam(f"v_{c}") for c in columns})
         stmt = _UPDATES[key] = stmt
     if dialect == "postgresql":
-        conn.execute(stmt, {f"v_{c}": [r[c] for r in rows] for c in ("id", *columns)})
+        conn.execute(stmt, _pg_arrays(rows, columns, "v"))
     else:
+        rows = sorted(rows, key=lambda r: r["id"])
         conn.execute(stmt, [{f"v_{c}": r[c] for c in ("id", *columns)} for r in rows])
 
 
@@ -118,34 +135,98 @@ def set_agent_loads(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     _update_rows(conn, agents, _LOAD_COLUMNS, rows)
 
 
+_ASSIGN_COLUMNS = ("assignee_id", "assigned_at", "updated_at")
+
+
+def _assigned_rows(assigned: Mapping[int, int], now: int) -> list[dict[str, Any]]:
+    return [{"id": t, "assignee_id": a, "assigned_at": now, "updated_at": now} for t, a in assigned.items()]
+
+
 def assign_tickets(conn: Connection, assigned: Mapping[int, int], now: int) -> None:
     """Ticket id -> agent id, for tickets locked and found free (``lock_tickets``)."""
-    _update_rows(conn, tickets, ("assignee_id", "assigned_at", "updated_at"),
-                 [{"id": t, "assignee_id": a, "assigned_at": now, "updated_at": now} for t, a in assigned.items()])
+    _update_rows(conn, tickets, _ASSIGN_COLUMNS, _assigned_rows(assigned, now))
+
+
+def _take_and_assign():
+    loads = _pg_update(agents, _LOAD_COLUMNS, "a")[0].cte("taken")
+    return _pg_update(tickets, _ASSIGN_COLUMNS, "t")[0].add_cte(loads)
+
+
+_TAKE_AND_ASSIGN = _take_and_assign()
+
+
+def take_and_assign(conn: Connection, loads: Sequence[dict[str, Any]], assigned: Mapping[int, int], now: int) -> None:
+    """``set_agent_loads`` and ``assign_tickets``; one statement on PostgreSQL (every row is
+    locked already, so the order the two parts run in does not matter)."""
+    rows = _assigned_rows(assigned, now)
+    if conn.dialect.name != "postgresql" or not loads or not rows:
+        set_agent_loads(conn, loads)
+        _update_rows(conn, tickets, _ASSIGN_COLUMNS, rows)
+        return
+    conn.execute(_TAKE_AND_ASSIGN, {**_pg_arrays(loads, _LOAD_COLUMNS, "a"), **_pg_arrays(rows, _ASSIGN_COLUMNS, "t")})
 
 
 def set_languages(conn: Connection, languages: Mapping[int, str]) -> None:
     _update_rows(conn, tickets, ("language",), [{"id": t, "language": lang} for t, lang in languages.items()])
 
 
+def _remember():
+    # The CTE locks the rows in id order before the UPDATE touches them: it only updates
+    # rows joined to a locked one (``ORDER BY … FOR UPDATE`` locks as rows leave the sort).
+    locked = (select(customers.c.id).where(member(customers.c.id, "postgresql")).order_by(customers.c.id)
+              .with_for_update().cte("locked"))
+    stmt, v = _pg_update(customers, ("last_agent_id",), "c")
+    return stmt.where(locked.c.id == v.c.id)
+
+
+_REMEMBER = _remember()
+
+
 def remember_agents(conn: Connection, last_agents: Mapping[int, int]) -> None:
-    """Customer id -> the agent its next ticket prefers (sticky); rows locked in id order first."""
-    if last_agents:
-        lock_customers = _LOCK_CUSTOMERS[conn.dialect.name]
-        conn.execute(lock_customers, _ids(conn, last_agents)).all()
-        _update_rows(conn, customers, ("last_agent_id",),
-                     [{"id": c, "last_agent_id": a} for c, a in last_agents.items()])
+    """Customer id -> the agent its next ticket prefers (sticky); rows locked in id order first
+    (on PostgreSQL in the same statement)."""
+    if not last_agents:
+        return
+    rows = [{"id": c, "last_agent_id": a} for c, a in last_agents.items()]
+    if conn.dialect.name == "postgresql":
+        conn.execute(_REMEMBER, {**id_params(conn, last_agents), **_pg_arrays(rows, ("last_agent_id",), "c")})
+        return
+    conn.execute(_LOCK_CUSTOMERS[conn.dialect.name], id_params(conn, last_agents)).all()
+    _update_rows(conn, customers, ("last_agent_id",), rows)
 
 
 def dequeue(conn: Connection, ticket_ids: Iterable[int]) -> None:
-    params = _ids(conn, ticket_ids)
+    params = id_params(conn, ticket_ids)
     if params["ids"] not in ([], "[]"):
         conn.execute(_DEQUEUE[conn.dialect.name], params)
 
 
 def record_decisions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """``routing_decisions`` rows, each with every column of ``decisions.record``."""
-    insert_rows(conn, routing_decisions, [{**r, "elapsed_us": min(r["elapsed_us"], 2**31 - 1)} for r in rows])
+    insert_rows(conn, routing_decisions, _capped(rows))
+
+
+def _capped(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "elapsed_us": min(r["elapsed_us"], 2**31 - 1)} for r in rows]
+
+
+_DEQUEUE_AND_RECORD: dict[tuple, Any] = {}
+
+
+def dequeue_and_record(conn: Connection, ticket_ids: Iterable[int], rows: Sequence[dict[str, Any]]) -> None:
+    """``dequeue`` and ``record_decisions``; one statement on PostgreSQL."""
+    params = id_params(conn, ticket_ids)
+    if conn.dialect.name != "postgresql" or not rows or not params["ids"]:
+        dequeue(conn, ticket_ids)
+        record_decisions(conn, rows)
+        return
+    rows = _capped(rows)
+    columns = tuple(rows[0])
+    stmt = _DEQUEUE_AND_RECORD.get(columns)
+    if stmt is None:
+        stmt = _DEQUEUE_AND_RECORD[columns] = _unnest(routing_decisions, columns, False).add_cte(
+            _DEQUEUE["postgresql"].cte("leave"))
+    conn.execute(stmt, {**params, **unnest_arrays(routing_decisions, columns, rows)})
 
 
 _ENQUEUE: dict[str, Any] = {}
@@ -176,7 +257,7 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 # --- closing, as agents finishing work do it ----------------------------------------------
 
-_CLOSE_SET = {d: update(tickets).where(_member(tickets.c.id, d)).values(
+_CLOSE_SET = {d: update(tickets).where(member(tickets.c.id, d)).values(
     updated_at=bindparam("v_now"), assigned_at=None, status=bindparam("v_status"),
     status_at=case((tickets.c.status == bindparam("v_status"), tickets.c.status_at), else_=bindparam("v_now")),
     closed_at=case((tickets.c.status.in_(CLOSED), tickets.c.closed_at), else_=bindparam("v_now")))
@@ -190,7 +271,7 @@ def close_tickets(conn: Connection, ticket_ids: Iterable[int], status: str, now:
     held = lock_tickets(conn, ticket_ids)
     if not held:
         return []
-    conn.execute(_CLOSE_SET[conn.dialect.name], {**_ids(conn, held), "v_now": now, "v_status": status})
+    conn.execute(_CLOSE_SET[conn.dialect.name], {**id_params(conn, held), "v_now": now, "v_status": status})
     freed = {t: row.assignee_id for t, row in held.items() if row.assignee_id is not None
              and row.assigned_at is not None and row.status not in CLOSED}
     counts = Counter((row.assignee_id, class_of(classes, row.channel)) for t, row in held.items() if t in freed)
