@@ -313,6 +313,7 @@ def _ticket_row(view: TicketView, row: dict[str, Any]) -> dict[str, Any]:
 
 def store_jobs(conn: Connection, jobs: list[Job], windows: Windows) -> list[list[Outcome]]:
     """A whole batch in the caller's one transaction, written set-based (``Batched``)."""
+    sets.plan_for_values(conn)
     items = [(job, inbound, rows) for job in jobs for inbound, rows in job.messages]
     for job, inbound, _ in items:
         mark_mail_loop(inbound, job.account.tenant_id, windows)

@@ -63,16 +63,6 @@ def async_url(url: str) -> str:
     return url
 
 
-# asyncpg prepares every statement, and after five runs PostgreSQL may switch a prepared
-# statement to a generic plan made without its parameters' values. For the set-based reads
-# (``key = ANY($1)`` over a batch's keys, store/inbound_sets.py, store/assign_sets.py) the
-# generic plan of a young table scans the tenant's whole channel and filters the keys, a cost
-# that grows with every message stored (measured: about a fifth of a normalizer batch's time
-# on PostgreSQL); a plan for the actual values looks the keys up in the unique index.
-# Planning these short statements costs far less than that scan.
-_PG_CONNECT = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
-
-
 class Database:
     """The engine plus ``write()``/``read()`` transactions.
 
@@ -92,8 +82,7 @@ class Database:
             self.engine = create_async_engine(url)
             _sqlite_tuning(self.engine)
         else:
-            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                                              connect_args=_PG_CONNECT)
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self.replica: AsyncEngine | None = None
@@ -101,7 +90,7 @@ class Database:
             if self.is_sqlite or async_url(read_url).startswith("sqlite"):
                 raise ValueError("a read replica (DATABASE_READ_URL) needs PostgreSQL for both URLs")
             self.replica = create_async_engine(async_url(read_url), pool_size=pool_size, max_overflow=pool_size,
-                                               pool_pre_ping=True, connect_args=_PG_CONNECT)
+                                               pool_pre_ping=True)
 
     def _sync_engine(self) -> Engine:
         if self._sync is None:
