@@ -11,6 +11,8 @@ from core.channel import class_of
 from router.policy import (
     CLASSES,
     ONLINE,
+    TRACE_CANDIDATES,
+    TRACE_EXCLUDED,
     TRACE_REASONS,
     Requirements,
     Ticket,
@@ -255,16 +257,19 @@ class Decision:
     def candidates_total(self) -> int:
         return len(self._candidates)
 
-    def explain(self, limit: int = 50) -> dict:
+    def explain(self, candidates: int = TRACE_CANDIDATES, excluded: int = TRACE_EXCLUDED) -> dict:
         agents = self._pool.by_id
-        excluded = self._excluded_ids()
+        out = self._excluded_ids()
         return {
-            "candidates": [{"agent_id": k[4], "agent": agents[k[4]].name, "score": Score.from_key(k).to_json()}
-                           for k in self._order(limit)],
+            # Read out of the ranking key as ``Score.from_key(k).to_json()`` does, without the object.
+            "candidates": [{"agent_id": k[4], "agent": agents[k[4]].name,
+                            "score": {"sticky": not k[0], "preferred": -k[1], "load_ratio": round(k[2], 4),
+                                      "idle_s": -k[3] // 1000}}
+                           for k in self._order(candidates)],
             "candidates_total": len(self._candidates),
             "excluded": [{"agent_id": i, "agent": agents[i].name,
-                          "reasons": _listed(exclusions(agents[i], self._cls, self._req))} for i in excluded[:limit]],
-            "excluded_total": len(excluded),
+                          "reasons": _listed(exclusions(agents[i], self._cls, self._req))} for i in out[:excluded]],
+            "excluded_total": len(out),
         }
 
 

@@ -143,6 +143,8 @@ def test_a_pool_kept_up_to_date_decides_as_a_pass_over_every_agent():
         assert [(a.id, s) for a, s in decision.top(20)] == [(id, s) for s, id in ranked[:20]]
         explained = decision.explain()
         assert explained["candidates_total"] == len(eligible)
+        assert [(x["agent_id"], x["score"]) for x in explained["candidates"]] == [
+            (id, s.to_json()) for s, id in ranked[:policy.TRACE_CANDIDATES]]
         assert [x["agent_id"] for x in explained["excluded"]] == [
-            a.id for a in everyone if agent_pool.exclusions(a, "email", req)][:50]
+            a.id for a in everyone if agent_pool.exclusions(a, "email", req)][:policy.TRACE_EXCLUDED]
         assert explained["excluded_total"] == len(everyone) - len(eligible)
