@@ -18,6 +18,7 @@ A column with a Python-side default that a row leaves out cannot be filled in he
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
@@ -30,7 +31,7 @@ _MAX_VARIABLES = 999
 
 
 class _Plan:
-    __slots__ = ("head", "row", "tail", "processors", "per_statement")
+    __slots__ = ("head", "row", "tail", "values", "processors", "per_statement")
 
     def __init__(self, conn: Connection, table: Table, columns: tuple[str, ...], returning: bool) -> None:
         missing = [c.key for c in table.columns if c.default is not None and c.key not in columns]
@@ -40,7 +41,10 @@ class _Plan:
         quote = dialect.identifier_preparer.quote
         self.head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
         self.row = "(" + ", ".join("?" for _ in columns) + ")"
-        self.processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        # A row's values in column order with one call; the few that need it (JSON) processed after.
+        self.values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        self.processors = [(i, processor) for i, c in enumerate(columns)
+                           if (processor := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))]
         limit = 32766 if dialect.loaded_dbapi.sqlite_version_info >= (3, 32, 0) else _MAX_VARIABLES
         self.per_statement = max(1, limit // max(1, len(columns)))
         self.tail = " RETURNING id" if returning else ""
@@ -69,18 +73,22 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], retur
     out: list[tuple] = []
     step = plan.per_statement
     for start in range(0, len(rows), step):
-        out += _run(conn, plan, rows[start:start + step], columns)
+        out += _run(conn, plan, rows[start:start + step])
     return out
 
 
 
-def _run(conn: Connection, plan: _Plan, rows: Sequence[dict[str, Any]], columns: tuple[str, ...]) -> list[tuple]:
+def _run(conn: Connection, plan: _Plan, rows: Sequence[dict[str, Any]]) -> list[tuple]:
     args: list[Any] = []
-    pairs = list(zip(columns, plan.processors, strict=True))
+    values, processors = plan.values, plan.processors
     for row in rows:
-        for column, processor in pairs:
-            value = row[column]
-            args.append(value if processor is None else processor(value))
+        if processors:
+            row_args = list(values(row))
+            for i, processor in processors:
+                row_args[i] = processor(row_args[i])
+            args += row_args
+        else:
+            args += values(row)
     sql = plan.sql(len(rows))
     dbapi = conn.dialect.loaded_dbapi
     try:
