@@ -77,7 +77,6 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], retur
     return out
 
 
-
 def _run(conn: Connection, plan: _Plan, rows: Sequence[dict[str, Any]]) -> list[tuple]:
     args: list[Any] = []
     values, processors = plan.values, plan.processors
