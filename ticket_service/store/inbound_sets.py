@@ -12,6 +12,10 @@ SQLAlchemy's ``sort_by_parameter_order`` (``INSERT … SELECT … ORDER BY`` a c
 SQLite a multi-row ``INSERT … RETURNING`` under the one writer's lock gives each row
 ``max(rowid) + 1`` in turn (an ``INTEGER PRIMARY KEY`` without ``AUTOINCREMENT``, SQLite
 "ROWIDs and the INTEGER PRIMARY KEY"), so the ids sorted are the rows' ids in order.
+
+On SQLite every statement here runs on the sqlite3 cursor, compiled once (``compiled`` for
+the reads and updates, ``sqlite_rows`` for the multi-row inserts): SQLAlchemy's per-call
+work was about a fifth of a chat message's CPU in the normalizer, spent under the write lock.
 """
 
 from __future__ import annotations
