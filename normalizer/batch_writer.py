@@ -297,7 +297,8 @@ class Batched:
 
 
 def _resolve(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: resolved(v) for k, v in row.items()}
+    # Inline, not ``resolved``: every value of every new row passes here.
+    return {k: v.value if type(v) is Pending else v for k, v in row.items()}
 
 
 def _ticket_row(view: TicketView, row: dict[str, Any]) -> dict[str, Any]:

@@ -81,18 +81,33 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(system):
     def count(conn, cursor, statement, *args):
         counted.append(statement)
 
-    # Every engine (SQLite's writes run on a synchronous one of their own).
-    event.listen(Engine, "before_cursor_execute", count)
+    def store_counted(conn, jobs, windows):
+        # SQLite's batch statements run on the sqlite3 cursor, past SQLAlchemy's events:
+        # the driver's own trace sees every statement SQLite runs.
+        driver = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        if driver is not None:
+            driver.set_trace_callback(counted.append)
+        try:
+            return store_jobs(conn, jobs, windows)
+        finally:
+            if driver is not None:
+                driver.set_trace_callback(None)
+
+    # PostgreSQL: every statement SQLAlchemy sends.
+    on_sqlite = system.db.url.startswith("sqlite")
+    if not on_sqlite:
+        event.listen(Engine, "before_cursor_execute", count)
     try:
         sizes = []
         for n, size in enumerate((4, 40)):
             raws = [make_mail(subject=f"case {n}-{i}", sender=f"c{n}-{i}@example.cn")[0] for i in range(size)]
             jobs = await _jobs(system, raws)
             counted.clear()
-            outcomes = await system.db.run_write(store_jobs, jobs, WINDOWS)
+            outcomes = await system.db.run_write(store_counted, jobs, WINDOWS)
             assert [each[0].kind for each in outcomes] == [Kind.CREATED] * size
             sizes.append(len(counted))
     finally:
-        event.remove(Engine, "before_cursor_execute", count)
-    assert sizes[0] == sizes[1] and sizes[0] <= 12
+        if not on_sqlite:
+            event.remove(Engine, "before_cursor_execute", count)
+    assert 6 <= sizes[0] == sizes[1] <= 12
     assert len(await _rows(system, tickets)) == 44
