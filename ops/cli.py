@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 from connectors.registry import CHANNELS
+from core import gctune
 from core import logging as sblogging
 from core.credentials import CredentialError, seal
 from core.ids import now_ms
@@ -56,6 +57,7 @@ async def _serve(settings: Settings, role: str, drain: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Runtime(settings) as rt:
+        gctune.settle()
         if drain:
             await roles.normalizer(rt, stop, drain=True)
         else:
