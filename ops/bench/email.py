@@ -5,8 +5,8 @@ the bench tenant (room for every ticket, so none waits in the queue). ``end_to_e
 and ``seconds`` run until every distinct mail is committed; the run then also waits until
 every ticket is assigned and reports ingress→ticket and ingress→assigned (see
 ``ops.bench.latency``). ``cpu_us_per_mail`` is the CPU each role process (all replicas
-together), Redis and the sending client (this process: smtplib threads and the waits)
-used per mail from the first send until every ticket was assigned.
+together), Redis and the sending client (this process: ``smtp_client`` connections and the
+waits) used per mail from the first send until every ticket was assigned.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import smtplib
 import time
-from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from ops.bench import latency
+from ops.bench import latency, smtp_client
 from ops.bench.harness import SUPPORT, System, cpu_per_item_us
 from ops.bench.latency import ingress_to_ticket_ms, percentile  # noqa: F401 (re-exported)
 from ticket_service.store.db import Database
@@ -66,12 +64,6 @@ def mail_mix(n: int, seed: int = 7) -> tuple[tuple[bytes, ...], int]:
     return tuple(mails), len(set(mails))
 
 
-def _send(port: int, mails: tuple[bytes, ...]) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-        for raw in mails:
-            client.sendmail("customer@example.cn", [SUPPORT], raw)
-
-
 async def run(mails: int = 5000, connections: int = 8, normalizers: int = 1,
               database_url: str | None = None) -> dict:
     system = System(database_url)
@@ -84,15 +76,14 @@ async def run(mails: int = 5000, connections: int = 8, normalizers: int = 1,
         system.role("router", batch_size=64)
         system.wait_port(system.smtp_port)
         batch, distinct = mail_mix(mails)
-        shares = [batch[i::connections] for i in range(connections)]
+        wire = [smtp_client.wire_data(raw) for raw in batch]
+        shares = [wire[i::connections] for i in range(connections)]
         db = Database(system.database_url)
         try:
             cpu_before = {**system.cpu_seconds(), "client": time.process_time()}
             started = time.perf_counter()
-            with ThreadPoolExecutor(connections) as pool:
-                loop = asyncio.get_running_loop()
-                await asyncio.gather(*(loop.run_in_executor(pool, _send, system.smtp_port, s)
-                                       for s in shares))
+            await asyncio.gather(*(smtp_client.send(system.smtp_port, "customer@example.cn", SUPPORT, s)
+                                   for s in shares))
             accepted = time.perf_counter() - started
             done = await latency.wait_stored(db, distinct, check=system.check) - started
             tickets, _ = await latency.wait_assigned(db, check=system.check)
