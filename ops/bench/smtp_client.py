@@ -13,7 +13,6 @@ for its reply, as smtplib does without PIPELINING), at a fraction of the cost.
 from __future__ import annotations
 
 import asyncio
-import re
 
 
 class SmtpReplyError(RuntimeError):
@@ -22,7 +21,7 @@ class SmtpReplyError(RuntimeError):
 
 def wire_data(raw: bytes) -> bytes:
     """A CRLF mail as sent after DATA: leading dots doubled, CRLF at the end, then ``.``."""
-    body = re.sub(rb"(?m)^\.", b"..", raw)
+    body = (b"." if raw.startswith(b".") else b"") + raw.replace(b"\r\n.", b"\r\n..")
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     return body + b".\r\n"
