@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from core.ids import now_ms
 from core.settings import Settings
 from ops import admincli
-from rules import definitions
+from rules import definitions, field_actions
 from ticket_service.store import admin
 from ticket_service.store import triggers as store
 from ticket_service.store.db import Database
@@ -75,6 +75,7 @@ def _body(args: argparse.Namespace) -> dict:
 def _run(conn: Connection, tenant: int, args: argparse.Namespace, values: dict | None) -> object:
     kind, action = args.command, args.action
     if action == "add":
+        field_actions.check(conn, tenant, values["actions"])
         item_id = store.add(conn, kind, tenant, now_ms(), definitions.LIMITS[kind], **values)
         return definitions.as_json(store.get(conn, kind, tenant, item_id), kind)
     if action == "list":

@@ -5,7 +5,8 @@ An action is an object with a ``type`` and that type's fields:
 
 - ``add_tags`` / ``remove_tags`` / ``set_tags`` ``{"tags": [...]}``
 - ``set_priority`` ``{"priority": 0..100}``; ``set_status`` ``{"status": "open" | ...}``
-- ``set_field`` ``{"name", "value"}``: a custom field of the ticket
+- ``set_field`` ``{"name", "value"}``: a custom field of the ticket, the value as
+  ``PATCH /tickets/{id}`` takes it (null clears it)
 - ``require_skills`` ``{"skills": {"refunds": 2}}``; ``require_team`` ``{"team": "billing"}``
   (an agent is in team *billing* when it has the skill ``team:billing``)
 - ``reply`` ``{"template"}``: a reply to the customer on their channel, rendered with Jinja2
@@ -27,6 +28,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rules.conditions import ConditionError
+from ticket_service.field_schema import MAX_CHOICES
 
 MAX_ACTIONS = 20
 MAX_TAGS = 20
@@ -120,10 +122,13 @@ def _set_field(spec: dict, path: str) -> None:
     _fields(spec, path, {"name", "value"}, {"name", "value"})
     if not isinstance(spec["name"], str) or not _FIELD_NAME.match(spec["name"]):
         raise ConditionError(f"{path}.name", "a custom field name: a-z, 0-9 and _, starting with a letter")
+    # Its shape only: the tenant's definition of the field checks the rest (rules.field_actions).
     value = spec["value"]
-    if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise ConditionError(f"{path}.value", "a string, number, boolean or null")
-    if isinstance(value, str) and len(value) > 1000:
+    if isinstance(value, list):
+        _strings(value, f"{path}.value", MAX_CHOICES, 1000)
+    elif value is not None and not isinstance(value, (str, int, float)):
+        raise ConditionError(f"{path}.value", "a string, number, list of strings or null")
+    elif isinstance(value, str) and len(value) > 1000:
         raise ConditionError(f"{path}.value", "at most 1000 characters")
 
 

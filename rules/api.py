@@ -13,9 +13,10 @@ import sys
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from core.ids import now_ms
-from rules import definitions
+from rules import definitions, field_actions
 from rules.conditions import ConditionError
 from rules.openapi import PATHS
 from ticket_service.api import openapi
@@ -44,6 +45,14 @@ def fields(body: dict, kind: str) -> dict:
         raise ApiError(400, "invalid_field", f"{exc.path}: {exc.message}") from None
 
 
+def _check_fields(conn: Connection, tenant_id: int, values: dict) -> None:
+    """The ``set_field`` actions against the tenant's custom fields, in the saving transaction."""
+    try:
+        field_actions.check(conn, tenant_id, values["actions"])
+    except ConditionError as exc:
+        raise ApiError(400, "invalid_field", f"{exc.path}: {exc.message}") from None
+
+
 def _kind_routes(kind: str):
     plural = f"{kind}s"
 
@@ -67,6 +76,7 @@ def _kind_routes(kind: str):
         values = fields(await json_object(request), kind)
         try:
             async with request.app[DB].write() as conn:
+                await conn.run_sync(_check_fields, tenant_id, values)
                 item_id = await conn.run_sync(store.add, kind, tenant_id, now_ms(), definitions.LIMITS[kind],
                                               **values)
                 row = await conn.run_sync(store.get, kind, tenant_id, item_id)
@@ -79,6 +89,7 @@ def _kind_routes(kind: str):
         item_id = parse_id(request.match_info["id"])
         values = fields(await json_object(request), kind)
         async with request.app[DB].write() as conn:
+            await conn.run_sync(_check_fields, tenant_id, values)
             if not await conn.run_sync(store.replace, kind, tenant_id, item_id, now_ms(), **values):
                 raise not_found(kind, item_id)
             row = await conn.run_sync(store.get, kind, tenant_id, item_id)

@@ -17,11 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Row
 
 from core.ids import new_id
+from rules import field_actions
 from rules.actions import TEMPLATES
+from rules.conditions import ConditionError
 from ticket_service import events, rule_schema
 from ticket_service.portal_links import PortalLinks
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
+from ticket_service.store import fields as fields_store
 from ticket_service.store import queue as queue_store
 from ticket_service.store import tickets as tickets_store
 from ticket_service.store.replies import Draft, ReplyError, store_reply
@@ -112,14 +115,16 @@ def _status(f: Firing, spec: dict, _: int) -> dict:
     return {"status": to, "from": before}
 
 
-def _set_field(f: Firing, spec: dict, _: int) -> dict:
-    column = tickets.c.get("fields")
-    if column is None:
-        raise ActionError("custom fields are not part of this installation's schema")
-    fields = dict(f.ticket()._mapping.get("fields") or {})
-    fields[spec["name"]] = spec["value"]
-    f.conn.execute(update(tickets).where(tickets.c.id == f.ticket_id).values({column: fields}))
-    return {"name": spec["name"], "value": spec["value"]}
+def _set_field(f: Firing, spec: dict, i: int) -> dict:
+    """As ``PATCH /tickets/{id} {"fields": ...}`` does: checked against the field's definition
+    now (it may have changed since the trigger was saved), written with its filter index rows."""
+    defs = fields_store.definitions(f.conn, f.tenant_id)
+    try:
+        stored = field_actions.value(defs, spec, f"then[{i}]")
+    except ConditionError as exc:
+        raise ActionError(f"set_field: {exc}") from None
+    fields_store.set_values(f.conn, f.tenant_id, f.ticket_id, {spec["name"]: stored}, defs)
+    return {"name": spec["name"], "value": stored}
 
 
 def _require(f: Firing, spec: dict, _: int) -> dict:

@@ -14,10 +14,12 @@ and the next timer to start publishes it with the same envelope id (receivers de
 It sleeps until the earliest ``next_at``, at most ``MAX_SLEEP_S``, and wakes early when the
 handler made a clock due sooner.
 
-A breach moves the ticket ahead in the routing queue: its ``rank`` becomes the due time
-minus ``BREACH_LEAD_MS`` (a century), so every breached waiting ticket is served before any
-other, the one that breached first first; the ticket is tagged ``sla_breached``. A warning
-changes nothing in routing.
+Warnings and breaches raise the ticket's routing priority: a waiting ticket's ``rank``
+becomes the due time minus ``WARNING_LEAD_MS`` (half a century) on a warning and minus
+``BREACH_LEAD_MS`` (a century) on a breach, never a worse rank than it had. Queue ranks
+are enqueue times less boosts of minutes to hours, so every breached waiting ticket is first,
+then every warned one, then the rest, each group the earliest due first. A breached
+ticket is also tagged ``sla_breached``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import hashlib
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from ulid import ULID
 
@@ -38,9 +40,10 @@ from core.keys import TICKET_EVENTS
 from rules import clocks
 from rules.event import ORIGIN_SLA, RuleEvent
 from ticket_service import events
+from ticket_service.store import queue as queue_store
 from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database
-from ticket_service.store.tables import routing_queue, sla_clocks, tickets
+from ticket_service.store.tables import sla_clocks, tickets
 
 log = structlog.get_logger()
 
@@ -49,6 +52,7 @@ MAX_SLEEP_S = 1.0
 MIN_SLEEP_S = 0.05
 BATCH = 200
 BREACH_LEAD_MS = 100 * 365 * 86_400_000
+WARNING_LEAD_MS = BREACH_LEAD_MS // 2
 BREACHED_TAG = "sla_breached"
 _KINDS = {"w": SLA_WARNING, "b": SLA_BREACHED}
 
@@ -200,17 +204,13 @@ def _fire(conn: Connection, row, now: int) -> dict[str, Any]:
         conn.execute(update(sla_clocks).where(sla_clocks.c.id == row.id).values(
             state=clocks.BREACHED, breached_at=row.due_at, breaches=row.breaches + 1, next_at=None,
             warned_at=row.warned_at or now, announce=",".join([*announce, token]), updated_at=now))
-        _prioritise(conn, row.ticket_id, row.due_at)
+        # A breached ticket waiting for an agent goes ahead of every ticket that has not breached.
+        queue_store.move_ahead(conn, row.ticket_id, row.due_at - BREACH_LEAD_MS)
+        tickets_store.tag_ticket(conn, row.ticket_id, [BREACHED_TAG], 0)
     else:
         token = f"w{row.cycle}"
         conn.execute(update(sla_clocks).where(sla_clocks.c.id == row.id).values(
             warned_at=now, next_at=row.due_at, announce=",".join([*announce, token]), updated_at=now))
+        # A warned one ahead of every ticket neither warned nor breached.
+        queue_store.move_ahead(conn, row.ticket_id, row.due_at - WARNING_LEAD_MS)
     return _event(row, token)
-
-
-def _prioritise(conn: Connection, ticket_id: int, due_at: int) -> None:
-    """A breached ticket waiting for an agent goes ahead of every ticket that has not breached."""
-    boosted = due_at - BREACH_LEAD_MS
-    conn.execute(update(routing_queue).where(routing_queue.c.ticket_id == ticket_id).values(
-        rank=case((routing_queue.c.rank > boosted, boosted), else_=routing_queue.c.rank)))
-    tickets_store.tag_ticket(conn, ticket_id, [BREACHED_TAG], 0)

@@ -31,11 +31,12 @@ DEFINITION_KEYS = ("name", "type", "label", "required", "choices")
 
 
 class FieldError(ValueError):
-    """A definition or value that does not fit, with the API's answer; ``message`` names the field."""
+    """A definition or value that does not fit, with the API's answer; ``message`` names the field,
+    ``why`` (for a value) says what it must be without naming it."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_field") -> None:
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_field", why: str = "") -> None:
         super().__init__(message)
-        self.message, self.status, self.code = message, status, code
+        self.message, self.status, self.code, self.why = message, status, code, why or message
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ def definition(body: Mapping[str, Any], before: Field | None = None) -> Field:
 
 
 def _bad(field: Field, why: str) -> FieldError:
-    return FieldError(f"fields.{field.name}: {why}")
+    return FieldError(f"fields.{field.name}: {why}", why=why)
 
 
 def _iso_date(field: Field, value: Any) -> str:

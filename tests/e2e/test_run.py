@@ -54,6 +54,13 @@ def _get(port: int, path: str, key: str) -> dict:
         return json.loads(r.read())
 
 
+def _post(port: int, path: str, key: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.status, json.loads(r.read())
+
+
 def _mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -94,6 +101,34 @@ def test_mail_in_ticket_out_on_embedded_defaults(running, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert "Switchboard is running" in (tmp_path / "stdout").read_text()
+
+
+def test_a_trigger_defined_through_the_api_tags_the_ticket_of_an_inbound_mail(running):
+    # The rules role inside `switchboard run`: the trigger is read from the database the API wrote.
+    _, demo, http, smtp_port = running
+    status, trigger = _post(http, "/api/v1/triggers", demo["api_key"], {
+        "name": "refunds", "on": ["ticket.created"],
+        "if": {"all": [{"field": "text", "op": "contains", "value": "退款"}]},
+        "then": [{"action": "add_tags", "value": ["refund"]}, {"action": "set_priority", "value": 40}]})
+    assert status == 201
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Li Wei <li.wei@example.cn>", demo["email"], "订单 1042"
+    msg.set_content("您好，我想申请退款。")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        client.send_message(msg)
+    [ticket] = wait_for(lambda: _get(http, "/api/v1/tickets", demo["api_key"])["items"], timeout=20,
+                        what="the mail's ticket in the API")
+
+    def tagged() -> dict | None:
+        detail = _get(http, f"/api/v1/tickets/{ticket['id']}", demo["api_key"])
+        return detail if detail["tags"] else None
+
+    detail = wait_for(tagged, timeout=20, what="the trigger's tag on the ticket")
+    assert (detail["tags"], detail["priority"]) == (["refund"], 40)
+    [firing] = _get(http, f"/api/v1/tickets/{ticket['id']}/audit", demo["api_key"])["items"]
+    assert (firing["source"], firing["event"]["type"], firing["result"]) == (
+        {"kind": "trigger", "id": trigger["id"], "name": "refunds"}, "ticket.created", "applied")
+    assert firing["actions"] == [{"type": "add_tags", "tags": ["refund"]}, {"type": "set_priority", "priority": 40}]
 
 
 def test_demo_call_center_posts_a_missed_call_that_becomes_a_callback_ticket(running):

@@ -68,3 +68,16 @@ def test_triggers_and_automations_from_the_command_line(database_url, tmp_path, 
     assert json.loads(_cli(capsys, "automation", "list", "--tenant", "acme")[1]) == []
     assert _cli(capsys, "trigger", "remove", str(first["id"]), "--tenant", "acme")[0] == 0
     assert [t["name"] for t in json.loads(_cli(capsys, "trigger", "list", "--tenant", "acme")[1])] == ["tag"]
+
+
+def test_a_set_field_is_checked_against_the_tenants_fields_from_the_command_line(database_url, tmp_path,
+                                                                                 monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    _tenants(database_url)
+    then = tmp_path / "then.json"
+    then.write_text(json.dumps([{"type": "set_field", "name": "source", "value": "shop"}]))
+    code, _, err = _cli(capsys, "trigger", "add", "shop", "--tenant", "acme", "--on", "ticket.created",
+                        "--then", str(then))
+    assert (code, err.strip()) == (2, "switchboard: then[0].name: source is not a custom field of this tenant")
+    assert json.loads(_cli(capsys, "trigger", "list", "--tenant", "acme")[1]) == []

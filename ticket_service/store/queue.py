@@ -70,6 +70,12 @@ def dequeue(conn: Connection, ticket_id: int) -> None:
     _DEQUEUE.rowcount(conn, {"b_ticket": ticket_id})
 
 
+def move_ahead(conn: Connection, ticket_id: int, rank: int) -> bool:
+    """Give a waiting ticket ``rank`` unless it is that far ahead already; False if it moved not."""
+    return conn.execute(update(routing_queue).where(routing_queue.c.ticket_id == ticket_id,
+                                                    routing_queue.c.rank > rank).values(rank=rank)).rowcount > 0
+
+
 def set_stage(conn: Connection, ticket_id: int, stage: int, next_at: int | None) -> None:
     _SET_STAGE.rowcount(conn, {"b_ticket": ticket_id, "b_stage": stage, "b_next_at": next_at})
 
