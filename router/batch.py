@@ -32,7 +32,7 @@ from router.claims import Claimed, PullWalk, RouteClaim
 from router.pool import decide
 from router.queue import waiting_requirements
 from router.reads import RoundRead, RouteRead, read_round
-from ticket_service import rule_schema
+from ticket_service import eligibility
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
 from ticket_service.store import tickets as tickets_store
@@ -254,8 +254,7 @@ class Assigner:
             rule, trace = policy.match_rule(snap.rules, ticket)
             req = policy.requirements(rule)
         extra = (row.requirements or {}).get("required")
-        if extra:  # a trigger's require_skills / require_team: needed on top of the rule's
-            req = policy.Requirements.from_json(rule_schema.with_required(req.to_json(), extra))
+        req = eligibility.with_ticket(req, row.requirements)  # a trigger's require_skills / require_team
         cls = class_of(self.classes, ticket.channel)
         decision = decide(ticket, snap.pool, req, now, self.classes)
         detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
