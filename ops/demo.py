@@ -10,6 +10,7 @@ import secrets
 from console.auth import hash_password
 from ops.runtime import Runtime
 from ticket_service.store import admin, users
+from ticket_service.store import agents as agents_store
 
 DEMO_TENANT = "demo"
 DEMO_ADDRESS = "support@example.com"
@@ -20,6 +21,9 @@ DEMO_CALLS = "demo-callcenter"  # the {account} of /voice/…/records|twilio|fre
 DEMO_SMS = "demo-sms"  # the {account} of /sms/…/twilio|aliyun
 # Console sign-ins; both offline, so the router leaves demo tickets in the queue for them to take.
 DEMO_PEOPLE = {"agent": ("agent@example.com", "Demo Agent"), "supervisor": ("supervisor@example.com", "Demo Supervisor")}
+# The demo agent takes every channel class (her *Queue* lists the tickets she may take, and
+# set online she is routed to); the supervisor takes none and sees every waiting ticket.
+DEMO_CAPACITY = {"agent": {"email": 5, "chat": 5, "voice": 1}}
 
 
 def _push_channels() -> dict:
@@ -59,6 +63,8 @@ async def _add_people(rt: Runtime, slug: str) -> dict:
         tenant = await admin.tenant_id(conn, slug)
     for role, (email, name) in DEMO_PEOPLE.items():
         password = secrets.token_urlsafe(12)
+        if role in DEMO_CAPACITY:
+            await rt.db.run_write(agents_store.create_agent, tenant, name, email, capacity=DEMO_CAPACITY[role])
         await rt.db.run_write(users.set_user, tenant, email, role, hash_password(password), name)
         people[role] = {"email": email, "password": password}
     return people
