@@ -307,13 +307,15 @@ class Assigner:
         log.info("router.assigned", ticket_id=ticket_id, agent_id=agent_id, via=via)
 
     async def agent_changed(self, tenant_id: int, agent_id: int, status: str) -> None:
-        """Online: pull. Away/offline: per tenant setting, hand back tickets not started yet."""
+        """Online: pull. Away/offline: per tenant setting, hand back tickets not started yet;
+        disabled: as offline."""
         self.forget(tenant_id)
         if status == policy.ONLINE:
             await self.pull(tenant_id, agent_id)
             return
         settings, tickets = await self.db.run_read(_requeue_candidates, tenant_id, agent_id)
-        if status not in agents_store.requeue_statuses(settings):
+        as_status = "offline" if status == agents_store.DISABLED else status
+        if as_status not in agents_store.requeue_statuses(settings):
             return
         for ticket_id in tickets:
             if await self.db.run_write(_requeue, tenant_id, ticket_id, now_ms(), status, self.classes) is not None:
