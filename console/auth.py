@@ -1,7 +1,9 @@
 """Console sign-in: Argon2id passwords, the signed-in user, role checks, sign-in limits.
 
 Sign-out revokes the session id in Redis until the cookie would have expired; a new
-password ends every older session (the cookie carries a fingerprint of the hash).
+password ends every older session (the cookie carries a fingerprint of the hash), and so
+does disabling the agent (``switchboard user disable``): every request reads the agent again,
+and the sessions from before a disable stay ended once it is enabled.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from console import render
 from console.render import USER
 from console.session import CONFIG, ConsoleConfig, csrf_ok, read_session
 from core import keys
+from core.ids import now_ms
+from ticket_service.store import agents as agents_store
 from ticket_service.store import users
 from ticket_service.store.db import Database
 
@@ -76,11 +80,14 @@ async def current_user(request: web.Request) -> User | None:
     session = read_session(request)
     if "u" not in session or "t" not in session:
         return None
-    if await request.app[REDIS].exists(keys.console_revoked_key(str(session.get("s", "")))):
+    revoked, ended = await request.app[REDIS].mget(keys.console_revoked_key(str(session.get("s", ""))),
+                                                   keys.console_ended_key(int(session["u"])))
+    if revoked is not None or (ended is not None and int(session.get("i", 0)) <= int(ended)):
         return None
     async with request.app[DB].read() as conn:
         row = await conn.run_sync(users.by_id, session["t"], session["u"])
-    if row is None or row.role not in ROLE_RANK or fingerprint(row.password_hash) != session.get("p"):
+    if (row is None or row.role not in ROLE_RANK or row.status == agents_store.DISABLED
+            or fingerprint(row.password_hash) != session.get("p")):
         return None
     timezone = (row.tenant_settings or {}).get("timezone") or "UTC"
     return User(row.id, row.tenant_id, row.tenant_slug, row.name, row.email, row.role, timezone, session)
@@ -139,19 +146,26 @@ class LoginLimits:
 
 async def authenticate(db: Database, email: str, password: str):
     """The agent row this email and password sign in as (an email in two tenants: the first
-    whose password matches), or None."""
+    whose password matches), or None. A disabled agent's password is checked all the same, so
+    its refusal looks and takes as long as a wrong password's."""
     async with db.read() as conn:
         rows = await conn.run_sync(users.by_email, email)
     for row in rows or [None]:
         ok = await check_password(row.password_hash if row is not None else None, password)
-        if ok and row is not None and row.role in ROLE_RANK:
+        if ok and row is not None and row.role in ROLE_RANK and row.status != agents_store.DISABLED:
             return row
     return None
 
 
 def new_session(row, csrf: str) -> dict:
     return {"u": row.id, "t": row.tenant_id, "p": fingerprint(row.password_hash), "c": csrf,
-            "s": secrets.token_urlsafe(16)}
+            "s": secrets.token_urlsafe(16), "i": now_ms()}
+
+
+async def end_sessions(redis: Redis, agent_id: int, session_s: int) -> None:
+    """End every session the agent signed in before now, for good (``switchboard user disable``):
+    while it is disabled its status refuses them anyway; this keeps them ended once enabled."""
+    await redis.set(keys.console_ended_key(agent_id), now_ms(), ex=session_s + 60)
 
 
 async def revoke(request: web.Request, session: dict) -> None:

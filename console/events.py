@@ -24,6 +24,9 @@ from ticket_service.events import read_event
 
 log = structlog.get_logger()
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+# An open stream checks its session again this often: signed out elsewhere, a new password or
+# a disabled agent ends it, as the next page load would.
+RECHECK_S = 15.0
 _BLOCK_MS = 5000
 _QUEUE = 100  # a page that falls this far behind misses events, not memory
 _FIELDS = ("type", "ticket_id", "number", "message_id", "status")
@@ -104,17 +107,25 @@ async def stream(request: web.Request) -> web.StreamResponse:
     # open (console.js), so what happened between its rendering and now is on the page, and
     # what happens from now on comes as events.
     queue = hub.subscribe(user.tenant_id, user.tenant_slug)
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     try:
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                event = await asyncio.wait_for(queue.get(), min(KEEPALIVE_S, RECHECK_S))
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
+                event = {}
+            if loop.time() - checked >= RECHECK_S:
+                if await auth.current_user(request) is None:
+                    break
+                checked = loop.time()
             if event is None:
                 break
+            if not event:
+                await response.write(b": keepalive\n\n")
+                continue
             # WHATWG HTML §9.2: one "event:" and one "data:" line; JSON holds no newline.
             await response.write(f"event: ticket\ndata: {json.dumps(event)}\n\n".encode())
     except ConnectionResetError:  # the page was closed

@@ -162,6 +162,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "agent_status.online": ("online", "在线"),
     "agent_status.away": ("away", "离开"),
     "agent_status.offline": ("offline", "离线"),
+    "agent_status.disabled": ("disabled", "已停用"),
     "unit.s": ("s", "秒"),
     "unit.min": ("min", "分钟"),
     "unit.h": ("h", "小时"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -11,13 +13,25 @@ from sqlalchemy import ColumnElement, Select, String, cast, exists, func, or_, s
 from sqlalchemy.engine import Connection
 
 from console import auth, render, sla
+from console.actions import CLASSES
+from core.channel import class_of
 from core.ids import now_ms
+from ticket_service import eligibility
 from ticket_service.api import field_filters
 from ticket_service.api.errors import ApiError
 from ticket_service.api.routing import TICKET_STATUSES
 from ticket_service.field_schema import Field
+from ticket_service.rule_schema import RuleError
+from ticket_service.store import agents as agents_store
 from ticket_service.store import fields as fields_store
-from ticket_service.store.tables import agents, customers, identities, messages, tickets
+from ticket_service.store.tables import (
+    agents,
+    customers,
+    identities,
+    messages,
+    routing_queue,
+    tickets,
+)
 
 PAGE = 25
 MAX_PAGE = 1000
@@ -130,21 +144,77 @@ def filtered(stmt: Select, f: Filters, user: auth.User, extra: list[ColumnElemen
     return stmt.where(*extra)
 
 
-def page_of(conn: Connection, user: auth.User, f: Filters, extra=(), now: int = 0) -> tuple[list, bool]:
-    """One page, newest activity first, and whether an older page follows."""
-    stmt = (filtered(ticket_select(user.tenant_id), f, user, extra, now)
-            .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
-            .offset((f.page - 1) * PAGE).limit(PAGE + 1))
+def takeable(conn: Connection, user: auth.User, f: Filters, classes: Mapping[str, str], extra=(),
+             now: int = 0) -> list[int]:
+    """The queue tab's tickets this agent may take under the page's filters, newest activity first.
+
+    The router's test (``ticket_service.eligibility``): the requirements the ticket waits with
+    (its routing rule's at its escalation stage, a trigger's ``require_skills``/``require_team``
+    on top; a ticket not queued yet: the trigger's alone), and a channel class the agent has
+    capacity for. Not whether the agent is online or has room this minute: that decides when
+    the router hands a ticket over, not which tickets are the agent's to take. Requirements are
+    JSON, so the test runs here, over one short row per queued ticket, each distinct
+    requirement checked once.
+    """
+    me = agents_store.get_agent(conn, user.tenant_id, user.id)
+    if me is None:
+        return []
+    skills, capacity = dict(me.skills or {}), {c: getattr(me, f"cap_{c}") for c in agents_store.CLASSES}
+    stmt = (filtered(select(tickets.c.id, tickets.c.channel, tickets.c.requirements,
+                            routing_queue.c.requirements.label("waiting"), routing_queue.c.stage)
+                     .select_from(tickets.join(customers, customers.c.id == tickets.c.customer_id)
+                                  .outerjoin(routing_queue, routing_queue.c.ticket_id == tickets.c.id))
+                     .where(tickets.c.tenant_id == user.tenant_id), replace(f, tab="queue"), user, extra, now)
+            .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc()))
+    verdicts: dict[tuple, bool] = {}
+    out = []
+    for row in conn.execute(stmt):
+        if not eligibility.serves(capacity, class_of(classes, row.channel)):
+            continue
+        key = (json.dumps(row.waiting, sort_keys=True), row.stage, json.dumps(row.requirements, sort_keys=True))
+        if key not in verdicts:
+            verdicts[key] = _qualifies(skills, me.tier, row)
+        if verdicts[key]:
+            out.append(row.id)
+    return out
+
+
+def _qualifies(skills: dict, tier: int, row) -> bool:
+    try:
+        waiting = eligibility.Requirements() if row.waiting is None else eligibility.stored(row.waiting, row.stage)
+    except RuleError:
+        return False  # requirements the router cannot read: it gives the ticket to nobody either
+    return not eligibility.unmet(skills, tier, eligibility.with_ticket(waiting, row.requirements))
+
+
+def _ordered(stmt: Select) -> Select:
+    return stmt.order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
+
+
+def page_of(conn: Connection, user: auth.User, f: Filters, extra=(), now: int = 0,
+            mine_to_take: list[int] | None = None) -> tuple[list, bool]:
+    """One page, newest activity first, and whether an older page follows. ``mine_to_take``:
+    the agent's queue (``takeable``), which the queue tab then lists instead of every waiting ticket."""
+    start = (f.page - 1) * PAGE
+    if f.tab == "queue" and mine_to_take is not None:
+        ids = mine_to_take[start:start + PAGE]
+        rows = conn.execute(_ordered(ticket_select(user.tenant_id).where(tickets.c.id.in_(ids)))).all() if ids else []
+        return rows, len(mine_to_take) > start + PAGE
+    stmt = _ordered(filtered(ticket_select(user.tenant_id), f, user, extra, now)).offset(start).limit(PAGE + 1)
     rows = conn.execute(stmt).all()
     return rows[:PAGE], len(rows) > PAGE
 
 
-def counts(conn: Connection, user: auth.User, f: Filters, extra=(), now: int = 0) -> dict[str, int]:
+def counts(conn: Connection, user: auth.User, f: Filters, extra=(), now: int = 0,
+           mine_to_take: list[int] | None = None) -> dict[str, int]:
     """Tickets per tab under the same filters, for the tab labels."""
     tabs = TABS if user.can("supervisor") else TABS[:2]
     out = {}
     for tab in tabs:
-        scoped = Filters(tab, f.statuses, f.channel, f.vip, f.tag, f.q, 1, f.sla, f.fields)
+        if tab == "queue" and mine_to_take is not None:
+            out[tab] = len(mine_to_take)
+            continue
+        scoped = replace(f, tab=tab, page=1)
         stmt = filtered(select(func.count()).select_from(
             tickets.join(customers, customers.c.id == tickets.c.customer_id)).where(
                 tickets.c.tenant_id == user.tenant_id), scoped, user, extra, now)
@@ -165,15 +235,17 @@ def _link(f: Filters, **changes) -> str:
 async def inbox(request: web.Request) -> web.Response:
     user: auth.User = request[auth.USER]
     f = Filters.parse(request.query, user)
-
+    classes = request.app[CLASSES]
     now = now_ms()
 
     def read(conn: Connection):
         defs = fields_store.definitions(conn, user.tenant_id)
         extra, refused = field_conditions(f, user.tenant_id, defs)
-        rows, more = page_of(conn, user, f, extra, now)
+        # Supervisors' queue is every waiting ticket; an agent's, the ones it may take.
+        mine = None if user.can("supervisor") else takeable(conn, user, f, classes, extra, now)
+        rows, more = page_of(conn, user, f, extra, now, mine)
         badges = sla.badges(conn, user.tenant_id, [r.id for r in rows], now)
-        return rows, more, counts(conn, user, f, extra, now), defs, refused, badges
+        return rows, more, counts(conn, user, f, extra, now, mine), defs, refused, badges
 
     async with request.app[auth.DB].read() as conn:
         rows, more, per_tab, defs, refused, badges = await conn.run_sync(read)

@@ -121,7 +121,8 @@ def outbound_parts_key(channel: str, outbox_id: int) -> str:
     return f"{_KEY}outbound:parts:{channel}:{outbox_id}"
 
 
-# Console: failed sign-ins per email and per address (fixed windows), signed-out sessions.
+# Console: failed sign-ins per email and per address (fixed windows), signed-out sessions,
+# sessions of disabled agents.
 def console_login_key(scope: str, who: str, window: int) -> str:
     """Failed sign-ins of one email (``scope`` email, ``who`` its sha256) or address in a window."""
     return f"{_KEY}console:login:{scope}:{who}:{window}"
@@ -130,3 +131,9 @@ def console_login_key(scope: str, who: str, window: int) -> str:
 def console_revoked_key(session_id: str) -> str:
     """Set on sign-out until the session would have expired, so its cookie is dead even if kept."""
     return f"{_KEY}console:revoked:{session_id}"
+
+
+def console_ended_key(agent_id: int) -> str:
+    """When the agent was disabled (ms), kept as long as a session lasts: a session signed in
+    before stays ended after the agent is enabled again."""
+    return f"{_KEY}console:ended:{agent_id}"

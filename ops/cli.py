@@ -71,7 +71,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> str:
         if args.command == "ticket" and args.action == "reply":
             return await _reply(rt, _secret_key(settings), args)
         if args.command == "user":
-            return await usercli.add_user(rt, args)
+            return await (usercli.add_user if args.action == "add" else usercli.set_enabled)(rt, args)
         if args.command == "tenant" and args.action == "set":
             return await usercli.set_tenant(rt, args)
         async with rt.db.write() as conn:

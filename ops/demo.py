@@ -8,8 +8,11 @@ import os
 import secrets
 
 from console.auth import hash_password
+from core.ids import now_ms
 from ops.runtime import Runtime
-from ticket_service.store import admin, users
+from rules import definitions
+from ticket_service.store import admin, triggers, users
+from ticket_service.store import agents as agents_store
 
 DEMO_TENANT = "demo"
 DEMO_ADDRESS = "support@example.com"
@@ -20,6 +23,21 @@ DEMO_CALLS = "demo-callcenter"  # the {account} of /voice/…/records|twilio|fre
 DEMO_SMS = "demo-sms"  # the {account} of /sms/…/twilio|aliyun
 # Console sign-ins; both offline, so the router leaves demo tickets in the queue for them to take.
 DEMO_PEOPLE = {"agent": ("agent@example.com", "Demo Agent"), "supervisor": ("supervisor@example.com", "Demo Supervisor")}
+# The demo agent takes every channel class (her *Queue* lists the tickets she may take, and
+# set online she is routed to); the supervisor takes none and sees every waiting ticket.
+DEMO_CAPACITY = {"agent": {"email": 5, "chat": 5, "voice": 1}}
+# The acknowledgement helpdesks send: a mail that opens a ticket (not bulk or machine-made
+# mail: RFC 3834 §2) is answered with its number and the signed link to its status page
+# (which every reply also carries under its signature).
+ACKNOWLEDGEMENT = {
+    "name": "demo: acknowledge mail",
+    "on": ["ticket.created"],
+    "if": {"all": [{"field": "channel", "op": "is", "value": "email"}, {"field": "auto", "op": "absent"}]},
+    "then": [{"type": "reply", "template": (
+        "Thank you for writing to us. Your request is ticket #{{ ticket.number }}; an agent will answer "
+        "you by mail.\n您的来信已收到，工单号 #{{ ticket.number }}，客服会通过邮件回复您。\n\n"
+        "{{ ticket.status_url }}\n")}],
+}
 
 
 def _push_channels() -> dict:
@@ -59,17 +77,37 @@ async def _add_people(rt: Runtime, slug: str) -> dict:
         tenant = await admin.tenant_id(conn, slug)
     for role, (email, name) in DEMO_PEOPLE.items():
         password = secrets.token_urlsafe(12)
+        if role in DEMO_CAPACITY:
+            await rt.db.run_write(agents_store.create_agent, tenant, name, email, capacity=DEMO_CAPACITY[role])
         await rt.db.run_write(users.set_user, tenant, email, role, hash_password(password), name)
         people[role] = {"email": email, "password": password}
     return people
 
 
+async def _add_acknowledgement(rt: Runtime, slug: str) -> int:
+    """The demo's acknowledgement trigger (its id): added unless the tenant has one of that name,
+    so a start that stopped before writing ``demo.json`` does not add a second one."""
+    async with rt.db.read() as conn:
+        tenant = await admin.tenant_id(conn, slug)
+    values = definitions.definition(ACKNOWLEDGEMENT, "trigger")
+
+    def add(conn) -> int:
+        for row in triggers.listed(conn, "trigger", tenant):
+            if row.name == ACKNOWLEDGEMENT["name"]:
+                return row.id
+        return triggers.add(conn, "trigger", tenant, now_ms(), definitions.LIMITS["trigger"], **values)
+
+    return await rt.db.run_write(add)
+
+
 async def ensure_demo(rt: Runtime) -> dict:
-    """Create the demo tenant once and remember it in ``<data>/demo.json``."""
+    """Create the demo tenant once and remember it in ``<data>/demo.json``; what later versions
+    add to the demo (``sms``, ``console``, ``acknowledgement``) is added to an older folder once.
+    A trigger deleted by hand stays deleted: ``demo.json`` remembers it was made."""
     path = rt.settings.data_dir / "demo.json"
     if path.exists():
         demo = json.loads(path.read_text())
-        if "sms" in demo and "console" in demo:
+        if "sms" in demo and "console" in demo and "acknowledgement" in demo:
             return demo
         if "sms" not in demo:
             async with rt.db.write() as conn:  # a data folder from before some push channels
@@ -84,6 +122,8 @@ async def ensure_demo(rt: Runtime) -> dict:
                     **await _add_push_accounts(conn, tenant, rt.settings.secret_key)}
     if "console" not in demo:
         demo["console"] = await _add_people(rt, demo["tenant"])
+    if "acknowledgement" not in demo:
+        demo["acknowledgement"] = {"trigger_id": await _add_acknowledgement(rt, demo["tenant"])}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(demo, indent=2) + "\n")
     os.chmod(tmp, 0o600)  # it holds a live API key and channel secrets

@@ -1,4 +1,4 @@
-"""``switchboard user add`` (console sign-ins) and ``switchboard tenant set`` (tenant settings)."""
+"""``switchboard user add|disable|enable`` (console sign-ins) and ``switchboard tenant set`` (tenant settings)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ import argparse
 import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from console.auth import hash_password
+from sqlalchemy.engine import Row
+
+from console.auth import end_sessions, hash_password
+from core.ids import now_ms
+from core.keys import TICKET_EVENTS
 from ops.runtime import Runtime
+from ticket_service import events
 from ticket_service.store import admin, users
+from ticket_service.store import agents as agents_store
 
 # Tenant settings this command sets, each with its check.
 TENANT_SETTINGS = {"timezone": "IANA time zone the console shows dates in, e.g. Asia/Shanghai (default UTC)"}
@@ -25,6 +31,12 @@ def add_parsers(sub, tenant) -> None:
     add.add_argument("--password-stdin", action="store_true", required=True,
                      help="read the password from stdin (never from the command line)")
     add.add_argument("--name", default="", help="shown to colleagues; default the email's local part")
+    for action, what in (("disable", "stop a user signing in (sessions end at their next request) and being "
+                                     "assigned tickets"),
+                         ("enable", "let a disabled user sign in again (back offline)")):
+        one = user.add_parser(action, help=what)
+        one.add_argument("email")
+        one.add_argument("--tenant", required=True)
     names = ", ".join(f"{k} ({v})" for k, v in TENANT_SETTINGS.items())
     setter = tenant.add_parser("set", help=f"change a tenant's settings: {names}")
     setter.add_argument("slug")
@@ -50,6 +62,30 @@ async def add_user(rt: Runtime, args: argparse.Namespace) -> str:
     agent_id, created = await rt.db.run_write(users.set_user, tenant, email, args.role, hashed, args.name.strip())
     done = "created" if created else "updated (role and password)"
     return f"user {email} of {args.tenant} {done}: {args.role} (agent id {agent_id})"
+
+
+async def set_enabled(rt: Runtime, args: argparse.Namespace) -> str:
+    """``user disable|enable``: the agent's status ``disabled`` (or back to offline), announced
+    to the routers as a status change (a disabled agent's tickets not started go back as on offline)."""
+    email, disable = args.email.strip().lower(), args.action == "disable"
+    async with rt.db.read() as conn:
+        tenant = await admin.tenant_id(conn, args.tenant)
+
+    def change(conn) -> Row:
+        agent_id = users.id_by_email(conn, tenant, email)
+        if agent_id is None:
+            raise admin.NotFound(f"no user {email} in tenant {args.tenant}")
+        return agents_store.set_disabled(conn, tenant, agent_id, disable, now_ms())
+
+    before = await rt.db.run_write(change)
+    if disable:  # again when already disabled: a run that stopped before this finishes it
+        await end_sessions(rt.redis, before.id, rt.settings.console_session_s)
+    if (before.status == agents_store.DISABLED) == disable:
+        return f"user {email} of {args.tenant} is already {'disabled' if disable else 'enabled'}"
+    status = agents_store.DISABLED if disable else "offline"
+    await rt.bus.publish(TICKET_EVENTS, events.event_envelope(events.AGENT_CHANGED, str(tenant), "", "",
+                                                              tenant_id=tenant, agent_id=before.id, status=status))
+    return f"user {email} of {args.tenant} {'disabled' if disable else 'enabled (offline)'} (agent id {before.id})"
 
 
 async def set_tenant(rt: Runtime, args: argparse.Namespace) -> str:

@@ -32,7 +32,7 @@ from router.claims import Claimed, PullWalk, RouteClaim
 from router.pool import decide
 from router.queue import waiting_requirements
 from router.reads import RoundRead, RouteRead, read_round
-from ticket_service import rule_schema
+from ticket_service import eligibility
 from ticket_service.store import agents as agents_store
 from ticket_service.store import decisions as decisions_store
 from ticket_service.store import tickets as tickets_store
@@ -254,8 +254,7 @@ class Assigner:
             rule, trace = policy.match_rule(snap.rules, ticket)
             req = policy.requirements(rule)
         extra = (row.requirements or {}).get("required")
-        if extra:  # a trigger's require_skills / require_team: needed on top of the rule's
-            req = policy.Requirements.from_json(rule_schema.with_required(req.to_json(), extra))
+        req = eligibility.with_ticket(req, row.requirements)  # a trigger's require_skills / require_team
         cls = class_of(self.classes, ticket.channel)
         decision = decide(ticket, snap.pool, req, now, self.classes)
         detail = {"via": route.via, "language": language, "rules": trace, "requirements": req.to_json(),
@@ -308,13 +307,15 @@ class Assigner:
         log.info("router.assigned", ticket_id=ticket_id, agent_id=agent_id, via=via)
 
     async def agent_changed(self, tenant_id: int, agent_id: int, status: str) -> None:
-        """Online: pull. Away/offline: per tenant setting, hand back tickets not started yet."""
+        """Online: pull. Away/offline: per tenant setting, hand back tickets not started yet;
+        disabled: as offline."""
         self.forget(tenant_id)
         if status == policy.ONLINE:
             await self.pull(tenant_id, agent_id)
             return
         settings, tickets = await self.db.run_read(_requeue_candidates, tenant_id, agent_id)
-        if status not in agents_store.requeue_statuses(settings):
+        as_status = "offline" if status == agents_store.DISABLED else status
+        if as_status not in agents_store.requeue_statuses(settings):
             return
         for ticket_id in tickets:
             if await self.db.run_write(_requeue, tenant_id, ticket_id, now_ms(), status, self.classes) is not None:

@@ -8,13 +8,16 @@ so a decision can be explained afterwards. Ranking agents is ``router.pool``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from router.language import detect_language
+from ticket_service.eligibility import Requirements, widened
 from ticket_service.store.agents import CLASSES
 
-__all__ = ["CLASSES", "detect_language"]
+# Requirements and their widening live in ticket_service.eligibility: the console's queue tab
+# goes by them too.
+__all__ = ["CLASSES", "Requirements", "detect_language", "widened"]
 ONLINE = "online"
 STATUSES = ("online", "away", "offline")
 ESCALATED_TAG = "escalated"
@@ -47,37 +50,6 @@ class Rule:
     min_tier: int = 0
     escalate_after_s: int | None = None
     widen: Mapping[str, Any] = field(default_factory=dict)  # {"required": {...}, "min_tier": n}
-
-
-@dataclass(frozen=True, slots=True)
-class Requirements:
-    """What an agent needs to take a ticket, and how that widens while it waits."""
-
-    required: Mapping[str, int] = field(default_factory=dict)
-    preferred: Mapping[str, int] = field(default_factory=dict)
-    min_tier: int = 0
-    priority: int = 0
-    rule_id: int | None = None
-    rule: str = ""
-    escalate_after_s: int | None = None
-    widen: Mapping[str, Any] = field(default_factory=dict)
-    stage: int = 0
-
-    def to_json(self) -> dict:
-        """The fields spelled out, not walked with ``dataclasses.fields``: every pull decision
-        serialises its requirements inside the claim's write transaction. ``timeit`` on a
-        one-skill rule: 3.1 µs a call walked (``fields`` plus an ABC ``isinstance`` per
-        value), 0.35 µs spelled out; under cProfile of ``python -m ops.bench --scenarios
-        router`` the walk was 0.32 s of the routers' 5.9 s in the database thread."""
-        return {
-            "required": dict(self.required), "preferred": dict(self.preferred), "min_tier": self.min_tier,
-            "priority": self.priority, "rule_id": self.rule_id, "rule": self.rule,
-            "escalate_after_s": self.escalate_after_s, "widen": dict(self.widen), "stage": self.stage,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Requirements:
-        return cls(**{k: data[k] for k in cls.__slots__ if k in data})
 
 
 # Fields a rule and its requirements share: the rule's policy (``rule_schema.POLICY_FIELDS``).
@@ -207,20 +179,6 @@ def next_stage_at(req: Requirements, queued_at: int, stage: int) -> int | None:
     if stage >= max_stage(req):
         return None
     return queued_at + (stage + 1) * req.escalate_after_s * 1000
-
-
-def widened(req: Requirements, stage: int) -> Requirements:
-    """The requirements at escalation ``stage``."""
-    if stage <= 0:
-        return req
-    out = replace(req, preferred={}, stage=stage)
-    if stage >= 2 and req.widen:
-        out = replace(
-            out, required=dict(req.widen.get("required", req.required)),
-            min_tier=int(req.widen.get("min_tier", req.min_tier)),
-        )
-    return out
-
 
 
 # --- the waiting queue ----------------------------------------------------------------

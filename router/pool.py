@@ -17,6 +17,7 @@ from router.policy import (
     Requirements,
     Ticket,
 )
+from ticket_service import eligibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +41,8 @@ class Agent:
 
 def exclusions(agent: Agent, cls: str, req: Requirements) -> list[str]:
     """Why ``agent`` cannot take a ticket of class ``cls`` under ``req``; empty when eligible."""
-    why = []
-    if agent.status != ONLINE:
-        why.append(f"status {agent.status}")
-    for skill, level in req.required.items():
-        have = agent.skills.get(skill, 0)
-        if have < level:
-            why.append(f"skill {skill} {have} < {level}")
-    if agent.tier < req.min_tier:
-        why.append(f"tier {agent.tier} < {req.min_tier}")
+    why = [f"status {agent.status}"] if agent.status != ONLINE else []
+    why += eligibility.unmet(agent.skills, agent.tier, req)  # what the console's queue tab goes by too
     if agent.free(cls) <= 0:
         why.append(f"{cls} load {agent.load.get(cls, 0)}/{agent.capacity.get(cls, 0)}")
     return why

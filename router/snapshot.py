@@ -10,7 +10,7 @@ from sqlalchemy.engine import Row
 from core import metrics
 from router import policy
 from router.pool import Agent, Pool
-from ticket_service import rule_schema
+from ticket_service import eligibility, rule_schema
 from ticket_service.store import agents as store
 from ticket_service.store import rules as rules_store
 
@@ -54,7 +54,7 @@ def usable_rules(rows: list[Row]) -> list[policy.Rule]:
 
 def requirements(data: object, stage: int) -> policy.Requirements:
     """A waiting ticket's stored requirements at ``stage``; ``RuleError`` when they are not usable."""
-    return policy.widened(policy.Requirements.from_json(rule_schema.requirements(data)), stage)
+    return eligibility.stored(data, stage)
 
 
 def ticket(row: Row, language: str, text: str) -> policy.Ticket:

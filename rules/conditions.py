@@ -87,6 +87,9 @@ FIELDS: dict[str, Field] = {
     "hours_since_assigned": _HOURS,
     "hours_since_customer_message": _HOURS,
     "sla_metric": _SCALAR_STR,  # on sla.* events: first_reply | next_reply | resolution
+    # Why bulk or machine-made mail opened the ticket (its ``auto_reason``: list, bulk, …); empty
+    # once a person writes in it. An acknowledgement asks it absent: RFC 3834 §2, no answering robots.
+    "auto": _SCALAR_STR,
 }
 CUSTOM = "field."
 # A custom field's value is whatever its definition allows; every operator that makes sense

@@ -78,6 +78,7 @@ def ticket_facts(conn: Connection, row: Row, now: int, event: dict[str, Any] | N
         "hours_since_solved": since(t["closed_at"] or status_at) if t["status"] in ("solved", "closed") else None,
         "hours_since_customer_message": since(t.get("customer_message_at")),
         "sla_metric": event.get("metric"),
+        "auto": t["auto_reason"] if t["auto"] else "",
     }
     if business_hours is not None:
         values["business_hours"] = business_hours

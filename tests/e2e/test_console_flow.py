@@ -5,6 +5,8 @@ hostile mail rendered inert; screenshots of each page in English and Chinese."""
 from __future__ import annotations
 
 import json
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
 from console_system import BETA, cli, screenshot, sign_in, start
@@ -15,6 +17,16 @@ from support import wait_for
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     yield from start(tmp_path_factory.mktemp("console"))
+
+
+def _sent(system, marker: str) -> list[tuple[dict, EmailMessage]]:
+    """(envelope, mail) of each mail at the SMTP sink whose text holds ``marker``."""
+    found = []
+    for path in sorted(system.sink.glob("*.eml")):
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        if marker in mail.get_body(("plain",)).get_content():
+            found.append((json.loads(path.with_suffix(".json").read_text()), mail))
+    return found
 
 
 
@@ -55,16 +67,22 @@ def test_mail_appears_live_then_a_reply_reaches_the_relay_and_the_ticket_is_solv
     expect(page.locator("#timeline")).to_contain_text("my order 1042 is a week late")
     expect(page.locator("aside")).to_contain_text("li.wei@example.cn")
     screenshot(page, "ticket-en")
+    number = int(page.url.rsplit("/", 1)[1].split("?")[0])
+    # The demo's acknowledgement went out first, with the ticket's number and status link.
+    [(envelope, ack)] = wait_for(lambda: _sent(system, "Your request is ticket"), timeout=30,
+                                 what="the acknowledgement")
+    text = ack.get_body(("plain",)).get_content()
+    assert envelope["rcpt_tos"] == ["li.wei@example.cn"]
+    assert f"ticket #{number};" in text and f"工单号 #{number}，" in text and f"{system.base}/portal/" in text
     page.fill("#reply-text", "We have shipped it today: SF123456.")
     page.click("#reply-send")
     expect(page.locator("#notice")).to_have_text("Queued for sending.")
-    mails = wait_for(lambda: sorted(system.sink.glob("*.json")), timeout=30, what="the reply at the SMTP sink")
-    envelope = json.loads(mails[-1].read_text())
-    raw = mails[-1].with_suffix(".eml").read_bytes()
-    assert envelope["rcpt_tos"] == ["li.wei@example.cn"] and b"SF123456" in raw
-    assert b"Subject: Re: Order 1042 has not shipped" in raw
+    [(envelope, mail)] = wait_for(lambda: _sent(system, "SF123456"), timeout=30, what="the reply at the SMTP sink")
+    assert envelope["rcpt_tos"] == ["li.wei@example.cn"]
+    assert mail["Subject"].startswith("Re: Order 1042 has not shipped")
     # The sender's message.sent event refreshes the timeline: the reply shows as sent.
-    expect(page.locator("article.out .delivery-status")).to_have_text("sent")
+    reply = page.locator("article.out", has_text="SF123456")
+    expect(reply.locator(".delivery-status")).to_have_text("sent")
     # A required custom field: solving is refused until it is set on the ticket page.
     cli(system.env, "field", "add", "product", "choice", "--tenant", system.demo["tenant"], "--choices",
         "router,modem", "--required", "--label", "Product")
@@ -82,7 +100,6 @@ def test_mail_appears_live_then_a_reply_reaches_the_relay_and_the_ticket_is_solv
     page.select_option("#status-select", "solved")
     page.click("#status-save")
     expect(page.locator("#ticket-status")).to_have_text("solved")
-    number = int(page.url.rsplit("/", 1)[1].split("?")[0])
     # The inbox filters by the field: router lists the ticket, modem does not.
     page.goto(system.base + "/?tab=all")
     page.select_option("#filter-product", "router")
@@ -99,7 +116,7 @@ def test_mail_appears_live_then_a_reply_reaches_the_relay_and_the_ticket_is_solv
     assert ticket["status"] == "solved"
     page.click("a[lang=zh-CN]")
     expect(page.locator("#ticket-status")).to_have_text("已解决")
-    expect(page.locator("article.out .delivery-status")).to_have_text("已发送")
+    expect(reply.locator(".delivery-status")).to_have_text("已发送")
     screenshot(page, "ticket-zh")
 
 

@@ -103,5 +103,5 @@ def test_the_customer_opens_the_link_adds_a_message_and_sees_it(running):
         finally:
             browser.close()
     stored = _api(http, "GET", f"/api/v1/tickets/{ticket['id']}", demo["api_key"])
-    assert [(m["channel"], m["text"]) for m in stored["messages"]] == [
+    assert [(m["channel"], m["text"]) for m in stored["messages"] if m["direction"] == "in"] == [
         ("email", "您好，我的订单一周了还没有发货。"), ("portal", "补充：请改送到公司地址。")]

@@ -1,5 +1,7 @@
 """`switchboard run` on the embedded defaults: a mail in over SMTP, the ticket out over the API."""
 
+import email
+import email.policy
 import hashlib
 import hmac
 import json
@@ -90,7 +92,7 @@ def test_mail_in_ticket_out_on_embedded_defaults(running, tmp_path):
     assert (ticket["number"], ticket["status"], ticket["channel"]) == (1, "new", "email")
     assert ticket["subject"] == "订单 1042 还没有发货"
     detail = _get(http, f"/api/v1/tickets/{ticket['id']}", demo["api_key"])
-    [message] = detail["messages"]
+    [message] = [m for m in detail["messages"] if m["direction"] == "in"]  # the demo's acknowledgement aside
     assert message["sender"] == "li.wei@example.cn" and "请帮忙查一下" in message["text"]
     [attachment] = message["attachments"]
     assert (attachment["filename"], attachment["size"]) == ("截图.png", len(b"\x89PNG fake screenshot"))
@@ -125,10 +127,57 @@ def test_a_trigger_defined_through_the_api_tags_the_ticket_of_an_inbound_mail(ru
 
     detail = wait_for(tagged, timeout=20, what="the trigger's tag on the ticket")
     assert (detail["tags"], detail["priority"]) == (["refund"], 40)
-    [firing] = _get(http, f"/api/v1/tickets/{ticket['id']}/audit", demo["api_key"])["items"]
+    # The demo's acknowledgement fires on the same event; the refunds trigger's firing is its own.
+    [firing] = [f for f in _get(http, f"/api/v1/tickets/{ticket['id']}/audit", demo["api_key"])["items"]
+                if f["source"].get("name") == "refunds"]
     assert (firing["source"], firing["event"]["type"], firing["result"]) == (
         {"kind": "trigger", "id": trigger["id"], "name": "refunds"}, "ticket.created", "applied")
     assert firing["actions"] == [{"type": "add_tags", "tags": ["refund"]}, {"type": "set_priority", "priority": 40}]
+
+
+def _acknowledgements(data) -> list[EmailMessage]:
+    """The mails in the outbox Maildir (no relay on `make run`)."""
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted((data / "outbox" / "new").glob("*")) if p.is_file()]
+
+
+def test_demo_acknowledges_a_mail_with_its_number_and_status_link_and_a_restart_adds_no_second(running,
+                                                                                                 tmp_path):
+    # The README's walkthrough mail: an acknowledgement in data/outbox with the ticket's number
+    # and its signed status link, which opens the ticket's page.
+    proc, demo, http, smtp_port = running
+    data = tmp_path / "data"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Li Wei <li.wei@example.cn>", demo["email"], "订单 1042 还没有发货"
+    msg.set_content("您好，我的订单一周了还没有发货，请帮忙查一下。")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        client.send_message(msg)
+    [ack] = wait_for(lambda: _acknowledgements(data), timeout=30, what="the acknowledgement in data/outbox")
+    body = ack.get_body(("plain",)).get_content()
+    assert ack["To"] == "Li Wei <li.wei@example.cn>" and ack["Subject"] == "Re: 订单 1042 还没有发货 [#1]"
+    assert "Your request is ticket #1; an agent will answer you by mail." in body and "工单号 #1，" in body
+    links = re.findall(rf"http://127\.0\.0\.1:{http}/portal/[A-Za-z0-9._-]+", body)
+    assert len(links) == 2 and len(set(links)) == 1  # the template's, and every reply's under the signature
+    with urllib.request.urlopen(links[0], timeout=5) as r:
+        assert r.status == 200 and "订单 1042 还没有发货" in r.read().decode()
+    [trigger] = [t for t in json.loads(_cli(role_env(data, None, None), "trigger", "list", "--tenant", "demo").stdout)
+                 if t["name"] == "demo: acknowledge mail"]
+    assert trigger["id"] == demo["acknowledgement"]["trigger_id"] and trigger["on"] == ["ticket.created"]
+    # A second start on the same data folder keeps the one trigger.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    http = free_port()
+    env = role_env(data, None, None, http_port=http, smtp_port=free_port())
+    with open(tmp_path / "stdout2", "w") as out, open(tmp_path / "stderr2", "w") as err:
+        again = subprocess.Popen([sys.executable, "-m", "ops.cli", "run"], env=env, stdout=out, stderr=err)
+    try:
+        wait_for(lambda: _healthy(http), timeout=60, what="the second switchboard run")
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(30) == 0
+    listed = json.loads(_cli(env, "trigger", "list", "--tenant", "demo").stdout)
+    assert [t["name"] for t in listed] == ["demo: acknowledge mail"]
+    assert json.loads((data / "demo.json").read_text())["acknowledgement"] == demo["acknowledgement"]
 
 
 def test_demo_call_center_posts_a_missed_call_that_becomes_a_callback_ticket(running):

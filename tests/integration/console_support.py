@@ -31,11 +31,12 @@ def console_app(system) -> web.Application:
 
 
 async def person(system, tenant: int, email: str, role: str, name: str, password: str = "long-password-1",
-                 capacity: dict | None = None, status: str = "offline") -> int:
-    """A console user; with ``capacity`` an agent the router may assign to first."""
+                 capacity: dict | None = None, status: str = "offline", skills: dict | None = None) -> int:
+    """A console user; with ``capacity`` (and ``skills``) an agent the router may assign to first."""
     if capacity is not None:
         async with system.db.write() as conn:
-            await conn.run_sync(agents_store.create_agent, tenant, name, email, status=status, capacity=capacity)
+            await conn.run_sync(agents_store.create_agent, tenant, name, email, status=status, capacity=capacity,
+                                skills=skills)
     agent_id, _ = await system.db.run_write(users.set_user, tenant, email, role, hash_password(password), name)
     return agent_id
 

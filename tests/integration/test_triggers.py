@@ -82,6 +82,22 @@ async def test_the_acknowledgement_carries_the_ticket_number_to_the_relay(rules,
     assert firing["actions"] == [{"type": "reply", "message_id": row.message_id}]
 
 
+async def test_an_acknowledgement_asking_auto_absent_answers_people_and_not_bulk_mail(rules):
+    # RFC 3834 §2: a newsletter opens an auto ticket (kept for people to see) and gets no answer.
+    system = rules.system
+    await rules.add("trigger", {**ACK, "if": {"all": [*ACK["if"]["all"], {"field": "auto", "op": "absent"}]}})
+    await system.publish(make_mail(subject="Weekly deals", sender="news@shop.example",
+                                   headers={"Precedence": "bulk", "List-Id": "<deals.shop.example>"})[0])
+    await system.publish(make_mail(subject="Refund for order 1042", sender="zhang.wei@example.cn")[0])
+    await system.drain()
+    await rules.run_triggers()
+    bulk, person = await system.tickets()
+    assert (bulk.auto, bulk.auto_reason, person.auto) == (True, "precedence:bulk", False)
+    assert [(row.ticket_id, row.recipient) for row in await rules.outbox()] == [(person.id, "zhang.wei@example.cn")]
+    # The trigger looked at both; on the bulk one its condition did not hold (no firing recorded).
+    assert [(a.ticket_id, a.error) for a in await rules.audit()] == [(person.id, "")]
+
+
 async def test_two_triggers_undoing_each_other_stop_after_one_round(rules):
     # A sets pending on a status change, B sets open: their own events start no trigger.
     system = rules.system

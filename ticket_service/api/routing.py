@@ -112,7 +112,10 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
     if status not in STATUSES:
         raise invalid(f"status must be one of {', '.join(STATUSES)}")
     async with request.app[DB].write() as conn:
-        before = await conn.run_sync(agents_store.set_agent_status, tenant_id, agent_id, status, now_ms())
+        try:
+            before = await conn.run_sync(agents_store.set_agent_status, tenant_id, agent_id, status, now_ms())
+        except agents_store.Disabled as exc:
+            raise ApiError(409, "agent_disabled", str(exc)) from None
         if before is None:
             raise not_found("agent", agent_id)
         row = await conn.run_sync(agents_store.get_agent, tenant_id, agent_id)
@@ -293,7 +296,8 @@ _PER_CLASS = obj(agents_store.CLASSES, **{c: _INT for c in agents_store.CLASSES}
 _SKILLS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
 SCHEMAS = {
     "Agent": obj(("id", "name", "email", "status", "tier", "skills", "capacity", "load", "last_assigned_at"),
-                 id=_INT, name=_TEXT, email=_TEXT, status={"enum": list(STATUSES)}, tier=_INT, skills=_SKILLS,
+                 id=_INT, name=_TEXT, email=_TEXT, status={"enum": [*STATUSES, agents_store.DISABLED]}, tier=_INT,
+                 skills=_SKILLS,
                  capacity=_PER_CLASS, load=_PER_CLASS, last_assigned_at=TIME),
     "Rule": obj(("id", *rule_schema.FIELDS), id=_INT, name=_TEXT, position=_INT, match={"type": "object"},
                 required=_SKILLS, preferred=_SKILLS, priority=_INT, min_tier=_INT,
@@ -323,8 +327,9 @@ PATHS = {
         "post": operation("Add an agent", {201: ("The agent", ref("Agent"))}, 400, 409, 413, body=_NEW_AGENT),
     },
     "/agents/{id}/status": {"put": operation(
-        "Set an agent's status (online agents pull waiting tickets)", {200: ("The agent", ref("Agent"))},
-        400, 404, 413, params=[ID_PARAM], body=obj(("status",), status={"enum": list(STATUSES)}))},
+        "Set an agent's status (online agents pull waiting tickets); a disabled agent's answers 409 "
+        "(`switchboard user enable` lifts it)", {200: ("The agent", ref("Agent"))},
+        400, 404, 409, 413, params=[ID_PARAM], body=obj(("status",), status={"enum": list(STATUSES)}))},
     "/routing/rules": {
         "get": operation("The routing rule table in order", {200: ("Rules", items_of(ref("Rule")))}),
         "post": operation("Add a routing rule at a position (first match wins)", {201: ("The rule", ref("Rule"))},

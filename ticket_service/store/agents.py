@@ -23,6 +23,9 @@ from ticket_service.store.tables import agents, customers, tenants, tickets
 
 CLASSES = CAPACITY_CLASSES
 DEFAULT_REQUEUE_ON = ("offline",)
+# The status of an agent an administrator disabled (``switchboard user disable``): it signs in
+# no more and, not being online, is never assigned. Only ``user enable`` lifts it (to offline).
+DISABLED = "disabled"
 LOAD = {c: agents.c[f"load_{c}"] for c in CLASSES}
 CAP = {c: agents.c[f"cap_{c}"] for c in CLASSES}
 AGENT_COLS = (
@@ -114,11 +117,28 @@ def get_agent(conn: Connection, tenant_id: int, agent_id: int) -> Row | None:
     return get_agents(conn, tenant_id, [agent_id]).get(agent_id)
 
 
+class Disabled(ValueError):
+    """The agent is disabled: its status stays until ``switchboard user enable``."""
+
+
 def set_agent_status(conn: Connection, tenant_id: int, agent_id: int, status: str, now: int) -> Row | None:
-    """Set the status; returns the agent's previous row, or None when there is no such agent."""
+    """Set the status; returns the agent's previous row, or None when there is no such agent.
+    ``Disabled`` for a disabled agent, whose status only ``set_disabled`` changes."""
     before = get_agent(conn, tenant_id, agent_id)
+    if before is not None and before.status == DISABLED and status != DISABLED:
+        raise Disabled(f"agent {agent_id} is disabled (switchboard user enable lifts it)")
     if before is not None and before.status != status:
         _SET_STATUS.rowcount(conn, {"b_agent": agent_id, "b_status": status, "b_now": now})
+    return before
+
+
+def set_disabled(conn: Connection, tenant_id: int, agent_id: int, disabled: bool, now: int) -> Row | None:
+    """Disable the agent, or enable a disabled one (it comes back offline); returns its previous
+    row, or None when there is no such agent."""
+    before = get_agent(conn, tenant_id, agent_id)
+    if before is None or (before.status == DISABLED) == disabled:
+        return before
+    _SET_STATUS.rowcount(conn, {"b_agent": agent_id, "b_status": DISABLED if disabled else "offline", "b_now": now})
     return before
 
 

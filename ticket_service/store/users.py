@@ -25,6 +25,11 @@ def by_email(conn: Connection, email: str) -> list[Row]:
                         .where(agents.c.email == email.strip().lower()).order_by(agents.c.id)).all()
 
 
+def id_by_email(conn: Connection, tenant_id: int, email: str) -> int | None:
+    return conn.execute(select(agents.c.id).where(agents.c.tenant_id == tenant_id,
+                                                  func.lower(agents.c.email) == email.strip().lower())).scalar()
+
+
 def by_id(conn: Connection, tenant_id: int, agent_id: int) -> Row | None:
     return conn.execute(select(*USER_COLS, tenants.c.slug.label("tenant_slug"),
                                tenants.c.settings.label("tenant_settings"))
@@ -36,13 +41,12 @@ def set_user(conn: Connection, tenant_id: int, email: str, role: str, password_h
              name: str = "") -> tuple[int, bool]:
     """Create the agent, or set the role and password (and name, if given) of the existing one.
 
-    Returns (agent id, created).
+    Returns (agent id, created). A disabled agent stays disabled (``agents.set_disabled``).
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     email = email.strip().lower()
-    found = conn.execute(select(agents.c.id).where(agents.c.tenant_id == tenant_id,
-                                                   func.lower(agents.c.email) == email)).scalar()
+    found = id_by_email(conn, tenant_id, email)
     if found is not None:
         values = {"role": role, "password_hash": password_hash} | ({"name": name} if name else {})
         conn.execute(update(agents).where(agents.c.id == found).values(**values))
