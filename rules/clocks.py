@@ -9,7 +9,8 @@ remembering event ids):
   looked at again on every event while the ticket is open; a ticket that later matches
   none keeps the one it had;
 - first_reply starts when the ticket is created, and is met by the first agent reply: an
-  outgoing message of kind ``reply`` (notes do not count), at the time it was written;
+  outgoing message of kind ``reply`` (notes do not count, nor replies a trigger or an
+  automation wrote: an acknowledgement is not an answer), at the time it was written;
 - next_reply starts with the first customer message after an agent reply and is met by
   the next agent reply (the row is reused: ``cycle`` counts customer turns);
 - resolution runs from creation until solved or closed; a reopen resumes it, the time
@@ -97,7 +98,8 @@ def _new(ticket: Row, policy: Policy, metric: str, start: int, now: int) -> dict
 def _replies(conn: Connection, ticket_id: int, after_id: int | None) -> Row | None:
     """The first agent reply on the ticket (after message ``after_id``)."""
     stmt = select(messages.c.id, messages.c.created_at).where(
-        messages.c.ticket_id == ticket_id, messages.c.direction == "out", messages.c.kind == "reply")
+        messages.c.ticket_id == ticket_id, messages.c.direction == "out", messages.c.kind == "reply",
+        messages.c.auto_reason == "")
     if after_id is not None:
         stmt = stmt.where(messages.c.id > after_id)
     return conn.execute(stmt.order_by(messages.c.id).limit(1)).first()
@@ -106,7 +108,8 @@ def _replies(conn: Connection, ticket_id: int, after_id: int | None) -> Row | No
 def _turn(conn: Connection, ticket_id: int) -> Row | None:
     """The customer message that opened the current unanswered turn, if the agent spoke last."""
     last_reply = conn.execute(select(func.max(messages.c.id)).where(
-        messages.c.ticket_id == ticket_id, messages.c.direction == "out", messages.c.kind == "reply")).scalar()
+        messages.c.ticket_id == ticket_id, messages.c.direction == "out", messages.c.kind == "reply",
+        messages.c.auto_reason == "")).scalar()
     if last_reply is None:
         return None
     return conn.execute(select(messages.c.id, messages.c.created_at).where(

@@ -179,7 +179,7 @@ def render(f: Firing, template: str) -> str:
 
 
 def _reply(f: Firing, spec: dict, i: int) -> dict:
-    draft = Draft(kind="reply", text=render(f, spec["template"]), idempotency_key=f"{f.key}:{i}")
+    draft = Draft(kind="reply", text=render(f, spec["template"]), idempotency_key=f"{f.key}:{i}", auto_reason=f.origin)
     try:
         message_id, _ = store_reply(f.conn, f.tenant_id, f.ticket_id, draft, f.secret_key, f.now)
     except ReplyError as exc:

@@ -16,6 +16,7 @@ from rules import components
 from rules.sla_api import add_calendar, add_policy
 from rules.worker import RulesWorker
 from ticket_service import events
+from ticket_service.store import reports
 from ticket_service.store import tickets as tickets_store
 from ticket_service.store.replies import Draft, store_reply
 from ticket_service.store.tables import routing_queue, sla_clocks, sla_policies, tickets
@@ -264,3 +265,31 @@ async def test_a_restarted_worker_does_not_breach_twice_and_finishes_an_unpublis
         tags = (await conn.execute(select(tickets.c.tags).where(tickets.c.id == one))).scalar()
     assert rank == past + 3600_000 - 100 * 365 * 86_400_000
     assert "sla_breached" in tags
+
+
+async def test_a_reply_a_rule_wrote_is_not_the_agents_first_reply(system):
+    # An acknowledgement a trigger sent is a reply on the customer's channel, but no answer:
+    # first_reply keeps running until an agent writes, and the KPI's first reply is the agent's.
+    await _setup(system, {"name": "standard", "targets": {"first_reply_s": 3600}})
+    ticket_id = await _ticket(system)
+    await _drain_rules(system)
+
+    async def write(**auto) -> int:
+        draft = Draft(kind="reply", text="We have your request", **auto)
+        return (await system.db.run_write(store_reply, system.tenant, ticket_id, draft, "", now_ms()))[0]
+    ack = await write(auto_reason="trigger")
+    await _publish(system, "message.added", ticket_id, message_id=ack)
+    await _drain_rules(system)
+    assert (await _clocks(system, ticket_id))["first_reply"]["state"] == "running"
+    await asyncio.sleep(0.02)
+    answer = await write()
+    await _publish(system, "message.added", ticket_id, message_id=answer)
+    await _drain_rules(system)
+    by_id = {m.id: m for m in await system.messages()}
+    assert (by_id[ack].auto_reason, by_id[answer].auto_reason) == ("trigger", "")
+    first = (await _clocks(system, ticket_id))["first_reply"]
+    assert (first["state"], first["met_at"]) == ("met", by_id[answer].created_at)
+    [ticket] = [t for t in await system.tickets() if t.id == ticket_id]
+    async with system.db.read() as conn:
+        [row] = await conn.run_sync(lambda c: reports.kpis(c, system.tenant, 0, now_ms() + 1, "channel", "UTC"))
+    assert (row["replied"], row["first_reply_p50_s"]) == (1, round((by_id[answer].created_at - ticket.created_at) / 1000, 1))

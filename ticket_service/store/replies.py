@@ -55,6 +55,9 @@ class Draft:
     channel: str = ""  # "" = the channel of the customer's last message
     idempotency_key: str = ""
     author_id: int | None = None
+    # Set when a rule wrote it (``trigger`` | ``automation``): an acknowledgement or a reminder is
+    # not an agent's answer, so no reply clock and no first-reply figure counts it.
+    auto_reason: str = ""
     files: list[dict[str, Any]] = field(default_factory=list)  # filename, content_type, size, sha256, blob_key
 
 
@@ -179,7 +182,7 @@ def store_reply(conn: Connection, tenant_id: int, ticket_id: int, draft: Draft, 
         conn, tenant_id=tenant_id, ticket_id=ticket_id, channel=r.channel, account_id=r.account_id,
         dedup_key=dedup, envelope_id=new_id(), direction="out", kind=draft.kind, author_id=draft.author_id,
         customer_id=ticket.customer_id, sender=r.address, subject=subject, text=draft.text, html=draft.html,
-        created_at=now,
+        auto_reason=draft.auto_reason, created_at=now,
     )
     store.add_attachments(conn, [{**f, "tenant_id": tenant_id, "message_id": message_id} for f in draft.files])
     store.touch_ticket(conn, ticket_id, now)

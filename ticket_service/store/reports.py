@@ -80,7 +80,7 @@ def kpis(conn: Connection, tenant_id: int, since_ms: int, until_ms: int, by: str
     """KPI rows of the tickets created in [since_ms, until_ms), grouped ``by`` day|channel|agent."""
     first_reply = (select(messages.c.ticket_id, func.min(messages.c.created_at).label("at"))
                    .where(messages.c.tenant_id == tenant_id, messages.c.direction == "out",
-                          messages.c.kind == "reply")
+                          messages.c.kind == "reply", messages.c.auto_reason == "")
                    .group_by(messages.c.ticket_id).subquery())
     stmt = (select(tickets.c.created_at, tickets.c.channel, tickets.c.assignee_id, tickets.c.status,
                    tickets.c.closed_at, first_reply.c.at.label("replied_at"), agents.c.name.label("agent"))
