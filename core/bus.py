@@ -18,6 +18,16 @@ from core.redis import ClusterUnavailable, NotReplicated, is_cluster
 
 BLOB_META = "blob"
 
+# A batch's entries for one stream in one command: XADD each value under the field ARGV[1].
+# redis-py's pipeline cost about 20 µs of the caller's CPU per XADD (command objects, packing,
+# a reply parsed and called back each); one script call per stream cost about 7 µs per entry
+# (``python`` timing of 200 batches of 128 ticket events against a local redis-server).
+_XADD_ALL = """
+local ids = {}
+for i = 2, #ARGV do ids[i - 1] = redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[i]) end
+return ids
+"""
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -41,8 +51,9 @@ class Bus:
         self.wait_timeout_ms = wait_timeout_ms
         self._masters: dict = {}  # cluster node name -> ClusterNode, for WAIT
         self._master_clients: dict[str, aioredis.Redis] = {}
-        self._queued: list[tuple[str, bytes, asyncio.Future]] = []
+        self._queued: list[tuple[list[tuple[str, bytes]], asyncio.Future]] = []
         self._sender: asyncio.Task | None = None
+        self._xadd_all = redis.register_script(_XADD_ALL)
 
     async def _wire(self, env: Envelope) -> bytes:
         # Claim check: large payloads live in the blob store, the entry carries the key.
@@ -68,45 +79,61 @@ class Bus:
         requests instead of one per request, and an idle one waits for nobody.
         """
         loop = asyncio.get_running_loop()
-        waiting = []
+        wires = []
         for stream, env in items:
-            wire = await self._wire(env)  # before looking up the queue: the sender swaps it meanwhile
-            future = loop.create_future()
-            self._queued.append((stream, wire, future))
-            waiting.append(future)
+            # Claim-checked (an await) only when large; before looking up the queue, which the
+            # sender swaps meanwhile.
+            wires.append((stream, env.pack() if len(env.payload) <= self.blob_threshold else await self._wire(env)))
+        if not wires:
+            return []
+        future = loop.create_future()  # one per call: its entries' replies, in order
+        self._queued.append((wires, future))
         if self._sender is None or self._sender.done():
             self._sender = loop.create_task(self._send_queued())
-        return [_text(i) for i in await asyncio.gather(*waiting)]
+        replies = await future
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [_text(i) for i in replies]
 
     async def _send_queued(self) -> None:
         while self._queued:
-            batch, self._queued = self._queued, []
+            calls, self._queued = self._queued, []
             try:
-                replies = await self._xadd_batch([(stream, wire) for stream, wire, _ in batch])
+                replies = await self._xadd_batch([item for wires, _ in calls for item in wires])
             except BaseException as exc:
                 if isinstance(exc, RedisClusterException):  # e.g. a slot with no master mid-failover
                     exc = ClusterUnavailable(str(exc))
-                for _, _, future in batch:
+                for _, future in calls:
                     if not future.done():
                         future.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
-            for (_, _, future), reply in zip(batch, replies, strict=True):
-                if future.done():
-                    continue
-                if isinstance(reply, Exception):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
+            start = 0
+            for wires, future in calls:
+                if not future.done():
+                    future.set_result(replies[start:start + len(wires)])
+                start += len(wires)
 
     async def _xadd_batch(self, items: list[tuple[str, bytes]]) -> list:
-        """XADD each in one pipeline; with ``wait_replicas``, each behind a WAIT (see ``_xadd_waited``)."""
+        """XADD each: one script call per stream, all in flight at once; with ``wait_replicas``,
+        each behind a WAIT (see ``_xadd_waited``). An error Redis answers for one stream fails
+        that stream's entries only; a lost connection fails them all."""
         if not self.wait_replicas:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for stream, wire in items:
-                    pipe.xadd(stream, {FIELD: wire})
-                return await pipe.execute(raise_on_error=False)
+            by_stream: dict[str, list[int]] = {}
+            for i, (stream, _) in enumerate(items):
+                by_stream.setdefault(stream, []).append(i)
+            replies = await asyncio.gather(*(
+                self._xadd_all(keys=[stream], args=[FIELD, *(items[i][1] for i in picked)])
+                for stream, picked in by_stream.items()), return_exceptions=True)
+            out: list = [None] * len(items)
+            for picked, reply in zip(by_stream.values(), replies, strict=True):
+                if isinstance(reply, BaseException) and not isinstance(reply, ResponseError):
+                    raise reply
+                for n, i in enumerate(picked):
+                    out[i] = reply if isinstance(reply, BaseException) else reply[n]
+            return out
         if not is_cluster(self.redis):
             return await self._xadd_waited(self.redis, items)
         # A cluster client would send a WAIT (a keyless command) to any node, and on a retry

@@ -154,6 +154,21 @@ async def test_a_refused_xadd_fails_only_its_caller(bus):
     assert await bus.redis.xlen(STREAM) == 2 and {good, also_good} == {e.decode() for e, _ in await bus.redis.xrange(STREAM)}
 
 
+async def test_one_call_over_several_streams_gets_each_entry_id_in_order(bus):
+    # One script call per stream; the ids come back in the order the call named the entries.
+    items = [(STREAM if i % 2 else "ingest.other", Envelope(tenant="t", channel="test", account="1",
+                                                           payload=f"p{i}".encode())) for i in range(9)]
+    ids = await bus.publish_many(items)
+    for (stream, env), entry_id in zip(items, ids, strict=True):
+        [(found, fields)] = await bus.redis.xrange(stream, entry_id, entry_id)
+        assert found.decode() == entry_id and Envelope.unpack(fields[FIELD]).payload == env.payload
+    assert (await bus.redis.xlen(STREAM), await bus.redis.xlen("ingest.other")) == (4, 5)
+    await bus.redis.set("not-a-stream", "x")
+    with pytest.raises(aioredis.ResponseError, match="WRONGTYPE"):
+        await bus.publish_many([(STREAM, items[0][1]), ("not-a-stream", items[1][1])])
+    assert await bus.redis.xlen(STREAM) == 5  # the other stream's entry went in all the same
+
+
 async def test_publish_fails_while_redis_is_unreachable_and_works_after(tmp_path):
     from support import free_port
     down = Bus(aioredis.Redis(port=free_port(), socket_connect_timeout=1), BlobStore(tmp_path / "b"), 1024)
