@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -70,11 +71,31 @@ def _redact_message(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str
 
 HANDLER_NAME = "switchboard"
 
+# The envelope a stage is handling (``core.worker.bound``): one variable set per envelope,
+# its fields read only when a line is logged. Binding the four fields as context variables
+# for every envelope cost about 6 µs of the normalizer's ~120 µs per chat message.
+ENVELOPE: ContextVar[Any] = ContextVar("switchboard_envelope", default=None)
+
+
+def envelope_fields(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The handled envelope's trace, tenant, channel and id, unless the call gave its own.
+
+    Runs before ``merge_contextvars``, so these win over context bound further out (a
+    batch's), as an inner binding would."""
+    env = ENVELOPE.get()
+    if env is not None:
+        event.setdefault("trace_id", env.trace_id)
+        event.setdefault("tenant", env.tenant)
+        event.setdefault("channel", env.channel)
+        event.setdefault("envelope_id", env.id)
+    return event
+
 
 def configure(level: str = "info", fmt: str = "auto", role: str = "") -> None:
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
     shared = [
+        envelope_fields,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import structlog
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from connectors.inbound import Inbound
 from core.accounts import Account
@@ -29,7 +29,7 @@ from ticket_service.store import customers
 from ticket_service.store import tickets as store
 from ticket_service.store.account_settings import auto_mail
 from ticket_service.store.callbacks import close_callback
-from ticket_service.store.db import Database
+from ticket_service.store.db import Database, is_conflict
 from ticket_service.store.reply_tokens import is_signed
 
 Writer = Direct  # or ``batch_writer.Batched``: the same methods over a whole batch
@@ -104,16 +104,18 @@ def store_job(conn: Connection, job: Job, windows: Windows) -> list[Outcome]:
 async def ingest(db: Database, job: Job, windows: Windows) -> list[Outcome]:
     """Store one envelope's messages exactly once, in their own transaction.
 
-    A unique-key race with another worker (the same identity or conversation key first seen
-    by both) rolls back and is retried; the retry finds the winner's rows.
+    A race with another worker rolls back and is retried: a unique key (the same identity or
+    conversation key first seen by both; the retry finds the winner's rows), or a deadlock
+    PostgreSQL broke by aborting this transaction. Left failed, such an entry would wait for
+    the visibility timeout before anyone tried it again.
     """
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             return await db.run_write(store_job, job, windows)
-        except IntegrityError:
-            if attempt == _ATTEMPTS:
+        except DBAPIError as exc:
+            if attempt == _ATTEMPTS or not is_conflict(exc):
                 raise
-            log.info("ingest.race_retry", attempt=attempt)
+            log.info("ingest.race_retry", attempt=attempt, error=type(exc.orig).__name__)
     raise AssertionError("unreachable")
 
 
