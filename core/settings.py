@@ -82,6 +82,7 @@ class Settings:
     reopen_window_s: int = 7 * 24 * 3600
     session_window_s: int = 24 * 3600
     account_cache_s: float = 30.0
+    normalizer_concurrency: int = 2  # batches one normalizer has in hand at once (parse one, store another)
     # Push gateway (WeChat, Weibo): a signed timestamp further than this from now is refused
     push_max_skew_s: int = 300
     # Routing

@@ -79,6 +79,13 @@ class Worker:
         self._last_beat = 0.0
         self._backoff = 0.0
         self._reads: dict[int, asyncio.Task] = {}  # on a cluster: one XREADGROUP in flight per slot
+        self._batches: set[asyncio.Task] = set()  # batches in hand beside the loop (``concurrency`` > 1)
+
+    @property
+    def concurrency(self) -> int:
+        """Batches in hand at once: the next is read and handled while earlier ones wait (on
+        the database, say). One by default: each batch is done before the next is read."""
+        return 1
 
     async def handle(self, envelope: Envelope) -> None:
         raise NotImplementedError
@@ -112,7 +119,7 @@ class Worker:
             await self._loop(drain)
         finally:
             beating.cancel()
-            for task in self._reads.values():
+            for task in [*self._reads.values(), *self._batches]:
                 task.cancel()  # only when cancelled from outside: a normal end waited for them
         await self._beat(force=True)
         log.info("worker.stopped", consumer=self.consumer, **self.counters)
@@ -130,11 +137,12 @@ class Worker:
             self.last_tick = time.monotonic()
             metrics.WORKER_LAST_TICK.labels(self.role).set_to_current_time()
             try:
+                self._collect_batches()
                 busy = await self._reclaim(force=drain)
                 batch = await self._read(block_ms=100 if drain else self.settings.block_ms)
                 for stream, entries in batch:
-                    await self._process_batch(stream, [(i, f, 1) for i, f in entries])
-                if drain and not batch and not busy and await self._idle():
+                    await self._start_batch(stream, [(i, f, 1) for i, f in entries])
+                if drain and not batch and not busy and await self._finish_batches() and await self._idle():
                     break
             except (*UNAVAILABLE, OSError) as exc:
                 log.warning("worker.redis_unavailable", error=str(exc))
@@ -145,7 +153,39 @@ class Worker:
                 await self.ensure_groups()
             if self._backoff:
                 await self._sleep(self._backoff)
+        await self._finish_batches()
         await self._finish_reads()
+
+    async def _start_batch(self, stream: str, entries: list[tuple[bytes, dict | None, int]]) -> None:
+        """Handle a batch: at once with ``concurrency`` 1, else as a task once fewer than
+        ``concurrency`` are in hand (waiting for one to finish)."""
+        if self.concurrency <= 1:
+            await self._process_batch(stream, entries)
+            return
+        while len(self._batches) >= self.concurrency:
+            await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
+            self._collect_batches()
+        task = asyncio.get_running_loop().create_task(self._process_batch(stream, entries))
+        self._batches.add(task)
+
+    def _collect_batches(self) -> None:
+        """Forget finished batch tasks; what one raised (Redis gone while acking) is raised here,
+        inside the loop's error handling, as it would have been without tasks."""
+        done = [t for t in self._batches if t.done()]
+        self._batches.difference_update(done)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()
+
+    async def _finish_batches(self) -> bool:
+        """Wait for the batches in hand; True (for ``and`` chains) once there are none."""
+        while self._batches:
+            await asyncio.wait(self._batches)
+            try:
+                self._collect_batches()
+            except (*UNAVAILABLE, OSError) as exc:
+                log.warning("worker.redis_unavailable", error=str(exc))
+        return True
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.worker import Worker, bound
 from normalizer.batch_writer import store_jobs
 from normalizer.ingest import Job, Kind, Outcome, Windows, ingest
+from normalizer.order import KeyGate, batch_keys
 from ticket_service import events
 from ticket_service.store.db import Database
 from ticket_service.store.db import is_outage as db_is_outage
@@ -59,6 +60,11 @@ class Normalizer(Worker):
         self.blobs = blobs
         # Parsing needs no channel secrets: accounts are taken with theirs still sealed.
         self.accounts: Accounts = accounts or AccountDirectory(db, settings.account_cache_s)
+        self.gate = KeyGate()
+
+    @property
+    def concurrency(self) -> int:
+        return max(1, self.settings.normalizer_concurrency)
 
     @property
     def windows(self) -> Windows:
@@ -79,6 +85,10 @@ class Normalizer(Worker):
         batch = Batch(len(envelopes), self.is_outage, self.role)
         jobs = await batch.run(dict(enumerate(envelopes)), single=self._job)
         jobs = await self._store_files(batch, jobs)
+        async with self.gate.hold(batch_keys(jobs.values())):
+            return await self._store(envelopes, batch, jobs)
+
+    async def _store(self, envelopes: list[Envelope], batch: Batch, jobs: dict[int, Job]) -> list[BaseException | None]:
         windows = self.windows
         stored = await batch.run(jobs, single=lambda job: ingest(self.db, job, windows),
                                  whole=lambda each: self.db.run_write(store_jobs, each, windows))

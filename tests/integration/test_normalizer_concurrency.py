@@ -1,0 +1,70 @@
+"""One normalizer with two batches in hand (``normalizer_concurrency``), on SQLite and
+PostgreSQL: batches that share a conversation are stored one after the other, the others
+together, and every conversation still ends on one ticket."""
+
+import asyncio
+
+from sqlalchemy import func, select
+from structlog.testing import capture_logs
+from support import make_mail
+
+from normalizer.order import KeyGate
+from normalizer.worker import Normalizer
+from ticket_service.store.tables import messages
+
+
+class Watched(Normalizer):
+    """Records how many batches were in hand at once and how often the gate made one wait."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.most_in_hand = 0
+        self.waits = 0
+        gate_hold = self.gate.hold
+
+        def hold(keys):
+            self.waits += any(k in self.gate._held for k in keys)
+            return gate_hold(keys)
+        self.gate.hold = hold
+
+    async def _process_batch(self, stream, entries):
+        self.most_in_hand = max(self.most_in_hand, len(self._batches))
+        await super()._process_batch(stream, entries)
+
+
+async def test_batches_sharing_a_conversation_wait_and_each_conversation_is_one_ticket(system):
+    # Six customers write in turn, eight mails each: batches of four, so each batch shares
+    # two conversations with the one before it.
+    system.settings = system.settings.replace(batch_size=4, normalizer_concurrency=2)
+    roots: dict[int, str] = {}
+    for i in range(48):
+        who = i % 6
+        raw, msgid = make_mail(subject=f"Order {who}", body=f"message {i}", sender=f"C{who} <c{who}@example.cn>",
+                               refs=[roots[who]] if who in roots else ())
+        roots.setdefault(who, msgid)
+        await system.publish(raw)
+    worker = Watched(system.bus, system.settings, system.db, system.bus.blobs)
+    with capture_logs() as logs:
+        await asyncio.wait_for(worker.run(drain=True), 60)
+    assert worker.most_in_hand == 2 and worker.waits > 0
+    # No batch raced the other one of this process (it would have been stored again mail by mail).
+    assert [e for e in logs if e["event"] in ("normalizer.batch_split", "ingest.race_retry")] == []
+    assert len(await system.tickets()) == 6
+    async with system.db.read() as conn:
+        sizes = (await conn.execute(select(func.count()).select_from(messages).group_by(messages.c.ticket_id))).all()
+    assert sorted(n for (n,) in sizes) == [8] * 6
+    created = [e for e in await system.events() if e["type"] == "ticket.created"]
+    assert len(created) == 6
+
+
+async def test_the_gate_lets_disjoint_batches_in_together_and_holds_a_shared_key():
+    gate, order = KeyGate(), []
+
+    async def batch(name: str, keys: set, hold_s: float) -> None:
+        async with gate.hold(keys):
+            order.append(f"{name} in")
+            await asyncio.sleep(hold_s)
+            order.append(f"{name} out")
+    await asyncio.gather(batch("a", {1, 2}, 0.05), batch("b", {3}, 0.01), batch("c", {2, 4}, 0.01))
+    # b shares nothing and runs beside a; c shares key 2 with a and waits for it.
+    assert order == ["a in", "b in", "b out", "a out", "c in", "c out"]
