@@ -107,6 +107,10 @@ HELP: dict[str, str] = {
     "seconds of the last one in the same session joins the same ticket.",
     "account_cache_s": "Seconds a channel account lookup (recipient address → tenant) is cached "
     "per process.",
+    "normalizer_concurrency": "Batches one `normalizer` has in hand at once: the next is read and parsed "
+    "while the last waits on the database. Batches that share a conversation (sender, conversation or "
+    "session key, dedup key) are stored one after the other (`normalizer/order.py`); `1` handles one "
+    "batch at a time.",
     "push_max_skew_s": "WeChat and Weibo pushes whose signed timestamp is further than this many "
     "seconds from the gateway's clock are refused (401 `stale_timestamp`); a signed timestamp and "
     "nonce are remembered this long on either side, so a second use with another body is refused "
