@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 from core import keys, metrics
 from core import logging as sblogging
 from core.batch import Batch, NotAttempted, Result
-from core.bus import Bus, _text
+from core.bus import BLOB_META, Bus, _text
 from core.envelope import FIELD, Envelope
 from core.errors import EnvelopeError, PermanentError
 from core.ids import new_id, now_ms
@@ -288,7 +288,7 @@ class Worker:
         ready: list[tuple[str, bytes, Envelope, int]] = []
         for raw_id, fields, deliveries in entries:
             entry_id = _text(raw_id)
-            env = await self._prepare(stream, entry_id, fields, deliveries)
+            env = self._unpacked(fields, deliveries) or await self._prepare(stream, entry_id, fields, deliveries)
             if isinstance(env, Envelope):
                 ready.append((entry_id, fields[FIELD], env, deliveries))
             elif env.acked:
@@ -308,7 +308,15 @@ class Worker:
                 handle_seconds = metrics.HANDLE_SECONDS.labels(self.role)
                 for _ in ready:
                     handle_seconds.observe(share)
+            ok = ok_retried = 0
             for (entry_id, raw, env, deliveries), error in zip(ready, results, strict=True):
+                if error is None:  # counted together below; ``_settle`` for the rest
+                    ok += 1
+                    acks.append(entry_id)
+                    if deliveries > 1:
+                        retried.append(entry_id)
+                        ok_retried += 1
+                    continue
                 result = await self._settle(stream, entry_id, raw, env, deliveries, error)
                 if result.acked:
                     acks.append(entry_id)
@@ -316,6 +324,10 @@ class Worker:
                         retried.append(entry_id)
                 else:
                     failed = True
+            if ok:
+                self.counters[Result.OK] += ok
+                self.counters["retried"] += ok_retried
+                metrics.HANDLED.labels(self.role, stream, Result.OK).inc(ok)
         if acks:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.xack(stream, self.group, *acks)
@@ -340,6 +352,18 @@ class Worker:
     async def _handle_one(self, envelope: Envelope) -> None:
         with bound(envelope):
             await self.handle(envelope)
+
+    def _unpacked(self, fields: dict | None, deliveries: int) -> Envelope | None:
+        """The entry's envelope when nothing needs awaiting (the common case: well formed, under
+        its delivery limit, payload inline); None sends it through ``_prepare``."""
+        raw = fields.get(FIELD) if fields else None
+        if raw is None or deliveries > self.settings.max_deliveries:
+            return None
+        try:
+            env = Envelope.unpack(raw)
+        except EnvelopeError:
+            return None
+        return None if env.meta.get(BLOB_META) and not env.payload else env
 
     async def _prepare(self, stream: str, entry_id: str, fields: dict | None, deliveries: int) -> Envelope | Result:
         """The entry's envelope, ready to handle; else what became of it (see ``_settle``)."""
