@@ -41,11 +41,14 @@ def fields(data: bytes | str) -> dict[str, str]:
 # -- The quick path --------------------------------------------------------------------------
 
 _S = "[ \t\n]"  # XML's white space once line ends are \n (a CR never reaches the patterns)
-_NOT_XML = bytes(set(range(32)) - {9, 10, 13})  # C0 controls; in UTF-8 no other byte is one
+# The C0 controls XML refuses (all but tab, LF, CR); in UTF-8 these bytes are never part of
+# another character, so the bytes tell.
+_NOT_XML = bytes(set(range(32)) - {9, 10, 13})
 _NAME = "[A-Za-z_][A-Za-z0-9_.-]*+"  # ':' would be a namespace prefix: expat's business
+_UTF8 = "[Uu][Tt][Ff]-8"  # encoding names are case-insensitive (XML 1.0 §4.3.3)
 _DECLARATION = re.compile(
     rf"(?:<\?xml{_S}+version{_S}*={_S}*(?:\"1\.0\"|'1\.0')"
-    rf"(?:{_S}+encoding{_S}*={_S}*(?:\"(?i:utf-8)\"|'(?i:utf-8)'))?{_S}*\?>)?{_S}*<xml{_S}*>{_S}*")
+    rf"(?:{_S}+encoding{_S}*={_S}*(?:\"{_UTF8}\"|'{_UTF8}'))?{_S}*\?>)?{_S}*<xml{_S}*>{_S}*")
 # One child and the white space around it: (tag, CDATA, text), or the first thing that is not
 # one, which takes the rest of the document (so a refusal costs one failed attempt, not one
 # per character). Neither CDATA nor text may hold "]]>" (§2.4, §2.7); every repeat is
