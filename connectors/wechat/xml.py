@@ -148,7 +148,9 @@ def expat_fields(data: bytes | str) -> dict[str, str]:
     parser.ExternalEntityRefHandler = _NO_EXTERNAL
     try:
         parser.Parse(data, True)
-    except expat.ExpatError as exc:
+    except BadXml:
+        raise  # a handler's refusal (a DOCTYPE), already in its words
+    except (expat.ExpatError, ValueError) as exc:  # ValueError: a declared encoding expat cannot read (GBK)
         raise BadXml(f"malformed XML: {exc}") from None
     if flat.root != "xml":
         raise BadXml(f"root element is <{_tag(flat.root)}>, not <xml>")

@@ -157,6 +157,8 @@ async def test_encrypted_push_to_an_account_without_aes_key_is_400(edge):
 
 async def test_malformed_xml_is_400(edge):
     await _refused(edge, 400, "malformed", await edge.wechat["plain"].post("<xml><Content>unclosed</xml>"))
+    gbk = '<?xml version="1.0" encoding="gbk"?><xml><Content>订单</Content></xml>'.encode("gbk")
+    await _refused(edge, 400, "malformed", await edge.wechat["plain"].post(gbk))
 
 
 async def test_encrypted_push_without_encrypt_element_is_400(edge):

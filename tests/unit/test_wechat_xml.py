@@ -148,10 +148,13 @@ def test_refusals_keep_their_words():
         fields(b"<xml><A>\xff</A></xml>")
     with pytest.raises(BadXml, match="^root element is <other>, not <xml>$"):
         fields(b"<other><A>1</A></other>")
+    # expat reads no multi-byte encoding but UTF-8/16: a push declaring GBK is malformed, not a crash.
+    with pytest.raises(BadXml, match="^malformed XML: multi-byte encodings are not supported$"):
+        fields('<?xml version="1.0" encoding="gbk"?><xml><A>订单</A></xml>'.encode("gbk"))
 
 
 def test_bytes_that_are_not_utf8_or_a_lone_surrogate_go_to_expat():
     assert quick_fields("<xml><A>é</A></xml>".encode("latin-1")) is None
     assert quick_fields("<xml><A>\ud800</A></xml>") is None
-    with pytest.raises(UnicodeEncodeError):  # what expat does with a str it cannot encode
+    with pytest.raises(BadXml, match="^malformed XML: 'utf-8' codec can't encode"):
         fields("<xml><A>\ud800</A></xml>")
