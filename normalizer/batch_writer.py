@@ -34,7 +34,6 @@ from normalizer.ingest import (
     Job,
     Outcome,
     Windows,
-    conversation_keys,
     ingest_message,
     mark_mail_loop,
     store_key,
@@ -132,7 +131,7 @@ class Batched:
             seen.add((tenant, job.env.channel, store_key(inbound.dedup_key)))
             values.add((tenant, inbound.sender.value))
             values.update((tenant, i.value[:320]) for i in inbound.also if i.value)
-            thread_keys, session = conversation_keys(inbound)
+            thread_keys, session = job.conversation_keys(inbound)
             keys.update((tenant, account, k) for k in [*thread_keys, session] if k)
         for row in sets.seen_messages(self.conn, seen):
             self.seen[(row.tenant_id, row.channel, row.dedup_key)] = SeenMessage(row.id, row.ticket_id, row.envelope_id)
@@ -276,7 +275,7 @@ class Batched:
         for (customer, _), new_id in zip(self.new_customers, ids, strict=True):
             customer.id.value = new_id  # type: ignore[attr-defined]
         sets.insert_rows(conn, identities, sorted(
-            (_resolve(row) for row in self.new_identities),
+            _resolve(self.new_identities, "customer_id"),
             key=lambda r: (r["tenant_id"], r["kind"], r["scope"], r["value"])))
         for ticket_id in self.changes:
             self.touched.pop(ticket_id, None)
@@ -289,21 +288,26 @@ class Batched:
         for (view, _), new_id in zip(self.new_tickets, sets.insert_runs(conn, tickets, rows), strict=True):
             view.id.value = new_id  # type: ignore[union-attr]
         sets.repoint_thread_keys(conn, [(*where, resolved(t)) for where, t in self.repoints.items()])
-        sets.insert_rows(conn, ticket_threads, [_resolve(self.new_keys[k]) for k in sorted(self.new_keys)])
-        rows = [_resolve(row) for _, row in self.messages]
+        sets.insert_rows(conn, ticket_threads, _resolve([self.new_keys[k] for k in sorted(self.new_keys)], "ticket_id"))
+        rows = _resolve([row for _, row in self.messages], "ticket_id", "customer_id")
         for (message_id, _), new_id in zip(self.messages, sets.insert_runs(conn, messages, rows), strict=True):
             message_id.value = new_id
-        sets.insert_rows(conn, attachments, [_resolve(row) for row in self.attachments])
+        sets.insert_rows(conn, attachments, _resolve(self.attachments, "message_id"))
 
 
-def _resolve(row: dict[str, Any]) -> dict[str, Any]:
-    # Inline, not ``resolved``: every value of every new row passes here.
-    return {k: v.value if type(v) is Pending else v for k, v in row.items()}
+def _resolve(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
+    """The rows with the ids the write gave put in for ``Pending`` in ``columns`` (the only
+    ones that can hold one), in place: the rows are the batch's own and written once."""
+    for row in rows:
+        for column in columns:
+            if type(value := row.get(column)) is Pending:
+                row[column] = value.value
+    return rows
 
 
 def _ticket_row(view: TicketView, row: dict[str, Any]) -> dict[str, Any]:
     """A new ticket as the batch left it (later messages' activity, Cc, a person's reply)."""
-    row = _resolve(row)
+    row = _resolve([dict(row)], "customer_id", "parent_id")[0]
     row["updated_at"], row["status"] = view.updated_at, view.status
     if view.cc is not None:
         row["cc"] = view.cc

@@ -10,7 +10,7 @@ statement, or ``batch_writer.Batched``, set-based over a batch).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
@@ -93,6 +93,15 @@ class Job:
     env: Envelope
     messages: list[tuple[Inbound, list[dict]]]
     channel: Channel
+    _keys: dict[int, tuple[list[str], str]] = field(default_factory=dict, repr=False)
+
+    def conversation_keys(self, inbound: Inbound) -> tuple[list[str], str]:
+        """``conversation_keys`` of one of its messages, worked out once (the batch's read,
+        the key gate and threading each ask)."""
+        found = self._keys.get(id(inbound))
+        if found is None:
+            found = self._keys[id(inbound)] = conversation_keys(inbound)
+        return found
 
 
 def store_job(conn: Connection, job: Job, windows: Windows) -> list[Outcome]:
@@ -163,7 +172,7 @@ def _thread(w: Writer, job: Job, inbound: Inbound, now: int, windows: Windows):
         tenant, (sender.kind, sender.scope, sender.value),
         [(i.kind, i.scope, i.value[:320]) for i in inbound.also if i.value], sender.name, now,
     )
-    keys, session = conversation_keys(inbound)
+    keys, session = job.conversation_keys(inbound)
     match = find_thread(
         w, Context(tenant, account.id, customer.id, inbound, keys, session, windows.session_ms, now,
                       windows.reply_secret, job.channel.reply_token_places)

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Hashable, Iterable
 from contextlib import asynccontextmanager
 
-from normalizer.ingest import Job, conversation_keys, store_key
+from normalizer.ingest import Job, store_key
 
 
 def batch_keys(jobs: Iterable[Job]) -> set[Hashable]:
@@ -28,7 +28,7 @@ def batch_keys(jobs: Iterable[Job]) -> set[Hashable]:
             keys.add(("dedup", tenant, job.env.channel, store_key(inbound.dedup_key)))
             keys.add(("who", tenant, inbound.sender.value))
             keys.update(("who", tenant, i.value[:320]) for i in inbound.also if i.value)
-            thread_keys, session = conversation_keys(inbound)
+            thread_keys, session = job.conversation_keys(inbound)
             keys.update(("thread", tenant, account, k) for k in thread_keys)
             if session:
                 keys.add(("thread", tenant, account, session))
