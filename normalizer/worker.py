@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from connectors.inbound import Inbound
 from connectors.registry import CHANNELS
@@ -23,7 +24,7 @@ from normalizer.batch_writer import store_jobs
 from normalizer.ingest import Job, Kind, Outcome, Windows, ingest
 from normalizer.order import KeyGate, batch_keys
 from ticket_service import events
-from ticket_service.store.db import Database
+from ticket_service.store.db import Database, is_conflict
 from ticket_service.store.db import is_outage as db_is_outage
 from ticket_service.store.directory import AccountDirectory
 
@@ -39,6 +40,9 @@ _EVENT_FOR = {
 }
 # A message that now lives on a ticket: counted in the ingress-to-ticket latency.
 _STORED = frozenset({Kind.CREATED, Kind.FOLLOWUP, Kind.REOPENED, Kind.APPENDED})
+
+
+_WHOLE_ATTEMPTS = 3
 
 
 class UnknownAccount(PermanentError):
@@ -91,7 +95,7 @@ class Normalizer(Worker):
     async def _store(self, envelopes: list[Envelope], batch: Batch, jobs: dict[int, Job]) -> list[BaseException | None]:
         windows = self.windows
         stored = await batch.run(jobs, single=lambda job: ingest(self.db, job, windows),
-                                 whole=lambda each: self.db.run_write(store_jobs, each, windows))
+                                 whole=lambda each: self._store_whole(each, windows))
         published = []
         for n, outcomes in stored.items():
             env, tenant_id = envelopes[n], jobs[n].account.tenant_id
@@ -117,6 +121,24 @@ class Normalizer(Worker):
                 # Stored but not announced: left pending, the redelivery announces them again.
                 batch.fail(stored, exc)
         return batch.results
+
+    async def _store_whole(self, jobs: list[Job], windows: Windows) -> list[list[Outcome]]:
+        """The batch in one transaction; run again when it raced another normalizer.
+
+        A race (a key the other replica's batch took first, a deadlock PostgreSQL broke) is
+        over once that batch committed, so the same batch run again reads its rows and goes
+        through. Split into single messages only for anything else, or a third race: one
+        transaction per message is what a batch is there to avoid.
+        """
+        for attempt in range(1, _WHOLE_ATTEMPTS + 1):
+            try:
+                return await self.db.run_write(store_jobs, jobs, windows)
+            except DBAPIError as exc:
+                if attempt == _WHOLE_ATTEMPTS or not is_conflict(exc):
+                    raise
+                log.info("normalizer.batch_race_retry", attempt=attempt, error=type(exc.orig).__name__,
+                         size=len(jobs))
+        raise AssertionError("unreachable")
 
     async def _job(self, envelope: Envelope) -> Job:
         try:
