@@ -6,7 +6,6 @@ import re
 from datetime import UTC
 from email.message import Message
 from email.parser import BytesParser
-from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from hashlib import sha256
 
@@ -14,17 +13,13 @@ from connectors.email import feedparser_paths, headers, tnef
 from connectors.email.autoreply import classify
 from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
 from connectors.email.charsets import decode_header_value, unescape_8bit
+from connectors.email.message import ParsedMessage, RawPolicy
 from connectors.inbound import Inbound, Sender
 from core.envelope import Envelope
 from core.errors import PermanentError
 
 MAX_NESTING = 100  # boundaries open at once: refused before parsing
 MAX_HEADER_FIELDS = 5000
-MAX_HEADER_CHARS = 16 * 1024
-# The stdlib splits parameters in time quadratic in their number: cut those headers shorter.
-MAX_PARAM_HEADER_CHARS = 8 * 1024
-MAX_PARAMS = 64
-_PARAM_HEADERS = frozenset({"content-type", "content-disposition"})
 # The stdlib parser tests every line against every open boundary: bound levels x lines.
 _WORK_BUDGET = 20_000_000
 
@@ -45,39 +40,7 @@ class UnparseableMail(PermanentError):
     """The payload is not an RFC 5322 message at all."""
 
 
-class _Message(Message):
-    """A Message whose malformed parameters read as absent instead of raising.
-
-    The stdlib raises TypeError for ``name=a; name*0=b`` and ValueError for a 5,000-digit
-    continuation number.
-    """
-
-    def get_params(self, failobj=None, header="content-type", unquote=True):
-        try:
-            return super().get_params(failobj, header, unquote)
-        except (TypeError, ValueError):
-            return failobj
-
-    def get_param(self, param, failobj=None, header="content-type", unquote=True):
-        try:
-            return super().get_param(param, failobj, header, unquote)
-        except (TypeError, ValueError):
-            return failobj
-
-
-class _RawPolicy(type(compat32)):
-    """compat32, but header values come back raw (8-bit stays surrogate-escaped) and capped."""
-
-    def header_fetch_parse(self, name, value):
-        if not isinstance(value, str):
-            return value
-        if name.lower() not in _PARAM_HEADERS:
-            return value[:MAX_HEADER_CHARS]
-        kept = value[:MAX_PARAM_HEADER_CHARS].split(";", MAX_PARAMS + 1)[: MAX_PARAMS + 1]
-        return ";".join(kept)
-
-
-_POLICY = _RawPolicy(message_factory=_Message)
+_POLICY = RawPolicy(message_factory=ParsedMessage)
 _EML_POLICY = _POLICY.clone(linesep="\r\n", max_line_length=0)  # RFC 5322 line ends, no refolding
 
 
