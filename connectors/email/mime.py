@@ -6,10 +6,10 @@ import re
 from datetime import UTC
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from hashlib import sha256
 
-from connectors.email import feedparser_paths, headers, tnef
+from connectors.email import addresses, feedparser_paths, headers, tnef
 from connectors.email.autoreply import classify
 from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
 from connectors.email.charsets import decode_header_value, unescape_8bit
@@ -176,17 +176,20 @@ def _has_body(msg: Message) -> bool:
     return bool(payload) if isinstance(payload, list) else bool(str(payload or "").strip())
 
 
-def _addresses(values: list[str], hint: str | None) -> list[tuple[str, str]]:
-    """(lower-case address, display name) pairs; [] for what the stdlib cannot parse."""
+def _addresses(values: list[str], hint: str | None, names: bool = True) -> list[tuple[str, str]]:
+    """(lower-case address, display name) pairs; [] for what the stdlib cannot parse.
+
+    ``names=False`` leaves the names "" undecoded: To and Cc keep the addresses only.
+    """
     try:
-        pairs = getaddresses(values)
+        pairs = addresses.parse(values)
     except (RecursionError, ValueError, IndexError, TypeError):  # nested comments, junk
         return []
     found = []
     for name, addr in pairs:
         addr = unescape_8bit(addr).strip().lower()  # RFC 6532 allows UTF-8 addresses
         if "@" in addr:
-            found.append((addr, _line(decode_header_value(name, hint))))
+            found.append((addr, _line(decode_header_value(name, hint)) if names and name else ""))
     return found
 
 
@@ -208,7 +211,7 @@ def _sender(msg: Message, meta: dict[str, str], hint: tuple[str, ...]) -> Sender
 
 def _local_only(value: str) -> str:
     try:
-        pairs = getaddresses([value])
+        pairs = addresses.parse([value])
     except (RecursionError, ValueError, IndexError, TypeError):
         return ""
     addr = unescape_8bit(pairs[0][1]).strip().lower() if len(pairs) == 1 else ""
@@ -263,8 +266,8 @@ def _header_fields(msg: Message, meta: dict[str, str], own: str, irt: list[str],
         "message_id": own,
         "in_reply_to": irt[0] if irt else "",
         "references": refs,
-        "to": [addr for addr, _ in _addresses(msg.get_all("To", []), hint)],
-        "cc": [addr for addr, _ in _addresses(msg.get_all("Cc", []), hint)],
+        "to": [addr for addr, _ in _addresses(msg.get_all("To", []), hint, names=False)],
+        "cc": [addr for addr, _ in _addresses(msg.get_all("Cc", []), hint, names=False)],
         "reply_to": reply_to[0][0] if reply_to else "",
         "date": _line(unescape_8bit(msg.get("Date", ""))),
         "mail_from": meta.get("mail_from", ""),
