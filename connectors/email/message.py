@@ -6,9 +6,9 @@ charset, file name and boundary each cost one walk and one split, and reading a 
 them of every part several times (the bench's mail mix, ``ops.bench.email.mail_mix(2000)``,
 made 42 header look-ups per mail, 14 of them for a part's content type, and 5 splits).
 Keeping what was read took ``mime.parse`` from 462 to 433 µs of CPU per mail over that mix
-(``time.process_time``, best of 5 runs alternating with the code before); answering an
-absent field without a call and keeping ``get_param``'s answers, a few µs more (345 to
-340, the median of the best runs: within this machine's noise from run to run).
+(``time.process_time``, best of 5 runs alternating with the code before), and answering
+an absent field without a call a few µs more. (Keeping ``get_param``'s answers too gained
+nothing measurable: a part is rarely asked the same parameter twice.)
 
 ``ParsedMessage`` keeps, per message, the fields by lower-case name, the values the
 policy made of them and the parameters split from them, for as long as the fields stay as
@@ -31,7 +31,6 @@ MAX_PARAM_HEADER_CHARS = 8 * 1024
 MAX_PARAMS = 64
 _PARAM_HEADERS = frozenset({"content-type", "content-disposition"})
 _ABSENT = object()
-_UNSET = object()
 
 
 class RawPolicy(type(compat32)):
@@ -53,7 +52,7 @@ class RawPolicy(type(compat32)):
 class _Fields:
     """One message's header fields as they were when indexed, and what was read from them."""
 
-    __slots__ = ("policy", "headers", "raw", "values", "params", "answers", "ctype")
+    __slots__ = ("policy", "headers", "raw", "values", "params", "ctype")
 
     def __init__(self, policy: RawPolicy, headers: list) -> None:
         self.policy = policy
@@ -63,7 +62,6 @@ class _Fields:
             self.raw.setdefault(name.lower(), []).append((name, value))
         self.values: dict[str, list[object]] = {}  # the policy's values, by lower-case name
         self.params: dict[str, list | None] = {}  # _get_params_preserve, by lower-case header
-        self.answers: dict[tuple[str, str, bool], object] = {}  # get_param's, _ABSENT for none
         self.ctype: str | None = None
 
 
@@ -157,19 +155,6 @@ class ParsedMessage(Message):
             return failobj
 
     def get_param(self, param, failobj=None, header="content-type", unquote=True):
-        fields = self._index()
-        if fields is None:
-            return self._stock_param(param, failobj, header, unquote)
-        key = (header.lower(), param.lower(), bool(unquote))
-        found = fields.answers.get(key, _UNSET)
-        if found is _UNSET:
-            found = self._stock_param(param, _ABSENT, header, unquote)
-            value = self.get(header)
-            if value is None or isinstance(value, str):
-                fields.answers[key] = found  # a str, or an RFC 2231 tuple of them: shared safely
-        return failobj if found is _ABSENT else found
-
-    def _stock_param(self, param, failobj, header, unquote):
         try:
             return super().get_param(param, failobj, header, unquote)
         except (TypeError, ValueError):
