@@ -179,7 +179,7 @@ def _has_body(msg: Message) -> bool:
 def _addresses(values: list[str], hint: str | None, names: bool = True) -> list[tuple[str, str]]:
     """(lower-case address, display name) pairs; [] for what the stdlib cannot parse.
 
-    ``names=False`` leaves the names "" undecoded: To and Cc keep the addresses only.
+    ``names=False`` leaves the names "" undecoded, where only the addresses are kept.
     """
     try:
         pairs = addresses.parse(values)
@@ -201,7 +201,7 @@ def _sender(msg: Message, meta: dict[str, str], hint: tuple[str, ...]) -> Sender
         if found:
             return Sender(kind="email", value=found[0][0], name=found[0][1])
     for value in (msg.get("Return-Path", ""), meta.get("mail_from", "")):
-        found = _addresses([value], hint)
+        found = _addresses([value], hint, names=False)
         if found:
             return Sender(kind="email", value=found[0][0])
     # "From: MAILER-DAEMON (Mail Delivery System)": a local name is still who sent it.
@@ -261,7 +261,7 @@ def _header_block(raw: bytes) -> bytes:
 
 def _header_fields(msg: Message, meta: dict[str, str], own: str, irt: list[str],
                    refs: list[str], hint: str | None) -> dict[str, object]:
-    reply_to = _addresses(msg.get_all("Reply-To", []), hint)
+    reply_to = _addresses(msg.get_all("Reply-To", []), hint, names=False)
     return {
         "message_id": own,
         "in_reply_to": irt[0] if irt else "",
