@@ -45,7 +45,13 @@ _EML_POLICY = _POLICY.clone(linesep="\r\n", max_line_length=0)  # RFC 5322 line 
 
 
 def parse(envelope: Envelope) -> list[Inbound]:
-    """Turn one raw RFC 5322 message into exactly one Inbound."""
+    """Turn one raw RFC 5322 message into exactly one Inbound.
+
+    Over the bench's mail mix (``ops.bench.email.mail_mix(2000)``) this took 401 µs of CPU
+    per mail before the quick paths in ``message``, ``addresses``, ``feedparser_paths`` and
+    ``headers`` and the nesting check's count, and 306 µs after (``time.process_time``, best
+    of 5 runs alternating; other runs: 408 to 321, 378 to 322).
+    """
     raw, meta = envelope.payload, envelope.meta
     msg = read_message(raw)
     hint = _charsets(msg)
