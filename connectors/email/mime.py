@@ -6,25 +6,20 @@ import re
 from datetime import UTC
 from email.message import Message
 from email.parser import BytesParser
-from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from hashlib import sha256
 
-from connectors.email import feedparser_paths, headers, tnef
+from connectors.email import addresses, feedparser_paths, headers, tnef
 from connectors.email.autoreply import classify
 from connectors.email.body import MAX_DEPTH, MAX_PARTS, body
 from connectors.email.charsets import decode_header_value, unescape_8bit
+from connectors.email.message import ParsedMessage, RawPolicy
 from connectors.inbound import Inbound, Sender
 from core.envelope import Envelope
 from core.errors import PermanentError
 
 MAX_NESTING = 100  # boundaries open at once: refused before parsing
 MAX_HEADER_FIELDS = 5000
-MAX_HEADER_CHARS = 16 * 1024
-# The stdlib splits parameters in time quadratic in their number: cut those headers shorter.
-MAX_PARAM_HEADER_CHARS = 8 * 1024
-MAX_PARAMS = 64
-_PARAM_HEADERS = frozenset({"content-type", "content-disposition"})
 # The stdlib parser tests every line against every open boundary: bound levels x lines.
 _WORK_BUDGET = 20_000_000
 
@@ -45,44 +40,18 @@ class UnparseableMail(PermanentError):
     """The payload is not an RFC 5322 message at all."""
 
 
-class _Message(Message):
-    """A Message whose malformed parameters read as absent instead of raising.
-
-    The stdlib raises TypeError for ``name=a; name*0=b`` and ValueError for a 5,000-digit
-    continuation number.
-    """
-
-    def get_params(self, failobj=None, header="content-type", unquote=True):
-        try:
-            return super().get_params(failobj, header, unquote)
-        except (TypeError, ValueError):
-            return failobj
-
-    def get_param(self, param, failobj=None, header="content-type", unquote=True):
-        try:
-            return super().get_param(param, failobj, header, unquote)
-        except (TypeError, ValueError):
-            return failobj
-
-
-class _RawPolicy(type(compat32)):
-    """compat32, but header values come back raw (8-bit stays surrogate-escaped) and capped."""
-
-    def header_fetch_parse(self, name, value):
-        if not isinstance(value, str):
-            return value
-        if name.lower() not in _PARAM_HEADERS:
-            return value[:MAX_HEADER_CHARS]
-        kept = value[:MAX_PARAM_HEADER_CHARS].split(";", MAX_PARAMS + 1)[: MAX_PARAMS + 1]
-        return ";".join(kept)
-
-
-_POLICY = _RawPolicy(message_factory=_Message)
+_POLICY = RawPolicy(message_factory=ParsedMessage)
 _EML_POLICY = _POLICY.clone(linesep="\r\n", max_line_length=0)  # RFC 5322 line ends, no refolding
 
 
 def parse(envelope: Envelope) -> list[Inbound]:
-    """Turn one raw RFC 5322 message into exactly one Inbound."""
+    """Turn one raw RFC 5322 message into exactly one Inbound.
+
+    Over the bench's mail mix (``ops.bench.email.mail_mix(2000)``) this took 401 µs of CPU
+    per mail before the quick paths in ``message``, ``addresses``, ``feedparser_paths`` and
+    ``headers`` and the nesting check's count, and 306 µs after (``time.process_time``, best
+    of 5 runs alternating; other runs: 408 to 321, 378 to 322).
+    """
     raw, meta = envelope.payload, envelope.meta
     msg = read_message(raw)
     hint = _charsets(msg)
@@ -191,8 +160,14 @@ def read_message(raw: bytes) -> Message:
 
 
 def _check_nesting(raw: bytes) -> None:
+    lowered = raw.lower()
+    # Each declaration starts with the word, which cannot overlap itself: fewer than two, no
+    # nesting. Counting is a fast search; the pattern's was 31 of the 54 µs this took for a
+    # mail with a 20 KB attachment (the bench's mail mix: 17 µs per mail on average, now 8).
+    if lowered.count(b"boundary") < 2:
+        return
     declared = [(m.start(), 1, raw[m.start(1):m.end(1)] if m.start(1) >= 0 else raw[m.start(2):m.end(2)])
-                for m in _BOUNDARY.finditer(raw.lower())]
+                for m in _BOUNDARY.finditer(lowered)]
     if len(declared) < 2:
         return
     closed = [(m.start(), -1, m.group(1)) for m in _CLOSE.finditer(raw)]
@@ -213,17 +188,20 @@ def _has_body(msg: Message) -> bool:
     return bool(payload) if isinstance(payload, list) else bool(str(payload or "").strip())
 
 
-def _addresses(values: list[str], hint: str | None) -> list[tuple[str, str]]:
-    """(lower-case address, display name) pairs; [] for what the stdlib cannot parse."""
+def _addresses(values: list[str], hint: str | None, names: bool = True) -> list[tuple[str, str]]:
+    """(lower-case address, display name) pairs; [] for what the stdlib cannot parse.
+
+    ``names=False`` leaves the names "" undecoded, where only the addresses are kept.
+    """
     try:
-        pairs = getaddresses(values)
+        pairs = addresses.parse(values)
     except (RecursionError, ValueError, IndexError, TypeError):  # nested comments, junk
         return []
     found = []
     for name, addr in pairs:
         addr = unescape_8bit(addr).strip().lower()  # RFC 6532 allows UTF-8 addresses
         if "@" in addr:
-            found.append((addr, _line(decode_header_value(name, hint))))
+            found.append((addr, _line(decode_header_value(name, hint)) if names and name else ""))
     return found
 
 
@@ -235,7 +213,7 @@ def _sender(msg: Message, meta: dict[str, str], hint: tuple[str, ...]) -> Sender
         if found:
             return Sender(kind="email", value=found[0][0], name=found[0][1])
     for value in (msg.get("Return-Path", ""), meta.get("mail_from", "")):
-        found = _addresses([value], hint)
+        found = _addresses([value], hint, names=False)
         if found:
             return Sender(kind="email", value=found[0][0])
     # "From: MAILER-DAEMON (Mail Delivery System)": a local name is still who sent it.
@@ -245,7 +223,7 @@ def _sender(msg: Message, meta: dict[str, str], hint: tuple[str, ...]) -> Sender
 
 def _local_only(value: str) -> str:
     try:
-        pairs = getaddresses([value])
+        pairs = addresses.parse([value])
     except (RecursionError, ValueError, IndexError, TypeError):
         return ""
     addr = unescape_8bit(pairs[0][1]).strip().lower() if len(pairs) == 1 else ""
@@ -295,13 +273,13 @@ def _header_block(raw: bytes) -> bytes:
 
 def _header_fields(msg: Message, meta: dict[str, str], own: str, irt: list[str],
                    refs: list[str], hint: str | None) -> dict[str, object]:
-    reply_to = _addresses(msg.get_all("Reply-To", []), hint)
+    reply_to = _addresses(msg.get_all("Reply-To", []), hint, names=False)
     return {
         "message_id": own,
         "in_reply_to": irt[0] if irt else "",
         "references": refs,
-        "to": [addr for addr, _ in _addresses(msg.get_all("To", []), hint)],
-        "cc": [addr for addr, _ in _addresses(msg.get_all("Cc", []), hint)],
+        "to": [addr for addr, _ in _addresses(msg.get_all("To", []), hint, names=False)],
+        "cc": [addr for addr, _ in _addresses(msg.get_all("Cc", []), hint, names=False)],
         "reply_to": reply_to[0][0] if reply_to else "",
         "date": _line(unescape_8bit(msg.get("Date", ""))),
         "mail_from": meta.get("mail_from", ""),

@@ -1,14 +1,21 @@
-"""The feedparser's end-of-line search from the end: the same matches as the stdlib pattern."""
+"""The feedparser's quick paths: the same matches, lines and parts as the stdlib's own."""
 
+import os
 import re
 from email import feedparser
 from email.parser import BytesParser
 from email.policy import compat32
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import connectors.email.mime  # noqa: F401 (installs the quick search)
-from connectors.email.feedparser_paths import Boundary, LineEndAtEnd
+from connectors.email.feedparser_paths import Boundary, LineEndAtEnd, LineFeed
+
+FEEDS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "500")), deadline=None,
+                 derandomize=not os.environ.get("FUZZ_EXAMPLES"),
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 STOCK = re.compile(r"(\r\n|\r|\n)\Z")
 
@@ -54,3 +61,67 @@ def test_other_patterns_compile_as_ever():
     pattern = feedparser.re.compile(r"(?P<sep>a)b")
     assert isinstance(pattern, re.Pattern) and pattern.match("ab")
     assert feedparser.re.escape("a.b") == re.escape("a.b")
+
+
+# The line buffer: whole mails parsed with the stdlib's buffer and with LineFeed, fed whole
+# and in pieces, must come out part for part the same.
+_EOL = st.sampled_from(["\r\n", "\n", "\r"])
+_BOUNDARIES = ["b", "b1", "b-", "=_x", "a.b", "b b"]
+_BODY_LINES = ["text", "", "-", "--", "--b", "--b--", "--b  ", "--b\t--", "--b1", "--b1--", "--bx", "---b", " --b",
+               "--=_x", "--a.b--", "--b b", "QUJD" * 19, "Final-Recipient: rfc822; a@b.cn", "From: x"]
+
+
+def _part(draw, depth: int) -> str:
+    eol = draw(_EOL)
+    kinds = ["leaf", "multipart", "multipart", "report", "rfc822"] if depth < 3 else ["leaf", "report"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "leaf":
+        lines = draw(st.lists(st.sampled_from(_BODY_LINES), max_size=6))
+        return f"Content-Type: text/plain{eol}{eol}" + "".join(line + draw(_EOL) for line in lines)
+    if kind == "report":
+        blocks = draw(st.lists(st.lists(st.sampled_from(["Action: failed", "Status: 5.1.1", "--b", "x"]), min_size=1,
+                                        max_size=3), max_size=3))
+        body = eol.join(eol.join(block) for block in blocks)
+        return f"Content-Type: message/delivery-status{eol}{eol}{body}{eol}"
+    if kind == "rfc822":
+        return f"Content-Type: message/rfc822{eol}{eol}From: a@b.cn{eol}" + _part(draw, depth + 1)
+    boundary = draw(st.sampled_from(_BOUNDARIES))
+    parts = [_part(draw, depth + 1) for _ in range(draw(st.integers(0, 3)))]
+    close = draw(st.sampled_from([f"--{boundary}--{eol}", f"--{boundary}-- {eol}", f"--{boundary}--", ""]))
+    preamble = draw(st.sampled_from(["", f"preamble{eol}", f"--{boundary}x{eol}"]))
+    return (f'Content-Type: multipart/mixed; boundary="{boundary}"{eol}{eol}{preamble}'
+            + "".join(f"--{boundary}{draw(st.sampled_from(['', ' ', '  ']))}{eol}{part}" for part in parts)
+            + close + draw(st.sampled_from(["", f"epilogue{eol}", f"--b{eol}--b--{eol}"])))
+
+
+@st.composite
+def nested_mails(draw) -> tuple[str, list[int]]:
+    return "From: a@b.cn\r\n" + _part(draw, 0), draw(st.lists(st.integers(1, 40), max_size=8))
+
+
+def _shape(msg) -> tuple:
+    payload = msg.get_payload()
+    inner = [_shape(p) for p in payload] if isinstance(payload, list) else payload
+    return (msg.items(), inner, [type(d) for d in msg.defects], msg.preamble, msg.epilogue)
+
+
+def _feed(text: str, cuts: list[int], buffer) -> tuple:
+    stock, feedparser.BufferedSubFile = feedparser.BufferedSubFile, buffer
+    try:
+        parser = feedparser.FeedParser(policy=compat32)
+        at = 0
+        for n in cuts:  # the SMTP server and BytesParser feed a mail in pieces
+            parser.feed(text[at:at + n])
+            at += n
+        parser.feed(text[at:])
+        return _shape(parser.close())
+    finally:
+        feedparser.BufferedSubFile = stock
+
+
+@FEEDS
+@given(nested_mails())
+def test_line_feed_splits_parts_as_the_stdlib_buffer(mail):
+    text, cuts = mail
+    assert feedparser.BufferedSubFile is LineFeed
+    assert _feed(text, cuts, LineFeed) == _feed(text, cuts, LineFeed.__mro__[1])

@@ -5,9 +5,11 @@ from email import message_from_bytes, policy
 
 import pytest
 from email_parse_support import PNG, _mail, _parse, _sha
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.email import UnparseableMail
-from connectors.email.mime import MAX_PARTS
+from connectors.email.mime import _BOUNDARY, MAX_PARTS
 
 
 def _b64(data: bytes) -> bytes:
@@ -107,6 +109,17 @@ def test_sixty_level_multipart_is_walked_to_the_depth_cap():
 def test_absurd_nesting_is_refused_before_parsing(levels):
     with pytest.raises(UnparseableMail, match="too deep"):
         _parse(_nested(levels))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"boundary", b"BOUNDARY", b"BoUnDaRy", b"boundary=", b'Boundary="b"', b" = x",
+                                 b"boundar", b"oundary=y", b"bboundary=a;", b"=", b'"', b";", b"\r\n", b"\xc4"]),
+                max_size=8).map(b"".join))
+def test_fewer_than_two_words_boundary_mean_fewer_than_two_declarations(raw):
+    # The nesting check returns early on the count, as it would on the declarations it finds.
+    lowered = raw.lower()
+    if lowered.count(b"boundary") < 2:
+        assert len(list(_BOUNDARY.finditer(lowered))) < 2
 
 
 def test_deeply_nested_forwards_are_unparseable_not_a_crash():
