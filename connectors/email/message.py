@@ -65,7 +65,24 @@ class _Fields:
         self.ctype: str | None = None
 
 
-class ParsedMessage(Message):
+class TolerantMessage(Message):
+    """A header parameter the stdlib cannot read (a malformed RFC 2231 value) is ``failobj``,
+    as if absent, instead of an exception out of the parse."""
+
+    def get_params(self, failobj=None, header="content-type", unquote=True):
+        try:
+            return super().get_params(failobj, header, unquote)
+        except (TypeError, ValueError):
+            return failobj
+
+    def get_param(self, param, failobj=None, header="content-type", unquote=True):
+        try:
+            return super().get_param(param, failobj, header, unquote)
+        except (TypeError, ValueError):
+            return failobj
+
+
+class ParsedMessage(TolerantMessage):
     """A Message that reads each header field once, and whose malformed parameters read as
     absent instead of raising.
 
@@ -148,14 +165,3 @@ class ParsedMessage(Message):
         # A copy: get_params(unquote=False) hands the list itself to the caller.
         return failobj if params is None else list(params)
 
-    def get_params(self, failobj=None, header="content-type", unquote=True):
-        try:
-            return super().get_params(failobj, header, unquote)
-        except (TypeError, ValueError):
-            return failobj
-
-    def get_param(self, param, failobj=None, header="content-type", unquote=True):
-        try:
-            return super().get_param(param, failobj, header, unquote)
-        except (TypeError, ValueError):
-            return failobj
