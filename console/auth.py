@@ -30,8 +30,6 @@ from ticket_service.store.db import Database
 
 ROLE_RANK = {role: n for n, role in enumerate(users.ROLES)}  # agent < supervisor < admin
 _HASHER = argon2.PasswordHasher()  # Argon2id with RFC 9106's second recommended parameters
-# Verified when no agent has the email, so a miss costs as much time as a wrong password.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD = 8
 DB = web.AppKey("console_db", Database)
 REDIS = web.AppKey("console_redis", Redis)
@@ -54,6 +52,22 @@ class User:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
+@functools.cache
+def dummy_hash() -> str:
+    """Verified when no agent has the email, so a miss costs as much time as a wrong password.
+
+    Made on first use, which the console's start-up is (``warm``): hashing is about half a
+    second of CPU, which every process importing this module (each role, each CLI command)
+    paid at import when it was a module constant.
+    """
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
+async def warm(app: web.Application) -> None:
+    """Make the dummy hash before the first sign-in, so a miss never pays for it."""
+    await asyncio.to_thread(dummy_hash)
+
+
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
@@ -62,7 +76,7 @@ def hash_password(password: str) -> str:
 
 def _check(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _HASHER.verify(stored or dummy_hash(), password) and stored is not None
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
 
