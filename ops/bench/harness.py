@@ -51,6 +51,7 @@ class System:
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.server_url = database_url  # PostgreSQL: where the scratch database is made
         self.scratch: str | None = None
+        self.postmaster: int | None = None  # a PostgreSQL server on this machine: its CPU is read too
         self.database_url = database_url or f"sqlite:///{self.dir / 'bench.db'}"
         self.smtp_port = free_port()
         self.procs: list[subprocess.Popen] = []
@@ -82,6 +83,7 @@ class System:
             self.database_url = make_url(self.server_url).set(database=self.scratch).render_as_string(
                 hide_password=False)
             await _count_statements(self.database_url)
+            self.postmaster = await _postmaster_pid(self.database_url)
         self.start_redis()
         db = Database(self.database_url)
         await migrate(db)
@@ -132,6 +134,8 @@ class System:
         for proc in self.procs:
             used[proc.args[-1]] = used.get(proc.args[-1], 0.0) + process_cpu_seconds(proc.pid)
         used["redis"] = process_cpu_seconds(self.redis.pid)
+        if self.postmaster is not None:
+            used["postgres"] = server_cpu_seconds(self.postmaster)
         return used
 
     async def db_statements(self) -> int | None:
@@ -212,6 +216,27 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(postmaster: int) -> float:
+    """A PostgreSQL server's CPU so far: the postmaster's own, its exited children's (which it
+    waited for: ``cutime``/``cstime``, fields 16 and 17) and its live children's (the backends,
+    the checkpointer, the WAL writer)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / tick
+    for task in Path("/proc").iterdir():
+        if task.name.isdigit():
+            try:
+                fields = (task / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def cpu_per_item_us(before: dict[str, float], after: dict[str, float], items: int) -> dict[str, int]:
     """µs of CPU per item, per role, between two ``System.cpu_seconds`` readings."""
     return {role: round((after[role] - before.get(role, 0.0)) * 1e6 / max(items, 1)) for role in after}
@@ -226,6 +251,26 @@ async def _connect(database_url: str) -> asyncpg.Connection:
     url = make_url(database_url)
     return await asyncpg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
                                  password=url.password, database=url.database or "postgres")
+
+
+async def _postmaster_pid(database_url: str) -> int | None:
+    """The server process, when it runs on this machine: a backend's parent."""
+    conn = await _connect(database_url)
+    try:
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    return _postgres_parent(backend)
+
+
+def _postgres_parent(backend: int) -> int | None:
+    try:
+        status = Path(f"/proc/{backend}/status").read_text()
+    except OSError:
+        return None  # another machine's
+    parent = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    # A backend of our connection (not a same-numbered process of this machine): the parent is a postgres.
+    return parent if "postgres" in Path(f"/proc/{parent}/comm").read_text() else None
 
 
 async def _admin(server_url: str, sql: str) -> None:

@@ -8,8 +8,10 @@ backlog waits in ``ingest.wechat``; then the normalizer resumes and the clock ru
 every message is a row. Process start-up and the gateway's work are outside the figure.
 With ``normalizers`` > 1 each replica is paused and resumed alike: the figure is what a
 second normalizer adds to the first on the same database. ``cpu_us_per_msg_normalizer``
-is the CPU all replicas used per message while working off the backlog; on PostgreSQL with
-pg_stat_statements (``--postgres``) ``db_statements_per_msg`` the statements they ran per message.
+is the CPU all replicas used per message while working off the backlog (``_postgres`` the
+server's, when it runs on this machine; ``cores_busy`` all of it per second of the run); on
+PostgreSQL with pg_stat_statements (``--postgres``) ``db_statements_per_msg`` the statements
+they ran per message.
 """
 
 from __future__ import annotations
@@ -59,12 +61,16 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                         normalizer.send_signal(signal.SIGCONT)
             done = await latency.wait_stored(db, n + WARM, check=system.check) - started
             cpu = cpu_per_msg(cpu_before, system.cpu_seconds(), n)
+            # Of the machine's cores, how many the run kept busy (every role, Redis, a local PostgreSQL):
+            # where replicas stop adding throughput, this is near the core count.
+            cores_busy = round(sum(cpu.values()) * n / done / 1e6, 2)
             if statements is not None:
                 cpu["db_statements_per_msg"] = round((await system.db_statements() - statements) / n, 2)
             tickets, _ = await latency.tickets_and_unassigned(db)
         finally:
             await db.dispose()
         return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
-                "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2), **cpu}
+                "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2),
+                "cores_busy": cores_busy, **cpu}
     finally:
         system.stop()

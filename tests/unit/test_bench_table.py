@@ -1,10 +1,12 @@
 """The bench table compares each scenario's headline rate with the baseline's limit."""
 
 import os
+import subprocess
+import sys
 import time
 
 from ops.bench.__main__ import COLUMNS, against_limit, table
-from ops.bench.harness import cpu_per_item_us, process_cpu_seconds
+from ops.bench.harness import cpu_per_item_us, process_cpu_seconds, server_cpu_seconds
 
 
 def _first_line(text: str, scenario: str) -> int:
@@ -46,3 +48,20 @@ def test_a_process_cpu_reading_follows_the_process_own_clock():
     sum(i * i for i in range(300_000))
     assert abs(process_cpu_seconds(os.getpid()) - time.process_time()) < 0.1
     assert process_cpu_seconds(2 ** 22 + 1) == 0.0  # no such process
+
+
+def test_a_server_reading_counts_its_live_and_exited_children():
+    # This process stands for a postmaster: one child burns 0.4 s of CPU and exits (waited for),
+    # the other burns 0.4 s and stays alive while the server is read.
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    live = subprocess.Popen([sys.executable, "-c", burn + "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    try:
+        while process_cpu_seconds(live.pid) < 0.4:
+            time.sleep(0.05)
+        children = server_cpu_seconds(os.getpid()) - process_cpu_seconds(os.getpid())
+        assert 0.8 <= children < 2.0
+    finally:
+        live.communicate(b"")
+    assert server_cpu_seconds(2 ** 22 + 1) == 0.0  # no such server
