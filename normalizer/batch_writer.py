@@ -277,11 +277,6 @@ class Batched:
         sets.insert_rows(conn, identities, sorted(
             _resolve(self.new_identities, "customer_id"),
             key=lambda r: (r["tenant_id"], r["kind"], r["scope"], r["value"])))
-        for ticket_id in self.changes:
-            self.touched.pop(ticket_id, None)
-        sets.update_tickets(conn, self.changes)
-        if self.touched:
-            sets.touch_tickets(conn, self.touched, max(self.touched.values()))
         for tenant_id, last in sorted(self.numbers.items()):
             sets.set_ticket_number(conn, tenant_id, last)
         rows = [_ticket_row(view, row) for view, row in self.new_tickets]
@@ -293,6 +288,14 @@ class Batched:
         for (message_id, _), new_id in zip(self.messages, sets.insert_runs(conn, messages, rows), strict=True):
             message_id.value = new_id
         sets.insert_rows(conn, attachments, _resolve(self.attachments, "message_id"))
+        # Existing tickets last: an UPDATE holds the ticket's row until the commit, and another
+        # replica's batch with a message on that ticket waits for it (on PostgreSQL; SQLite has
+        # one writer). Written first, they were held through every insert above as well.
+        for ticket_id in self.changes:
+            self.touched.pop(ticket_id, None)
+        sets.update_tickets(conn, self.changes)
+        if self.touched:
+            sets.touch_tickets(conn, self.touched, max(self.touched.values()))
 
 
 def _resolve(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:

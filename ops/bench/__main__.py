@@ -35,7 +35,7 @@ COLUMNS = {
     "chat": ["scenario", "connections", "pushes", "fans", "tickets", "accepted_per_s", "http_p50_ms",
              "http_p99_ms", "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
     "normalizer": ["scenario", "channel", "normalizers", "messages", "backlog", "tickets", "stored_per_s",
-                   "pct_of_limit", "seconds", "cores_busy"],
+                   "pct_of_limit", "seconds", "cores_busy", "db_waits"],
     "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "pct_of_limit",
                "seconds"],
     "calls": ["scenario", "gateways", "normalizers", "connections", "records", "batch", "accepted_per_s",

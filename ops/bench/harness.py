@@ -282,6 +282,54 @@ async def _admin(server_url: str, sql: str) -> None:
         await conn.close()
 
 
+class DbWaits:
+    """What the scratch database's busy sessions are doing, sampled every ``every`` seconds
+    from ``pg_stat_activity`` while the block runs: the share of samples per wait event
+    (``Lock:transactionid`` a row another transaction holds, ``LWLock:…`` shared memory,
+    ``IO:…`` files, ``Client:ClientRead`` a transaction waiting for its client, ``CPU`` none).
+
+    ``async with DbWaits(url) as waits: …`` then ``waits.shares()``; on SQLite nothing is sampled.
+    """
+
+    def __init__(self, database_url: str | None, every: float = 0.02) -> None:
+        self.url = database_url if database_url and make_url(database_url).get_backend_name() == "postgresql" else None
+        self.every = every
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> DbWaits:
+        if self.url is not None:
+            conn = await _connect(self.url)
+            self._task = asyncio.create_task(self._sample(conn))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _sample(self, conn: asyncpg.Connection) -> None:
+        try:
+            while True:
+                rows = await conn.fetch(
+                    "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                    " AND state IN ('active', 'idle in transaction')")
+                self.samples += 1
+                for row in rows:
+                    what = f"{row['wait_event_type']}:{row['wait_event']}" if row["wait_event_type"] else "CPU"
+                    self.counts[what] = self.counts.get(what, 0) + 1
+                await asyncio.sleep(self.every)
+        finally:
+            await conn.close()
+
+    def shares(self, top: int = 4) -> dict[str, float]:
+        """Busy sessions per sample, by what they waited on (the most frequent ``top``)."""
+        ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])[:top]
+        return {what: round(n / max(self.samples, 1), 2) for what, n in ranked}
+
+
 async def _count_statements(database_url: str) -> None:
     """pg_stat_statements in the scratch database when the server preloads it (``ops.bench --postgres``)."""
     conn = await _connect(database_url)

@@ -9,7 +9,8 @@ every message is a row. Process start-up and the gateway's work are outside the 
 With ``normalizers`` > 1 each replica is paused and resumed alike: the figure is what a
 second normalizer adds to the first on the same database. ``cpu_us_per_msg_normalizer``
 is the CPU all replicas used per message while working off the backlog (``_postgres`` the
-server's, when it runs on this machine; ``cores_busy`` all of it per second of the run); on
+server's, when it runs on this machine; ``cores_busy`` all of it per second of the run;
+``db_waits`` what PostgreSQL's busy sessions waited on, sampled); on
 PostgreSQL with pg_stat_statements (``--postgres``) ``db_statements_per_msg`` the statements
 they ran per message.
 """
@@ -23,7 +24,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from ops.bench import latency, wechat
-from ops.bench.harness import System, cpu_per_msg
+from ops.bench.harness import DbWaits, System, cpu_per_msg
 from ticket_service.store.db import Database
 
 WARM = 20
@@ -59,7 +60,8 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                     started = time.perf_counter()
                     for normalizer in replicas:
                         normalizer.send_signal(signal.SIGCONT)
-            done = await latency.wait_stored(db, n + WARM, check=system.check) - started
+            async with DbWaits(system.database_url) as waits:
+                done = await latency.wait_stored(db, n + WARM, check=system.check) - started
             cpu = cpu_per_msg(cpu_before, system.cpu_seconds(), n)
             # Of the machine's cores, how many the run kept busy (every role, Redis, a local PostgreSQL):
             # where replicas stop adding throughput, this is near the core count.
@@ -71,6 +73,6 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
             await db.dispose()
         return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
                 "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2),
-                "cores_busy": cores_busy, **cpu}
+                "cores_busy": cores_busy, **cpu, **({"db_waits": waits.shares()} if waits.samples else {})}
     finally:
         system.stop()
