@@ -12,6 +12,12 @@ A tenant's agents and rules come from a snapshot kept for ``snapshot_ttl_s``
 (``snapshot.Tenant``), updated with this process's own claims and with fresher agent rows.
 When a snapshot that old finds no agent able to take a ticket, the claim re-reads the
 agents with room before the ticket is queued, and decides again if one of them fits.
+
+``python -m ops.bench --scenarios email --normalizers 1`` (SQLite, 50 agents online, a
+shared 2-core machine, three alternating runs): 356-394 -> 214-232 µs of router CPU per
+mail once a decision walked the pool only as far as it explains (``Decision``), kept its
+snapshot count when its agent took the ticket, detected the language with regular
+expressions and ran its statements on the driver (``compiled.Statement``).
 """
 
 from __future__ import annotations
