@@ -12,6 +12,12 @@ A tenant's agents and rules come from a snapshot kept for ``snapshot_ttl_s``
 (``snapshot.Tenant``), updated with this process's own claims and with fresher agent rows.
 When a snapshot that old finds no agent able to take a ticket, the claim re-reads the
 agents with room before the ticket is queued, and decides again if one of them fits.
+
+``python -m ops.bench --scenarios email --normalizers 1`` (SQLite, 50 agents online, a
+shared 2-core machine, three alternating runs): 356-394 -> 214-232 µs of router CPU per
+mail once a decision walked the pool only as far as it explains (``Decision``), kept its
+snapshot count when its agent took the ticket, detected the language with regular
+expressions and ran its statements on the driver (``compiled.Statement``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from core import metrics
 from core.channel import class_of
 from core.ids import now_ms
 from router import policy, snapshot
-from router.claim_round import claim_round
+from router.claim_round import LOCKED_TRIES, claim_round
 from router.claims import Claimed, PullWalk, RouteClaim
 from router.pool import decide
 from router.queue import waiting_requirements
@@ -39,7 +45,9 @@ from ticket_service.store import tickets as tickets_store
 from ticket_service.store.db import Database
 
 log = structlog.get_logger()
-_MAX_TRIES = 20  # candidates tried per decision before the ticket waits for the next pull
+# Candidates a route's claim is given: the ones its round locks and tries, and one more to say
+# there are others (the route is then decided again in the next round, without the full ones).
+_CANDIDATES = LOCKED_TRIES + 1
 _ROUND = 64  # requests decided together: one read, and on SQLite one write transaction
 SNAPSHOT_TTL_S = 1.0  # how long a tenant's agents and rules are routed from without re-reading
 
@@ -191,9 +199,13 @@ class Assigner:
             if not walk.short:
                 results[id(pull)] = pull.taken
         for (route, snap, claim, planned), outcome in zip(plan.routes, claimed, strict=True):
-            if planned is not None:
+            # The snapshot counted the ticket on the planned agent; when that agent took it,
+            # the count stands unless undoing it and counting the claim would change something.
+            counted = (planned is not None and outcome.kind == "assigned" and outcome.agent_id == planned
+                       and snap.stands(planned, claim.cls, claim.now))
+            if planned is not None and not counted:
                 snap.undo(planned, claim.cls)
-            self._routed(route, claim, snap, outcome, results, again)
+            self._routed(route, claim, snap, outcome, results, again, counted)
         return again
 
     def _plan(self, read: RoundRead, routes: list[Route], pulls: list[Pull], cached: dict[int, snapshot.Tenant],
@@ -270,11 +282,14 @@ class Assigner:
         }
         # A snapshot from an earlier read is re-checked before the ticket is queued.
         recheck = None if fresh or route.rechecked else req
-        return RouteClaim(row, language, [agent.id for agent, _ in decision.top(_MAX_TRIES)], cls, now, recheck,
+        # The candidates come from the walk down the pool ``explain`` made for its ten (``Decision``).
+        return RouteClaim(row, language, decision.top_ids(_CANDIDATES), cls, now, recheck,
                           queue, detail, list(route.lost), route.started, replace)
 
     def _routed(self, route: Route, claim: RouteClaim, snap: snapshot.Tenant, outcome: Claimed, results: dict,
-                again: list) -> None:
+                again: list, counted: bool = False) -> None:
+        """What a route's claim came to, in the snapshot and the results (``counted``: the
+        snapshot counts the assignment already)."""
         for agent_id in outcome.lost:
             snap.full(agent_id, claim.cls)
         if outcome.with_room is not None:
@@ -295,7 +310,8 @@ class Assigner:
                          candidates=claim.detail["candidates_total"])
             results[id(route)] = Outcome("queued", route.ticket_id)
         else:
-            snap.took(outcome.agent_id, claim.cls, claim.now)
+            if not counted:
+                snap.took(outcome.agent_id, claim.cls, claim.now)
             self._assigned(claim.row.tenant_id, route.ticket_id, outcome.agent_id,
                            route.received_at or claim.row.created_at, route.via)
             results[id(route)] = Outcome("assigned", route.ticket_id, outcome.agent_id)

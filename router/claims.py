@@ -49,7 +49,7 @@ class RouteClaim:
 
     row: Row
     language: str
-    candidates: list[int]
+    candidates: list[int]  # best first: the round tries the locked ones, any beyond say there are more
     cls: str
     now: int
     recheck: policy.Requirements | None

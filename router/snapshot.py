@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import structlog
 from sqlalchemy.engine import Row
 
@@ -87,24 +85,29 @@ class Tenant:
         else:
             self.pool.remove(fresh.id)
 
-    def _load(self, agent_id: int, cls: str, change, **more) -> None:
-        a = self.pool.get(agent_id)
-        if a is not None:
-            self.pool.put(replace(a, load={**a.load, cls: change(a)}, **more))
-
     def took(self, agent_id: int, cls: str, now: int) -> None:
         """This process gave the agent one more ``cls`` ticket (``take_capacity``)."""
-        self._load(agent_id, cls, lambda a: a.load.get(cls, 0) + 1, last_assigned_at=now)
+        a = self.pool.get(agent_id)
+        if a is not None:
+            self.pool.put(a.with_load(cls, a.load.get(cls, 0) + 1, now))
 
     def undo(self, agent_id: int, cls: str) -> None:
         """A ``took`` that did not happen after all."""
-        self._load(agent_id, cls, lambda a: max(a.load.get(cls, 0) - 1, 0))
+        a = self.pool.get(agent_id)
+        if a is not None:
+            self.pool.put(a.with_load(cls, max(a.load.get(cls, 0) - 1, 0)))
+
+    def stands(self, agent_id: int, cls: str, now: int) -> bool:
+        """Whether a ``took`` at ``now`` that did happen may stay as it is: ``undo`` and
+        ``took`` again would leave the agent as they found it (the usual case, skipped)."""
+        a = self.pool.get(agent_id)
+        return a is None or (a.load.get(cls, 0) >= 1 and a.last_assigned_at == now)
 
     def full(self, agent_id: int, cls: str) -> None:
         """A claim on the agent failed: it has no ``cls`` room (or is not online) any more."""
         a = self.pool.get(agent_id)
         if a is not None and a.free(cls) > 0:
-            self._load(agent_id, cls, lambda a: a.capacity.get(cls, 0))
+            self.pool.put(a.with_load(cls, a.capacity.get(cls, 0)))
 
     def recheck(self, cls: str, with_room: list[Row]) -> None:
         """Fresh rows of every online agent with ``cls`` room: any other agent has none."""

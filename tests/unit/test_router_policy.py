@@ -4,7 +4,7 @@ import dataclasses
 import random
 
 from connectors.registry import capacity_classes
-from router import policy
+from router import policy, snapshot
 from router import pool as agent_pool
 from router.policy import Requirements, Rule, Ticket
 from router.pool import Agent
@@ -141,6 +141,7 @@ def test_a_pool_kept_up_to_date_decides_as_a_pass_over_every_agent():
         scored = [(agent_pool.score(a, "email", req, ticket.previous_agent, NOW), a.id) for a in eligible]
         ranked = sorted(scored, key=lambda pair: (pair[0].key(), pair[1]))
         assert [(a.id, s) for a, s in decision.top(20)] == [(id, s) for s, id in ranked[:20]]
+        assert decision.top_ids(4) == [id for _, id in ranked[:4]]
         explained = decision.explain()
         assert explained["candidates_total"] == len(eligible)
         assert [(x["agent_id"], x["score"]) for x in explained["candidates"]] == [
@@ -148,3 +149,19 @@ def test_a_pool_kept_up_to_date_decides_as_a_pass_over_every_agent():
         assert [x["agent_id"] for x in explained["excluded"]] == [
             a.id for a in everyone if agent_pool.exclusions(a, "email", req)][:policy.TRACE_EXCLUDED]
         assert explained["excluded_total"] == len(everyone) - len(eligible)
+
+
+def test_a_count_that_stands_is_one_undo_and_took_would_leave_as_it_is():
+    # The router skips undoing a planned count and counting the claim again when the planned
+    # agent took the ticket: only where doing both would change nothing.
+    rng = random.Random(3)
+    for _ in range(500):
+        a = agent(1, cap=5, load=rng.randrange(3), idle_s=rng.choice([0, 0, 60]))
+        now = rng.choice([NOW, NOW + 1])
+        tenant, again = snapshot.Tenant([], [], 0.0), snapshot.Tenant([], [], 0.0)
+        for t in (tenant, again):
+            t.put(a)
+        again.undo(1, "email")
+        again.took(1, "email", now)
+        assert tenant.stands(1, "email", now) == (again.pool.get(1) == a)
+    assert snapshot.Tenant([], [], 0.0).stands(1, "email", NOW)  # an agent it does not hold: nothing to change

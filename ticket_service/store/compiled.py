@@ -18,7 +18,7 @@ leaves out a column with a Python default finds out on its first call, in the te
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -57,20 +57,31 @@ class Statement:
             plan = self._plans[keys] = self._compile(dialect, keys)
         return plan
 
-    def _run(self, conn: Connection, params: Mapping[str, Any], fetch):
-        """Execute on the driver; returns ``fetch(cursor)`` and the plan it ran."""
-        plan = self._plan(conn.dialect, params)
-        sql, binds, _, _ = plan
+    @staticmethod
+    def _args(binds: list, params: Mapping[str, Any]) -> list:
         args = []
         for name, value, processor in binds:
             value = params[name] if name in params else value
             args.append(processor(value) if processor is not None else value)
+        return args
+
+    def _run(self, conn: Connection, params: Mapping[str, Any], fetch):
+        """Execute on the driver; returns ``fetch(cursor)`` and the plan it ran."""
+        plan = self._plan(conn.dialect, params)
+        sql, binds, _, _ = plan
+        return self._cursor(conn, sql, self._args(binds, params), fetch, many=False), plan
+
+    @staticmethod
+    def _cursor(conn: Connection, sql: str, args: list, fetch, many: bool):
         dbapi = conn.dialect.loaded_dbapi
         try:
             cursor = conn.connection.dbapi_connection.cursor()
             try:
-                cursor.execute(sql, args)
-                return fetch(cursor), plan
+                if many:
+                    cursor.executemany(sql, args)
+                else:
+                    cursor.execute(sql, args)
+                return fetch(cursor)
             finally:
                 cursor.close()
         except dbapi.Error as exc:
@@ -111,3 +122,14 @@ class Statement:
         if conn.dialect.driver != "pysqlite":
             return conn.execute(self.stmt, params).inserted_primary_key[0]
         return self._run(conn, params, lambda cursor: cursor.lastrowid)[0]
+
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once for each row of parameters (each with the same names), as
+        one ``executemany`` on the driver."""
+        if not rows:
+            return
+        if conn.dialect.driver != "pysqlite":
+            conn.execute(self.stmt, list(rows))
+            return
+        sql, binds, _, _ = self._plan(conn.dialect, rows[0])
+        self._cursor(conn, sql, [self._args(binds, params) for params in rows], lambda cursor: None, many=True)

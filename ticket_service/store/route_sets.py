@@ -5,7 +5,8 @@ length of a list (an expanding ``IN``) is prepared again for every length. So li
 one array parameter (``assign_sets.member``): the routes' tickets with their first message
 and waiting entry in one statement, the pulling agents in one, and the queue pages of every
 (tenant, class) of the round in one (a ``LATERAL`` join over the unnested pairs). SQLite
-runs in-process, where a statement costs no round trip: its pages are one statement each.
+runs in-process, where a statement costs no round trip: its pages are one statement each,
+and the statements run on the driver (``compiled.Statement``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection, Row
 from ticket_service.store import queue as queue_store
 from ticket_service.store.agents import AGENT_COLS
 from ticket_service.store.assign_sets import id_params, member
+from ticket_service.store.compiled import Statement
 from ticket_service.store.tables import agents, customers, messages, routing_queue, tickets
 
 _TICKET_COLS = (
@@ -43,8 +45,8 @@ def _for_routing(dialect: str):
             .where(member(tickets.c.id, dialect)))
 
 
-_FOR_ROUTING = {d: _for_routing(d) for d in ("postgresql", "sqlite")}
-_AGENTS = {d: select(*AGENT_COLS).where(member(agents.c.id, d)) for d in ("postgresql", "sqlite")}
+_FOR_ROUTING = {d: Statement(_for_routing(d)) for d in ("postgresql", "sqlite")}
+_AGENTS = {d: Statement(select(*AGENT_COLS).where(member(agents.c.id, d))) for d in ("postgresql", "sqlite")}
 _TicketRow = namedtuple("TicketRow", [c.key for c in _TICKET_COLS])
 
 
@@ -56,7 +58,7 @@ def tickets_for_routing(conn: Connection, ticket_ids: Iterable[int]) -> dict[int
         return {}
     found = {}
     n = len(_TICKET_COLS)
-    for row in conn.execute(_FOR_ROUTING[conn.dialect.name], params):
+    for row in _FOR_ROUTING[conn.dialect.name].all(conn, params):
         t = tuple(row)
         text = "" if t[n] is None and t[n + 1] is None else f"{t[n]}\n{t[n + 1]}"
         waiting = None if t[n + 2] is None else Waiting(*t[n + 2:])
@@ -69,7 +71,7 @@ def agents_by_id(conn: Connection, agent_ids: Iterable[int]) -> dict[int, Row]:
     params = id_params(conn, agent_ids)
     if params["ids"] in ([], "[]"):
         return {}
-    return {row.id: row for row in conn.execute(_AGENTS[conn.dialect.name], params)}
+    return {row.id: row for row in _AGENTS[conn.dialect.name].all(conn, params)}
 
 
 def _pages_statement():
