@@ -25,10 +25,10 @@
   buffer then hands over all of it up to the next line an open boundary starts (one
   ``str.find`` per boundary) as one string. ``parse_bytes`` feeds the mail at once rather
   than in 8 KB pieces. With these and ``message``'s parameter look-ups, ``mime.parse``
-  over the mix went from 331 to 285 µs of CPU per mail (best of runs alternating with
-  the code before, on a busy machine; other pairs 381 to 299, 334 to 284) and from 1.84 to
-  1.41 million instructions (valgrind); reading the mail alone (``read_message``) from 156
-  to 121 µs, 1.06 to 0.69 million instructions.
+  over the mix went from 318 to 274 µs of CPU per mail (each 100-mail slice's best of 10
+  runs, processes alternating with the code before; other pairs 321 to 275, 324 to 281),
+  14 % less, and from 1.84 to 1.41 million instructions, 23 % (valgrind); reading the mail
+  alone (``read_message``) from 1.06 to 0.69 million instructions.
 
 All are installed once, only over the exact forms this Python's parser uses (the buffer
 and ``BodyFeedParser`` only over the one source of ``email/feedparser.py`` they were
