@@ -1,5 +1,6 @@
 """The feedparser's quick paths: the same matches, lines and parts as the stdlib's own."""
 
+import io
 import os
 import re
 from email import feedparser
@@ -11,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import connectors.email.mime  # noqa: F401 (installs the quick search)
-from connectors.email.feedparser_paths import Boundary, LineEndAtEnd, LineFeed
+from connectors.email.feedparser_paths import (
+    BodyFeedParser,
+    Boundary,
+    LineEndAtEnd,
+    LineFeed,
+    _body_end,
+    parse_bytes,
+)
+from connectors.email.message import RawPolicy
 
 FEEDS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "500")), deadline=None,
                  derandomize=not os.environ.get("FUZZ_EXAMPLES"),
@@ -68,7 +77,8 @@ def test_other_patterns_compile_as_ever():
 _EOL = st.sampled_from(["\r\n", "\n", "\r"])
 _BOUNDARIES = ["b", "b1", "b-", "=_x", "a.b", "b b"]
 _BODY_LINES = ["text", "", "-", "--", "--b", "--b--", "--b  ", "--b\t--", "--b1", "--b1--", "--bx", "---b", " --b",
-               "--=_x", "--a.b--", "--b b", "QUJD" * 19, "Final-Recipient: rfc822; a@b.cn", "From: x"]
+               "--=_x", "--a.b--", "--b b", "QUJD" * 19, "Final-Recipient: rfc822; a@b.cn", "From: x",
+               "x--b", "a --b--", "--b--b--b", "a\rb", "--b\r--b1", "From nobody", "--a", "\t--b"]
 
 
 def _part(draw, depth: int) -> str:
@@ -86,6 +96,9 @@ def _part(draw, depth: int) -> str:
     if kind == "rfc822":
         return f"Content-Type: message/rfc822{eol}{eol}From: a@b.cn{eol}" + _part(draw, depth + 1)
     boundary = draw(st.sampled_from(_BOUNDARIES))
+    if draw(st.integers(0, 9)) == 0:  # a boundary folded over two lines, or none at all
+        declared = draw(st.sampled_from([f'"a{eol} b"', f"a{eol} b", "", '""']))
+        return f"Content-Type: multipart/mixed; boundary={declared}{eol}{eol}--a{eol}--a b{eol}x{eol}--a--{eol}"
     parts = [_part(draw, depth + 1) for _ in range(draw(st.integers(0, 3)))]
     close = draw(st.sampled_from([f"--{boundary}--{eol}", f"--{boundary}-- {eol}", f"--{boundary}--", ""]))
     preamble = draw(st.sampled_from(["", f"preamble{eol}", f"--{boundary}x{eol}"]))
@@ -96,7 +109,9 @@ def _part(draw, depth: int) -> str:
 
 @st.composite
 def nested_mails(draw) -> tuple[str, list[int]]:
-    return "From: a@b.cn\r\n" + _part(draw, 0), draw(st.lists(st.integers(1, 40), max_size=8))
+    text = "From: a@b.cn\r\n" + _part(draw, 0)
+    end = draw(st.sampled_from(["", "", "\r", "\r\n", "--b", "--b--", "tail"]))  # the last line unended
+    return text + end, draw(st.lists(st.integers(1, 40), max_size=8))
 
 
 def _shape(msg) -> tuple:
@@ -105,10 +120,10 @@ def _shape(msg) -> tuple:
     return (msg.items(), inner, [type(d) for d in msg.defects], msg.preamble, msg.epilogue)
 
 
-def _feed(text: str, cuts: list[int], buffer) -> tuple:
+def _feed(text: str, cuts: list[int], buffer, parser_class=feedparser.FeedParser) -> tuple:
     stock, feedparser.BufferedSubFile = feedparser.BufferedSubFile, buffer
     try:
-        parser = feedparser.FeedParser(policy=compat32)
+        parser = parser_class(policy=compat32)
         at = 0
         for n in cuts:  # the SMTP server and BytesParser feed a mail in pieces
             parser.feed(text[at:at + n])
@@ -125,3 +140,81 @@ def test_line_feed_splits_parts_as_the_stdlib_buffer(mail):
     text, cuts = mail
     assert feedparser.BufferedSubFile is LineFeed
     assert _feed(text, cuts, LineFeed) == _feed(text, cuts, LineFeed.__mro__[1])
+
+
+@FEEDS
+@given(nested_mails())
+def test_leaf_bodies_read_at_once_split_parts_as_the_stdlib_parser(mail):
+    text, cuts = mail
+    stock = _feed(text, [], LineFeed.__mro__[1])
+    # Pieces cut anywhere put boundaries, CRLFs and line ends at the edge of what was pushed.
+    assert _feed(text, cuts, LineFeed, BodyFeedParser) == stock
+    assert _feed(text, [], LineFeed, BodyFeedParser) == stock
+    assert _feed(text, [1] * min(len(text), 400), LineFeed, BodyFeedParser) == stock
+
+
+@FEEDS
+@given(nested_mails())
+def test_parse_bytes_is_the_stdlib_bytes_parser(mail):
+    raw = mail[0].encode("utf-8") + b"\xb1\xa8\r\n"  # 8-bit bytes come back surrogate-escaped
+    policy = RawPolicy()
+    stock, feedparser.BufferedSubFile = feedparser.BufferedSubFile, LineFeed.__mro__[1]
+    try:
+        want = _shape(BytesParser(policy=policy).parsebytes(raw))
+    finally:
+        feedparser.BufferedSubFile = stock
+    assert _shape(parse_bytes(raw, policy)) == want
+
+
+def _first_boundary_line(text: str, at: int, separators: tuple[str, ...]) -> int:
+    """Line by line with the stdlib's pattern, as its buffer reads them."""
+    lines = io.StringIO(text[at:], newline="").readlines()
+    for line in lines:
+        for separator in separators:
+            pattern = "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+            if re.match(pattern, line):
+                return at
+        at += len(line)
+    return at
+
+
+_PIECES = ["--b", "--b1", "--", "-", "b", "x", " ", "\t", "\r", "\n", "\r\n", "--a", "--a\r\n b", "--\rb"]
+
+
+@FEEDS
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join),
+       st.lists(st.sampled_from(["--b", "--b1", "--a", "--a\r\n b", "--\rb"]), min_size=1, max_size=3, unique=True))
+def test_body_end_is_the_first_line_a_boundary_starts(text, separators):
+    separators = tuple(separators)
+    assert _body_end(text, 0, separators) == _first_boundary_line(text, 0, separators)
+
+
+def test_a_leaf_body_is_one_string_up_to_the_boundary_line():
+    feed = LineFeed()
+    feed.push("QUJD\r\nREVG\r\n--bx\r\n x--b\r\n--b \r\nnext\r\n")
+    feed.push_eof_matcher(Boundary("--b").match)
+    feed.leaf_body()
+    assert next(feed) == "QUJD\r\nREVG\r\n--bx\r\n x--b\r\n"
+    with pytest.raises(StopIteration):
+        next(feed)
+    feed.pop_eof_matcher()
+    # The boundary line stays for the multipart; lines are single again.
+    assert [feed.readline(), feed.readline(), feed.readline()] == ["--b \r\n", "next\r\n", feedparser.NeedMoreData]
+
+
+def test_a_line_not_ended_waits_for_the_rest_or_the_close():
+    feed = LineFeed()
+    feed.push("a\r")
+    assert feed.readline() is feedparser.NeedMoreData
+    feed.push("\nb\rc")
+    assert [feed.readline(), feed.readline()] == ["a\r\n", feedparser.NeedMoreData]
+    feed.close()
+    assert [feed.readline(), feed.readline(), feed.readline()] == ["b\r", "c", ""]
+
+
+def test_the_buffer_and_the_parser_are_installed_over_the_source_they_were_written_for():
+    # Another Python's feedparser.py leaves the stdlib's buffer, parsing as ever (and this fails:
+    # read the new source against LineFeed and BodyFeedParser before adding its digest).
+    assert feedparser.BufferedSubFile is LineFeed
+    raw = b"From: a@b.cn\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b--\r\n"
+    assert parse_bytes(raw, RawPolicy()).get_payload()[0].get_payload() == "hi"

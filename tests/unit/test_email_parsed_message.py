@@ -83,6 +83,11 @@ def answers(msg) -> list:
         *(lambda m, h=h, u=u: m.get_params([], header=h, unquote=u) for h in HEADERS for u in (True, False)),
         *(lambda m, p=p, h=h, u=u: m.get_param(p, "none", header=h, unquote=u)
           for p in NAMES for h in HEADERS[:2] for u in (True, False)),
+        # A kept answer, asked again with another failobj, another spelling or a truthy unquote.
+        lambda m: m.get_param("charset"), lambda m: m.get_param("CharSet", []), lambda m: m.get_param("x", 0),
+        lambda m: m.get_param("name", "none", "CONTENT-TYPE", 0), lambda m: m.get_param("name", "none", unquote=1),
+        lambda m: m.get_param("charset", "none", header="x-missing"), lambda m: m.get_param("charset", header="From"),
+        lambda m: [p.get_content_maintype() for p in m.walk()],
     ]
     found = []
     for question in questions * 2:
@@ -152,3 +157,13 @@ def test_the_parameter_list_handed_out_is_the_callers_own():
     msg = read_message(b"From: a@example.cn\r\nContent-Type: text/plain; charset=gbk\r\n\r\nhi")
     msg.get_params(unquote=False).clear()
     assert msg.get_params(unquote=False) == [("text/plain", ""), ("charset", '"gbk"')]
+
+
+def test_parameters_kept_for_every_mail_stay_each_mails_own():
+    raw = b"From: a@example.cn\r\nContent-Type: text/plain; charset=gbk; name=a.txt\r\n\r\nhi"
+    first, second = read_message(raw), read_message(raw)
+    first.get_params(unquote=False).clear()
+    first.set_param("charset", "big5")
+    assert first.get_param("charset") == "big5"
+    assert second.get_params() == [("text/plain", ""), ("charset", "gbk"), ("name", "a.txt")]
+    assert read_message(raw).get_param("charset") == "gbk"
