@@ -33,7 +33,6 @@ def setup_console(app: web.Application, config: ConsoleConfig, db: Database, red
     app[auth.DB] = db
     app[auth.REDIS] = redis
     app[login.LIMITS] = auth.LoginLimits(redis, config)
-    app.on_startup.append(auth.warm)
     login.setup_routes(app)
     inbox.setup_routes(app)
     dashboard.setup_routes(app)

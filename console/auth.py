@@ -9,6 +9,7 @@ and the sessions from before a disable stay ended once it is enabled.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import hashlib
 import secrets
@@ -30,6 +31,24 @@ from ticket_service.store.db import Database
 
 ROLE_RANK = {role: n for n, role in enumerate(users.ROLES)}  # agent < supervisor < admin
 _HASHER = argon2.PasswordHasher()  # Argon2id with RFC 9106's second recommended parameters
+
+
+def _unmatchable_hash(hasher: argon2.PasswordHasher) -> str:
+    """An encoded hash with the hasher's parameters whose salt and digest are random bytes: no
+    password matches it, and verifying one against it costs what verifying a real one costs
+    (the cost is in the parameters, not in the digest). Built rather than hashed: every role
+    process and CLI call imports this module, and a real hash spends ~0.2 s of CPU and 64 MiB
+    at start on a value only a failed sign-in reads."""
+    def b64(size: int) -> str:
+        return base64.b64encode(secrets.token_bytes(size)).decode().rstrip("=")
+
+    return (f"$argon2{hasher.type.name.lower()}$v={argon2.low_level.ARGON2_VERSION}"
+            f"$m={hasher.memory_cost},t={hasher.time_cost},p={hasher.parallelism}"
+            f"${b64(hasher.salt_len)}${b64(hasher.hash_len)}")
+
+
+# Verified when no agent has the email, so a miss costs as much time as a wrong password.
+_DUMMY_HASH = _unmatchable_hash(_HASHER)
 MIN_PASSWORD = 8
 DB = web.AppKey("console_db", Database)
 REDIS = web.AppKey("console_redis", Redis)
@@ -52,22 +71,6 @@ class User:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
-@functools.cache
-def dummy_hash() -> str:
-    """Verified when no agent has the email, so a miss costs as much time as a wrong password.
-
-    Made on first use, which the console's start-up is (``warm``): hashing is about half a
-    second of CPU, which every process importing this module (each role, each CLI command)
-    paid at import when it was a module constant.
-    """
-    return _HASHER.hash(secrets.token_urlsafe(16))
-
-
-async def warm(app: web.Application) -> None:
-    """Make the dummy hash before the first sign-in, so a miss never pays for it."""
-    await asyncio.to_thread(dummy_hash)
-
-
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
@@ -76,7 +79,7 @@ def hash_password(password: str) -> str:
 
 def _check(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or dummy_hash(), password) and stored is not None
+        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
 

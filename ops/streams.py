@@ -31,8 +31,10 @@ async def streams(redis) -> list[dict]:
         for g in s["groups"]:
             g["oldest_pending_age_s"] = None
             if g["pending"]:
-                [oldest] = await redis.xpending_range(s["stream"], g["group"], min="-", max="+", count=1)
-                g["oldest_pending_age_s"] = round(oldest["time_since_delivered"] / 1000, 1)
+                # Not one read with the count: a worker may ack the last entry in between.
+                oldest = await redis.xpending_range(s["stream"], g["group"], min="-", max="+", count=1)
+                if oldest:
+                    g["oldest_pending_age_s"] = round(oldest[0]["time_since_delivered"] / 1000, 1)
             g["consumer_list"] = [
                 {"name": _text(c["name"]), "pending": c["pending"], "idle_s": round(c["idle"] / 1000, 1)}
                 for c in await redis.xinfo_consumers(s["stream"], g["group"])

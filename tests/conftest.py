@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -58,10 +59,23 @@ def postgres_server():
     cluster.remove()
 
 
+@pytest.fixture(scope="session")
+def postgres_drops(postgres_server):
+    """Drops the tests' databases one after another beside the next tests; waits for the last
+    before the cluster goes. Deleting a few hundred databases' files at the end held the
+    session's teardown for a minute or more (each unlink waits for the disk's discard)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drop") as drops:
+        yield drops
+
+
 @pytest.fixture
-def postgres_url(postgres_server) -> str:
-    """A fresh, empty database on the session server (``postgresql://`` URL)."""
-    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+def postgres_url(postgres_server, postgres_drops):
+    """A fresh, empty database on the session server (``postgresql://`` URL), dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield postgres_server.create_database(name)
+    # A process the test left behind may still be connected: FORCE ends its sessions. A drop
+    # that fails anyway leaves the database to the cluster's removal.
+    postgres_drops.submit(postgres_server.psql, f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -118,9 +118,10 @@ async def _probe(http: aiohttp.ClientSession, url: str, key: str, out: list[floa
 
 
 async def _flood_main(url: str, clients: int, parts: list[int]) -> None:
-    """The hostile process: flood until SIGTERM, then print what it saw as JSON."""
+    """The hostile process: says ``ready``, floods until SIGTERM, then prints what it saw as JSON."""
     flood = _Flood(url, [many_parts(n) for n in parts])
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, flood.stop.set)
+    print("ready", flush=True)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
         tasks = [asyncio.create_task(flood.client(http, i)) for i in range(clients)]
         await flood.stop.wait()
@@ -157,6 +158,9 @@ async def run(duration: float = 30, hostile: int = 8, probe_every_s: float = 0.0
             sys.executable, "-m", "ops.bench.hostile", f"{base}/forms/{FORM}", str(hostile), *map(str, parts),
             stdout=asyncio.subprocess.PIPE)
         try:
+            # A SIGTERM before its handler is in place would end it with nothing printed; its
+            # imports alone take seconds on a loaded machine, longer than a short run.
+            await asyncio.wait_for(flood.stdout.readline(), 60)
             await asyncio.sleep(0.5)  # the first hostile bodies are on their way
             tickets_ms, download_ms = await _probe_loop(base, key, attachment, duration, probe_every_s,
                                                         system.check)
