@@ -130,9 +130,13 @@ class Batched:
             tenant, account = job.account.tenant_id, job.account.id
             seen.add((tenant, job.env.channel, store_key(inbound.dedup_key)))
             values.add((tenant, inbound.sender.value))
-            values.update((tenant, i.value[:320]) for i in inbound.also if i.value)
+            if inbound.also:
+                values.update((tenant, i.value[:320]) for i in inbound.also if i.value)
             thread_keys, session = job.conversation_keys(inbound)
-            keys.update((tenant, account, k) for k in [*thread_keys, session] if k)
+            for key in thread_keys:
+                keys.add((tenant, account, key))
+            if session:
+                keys.add((tenant, account, session))
         for row in sets.seen_messages(self.conn, seen):
             self.seen[(row.tenant_id, row.channel, row.dedup_key)] = SeenMessage(row.id, row.ticket_id, row.envelope_id)
         by_customer: dict[int, Customer] = {}
@@ -159,6 +163,11 @@ class Batched:
                          now: int) -> Customer:
         """As ``customers.resolve``: the first known identity's customer, else a new one;
         identities not known yet are added to it."""
+        if not also:
+            # A chat message: one identity, known after its sender's first message.
+            known_owner = self.idents.get((tenant_id, *primary))
+            if known_owner is not None:
+                return known_owner
         wanted = list(dict.fromkeys([primary, *also]))
         known = {i: c for i in wanted if (c := self.idents.get((tenant_id, *i))) is not None}
         owner = next((known[i] for i in wanted if i in known), None)
@@ -173,12 +182,15 @@ class Batched:
         return owner
 
     def ticket_for_keys(self, tenant_id: int, account_id: int, keys: Iterable[str]) -> TicketView | None:
-        found = [(view, key) for key in keys if (view := self.threads.get((tenant_id, account_id, key)))]
-        if not found:
-            return None
-        view, key = max(found, key=lambda pair: pair[0].rank)
-        view.thread_key = key
-        return view
+        """The newest ticket any of ``keys`` leads to (the first key's, of equal ones)."""
+        best, best_key = None, ""
+        for key in keys:
+            view = self.threads.get((tenant_id, account_id, key))
+            if view is not None and (best is None or view.rank > best.rank):
+                best, best_key = view, key
+        if best is not None:
+            best.thread_key = best_key
+        return best
 
     def ticket_by_id(self, tenant_id: int, ticket_id: int) -> TicketView | None:
         view = self.tickets.get(ticket_id)

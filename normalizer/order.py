@@ -27,9 +27,11 @@ def batch_keys(jobs: Iterable[Job]) -> set[Hashable]:
         for inbound, _ in job.messages:
             keys.add(("dedup", tenant, job.env.channel, store_key(inbound.dedup_key)))
             keys.add(("who", tenant, inbound.sender.value))
-            keys.update(("who", tenant, i.value[:320]) for i in inbound.also if i.value)
+            if inbound.also:
+                keys.update(("who", tenant, i.value[:320]) for i in inbound.also if i.value)
             thread_keys, session = job.conversation_keys(inbound)
-            keys.update(("thread", tenant, account, k) for k in thread_keys)
+            for key in thread_keys:
+                keys.add(("thread", tenant, account, key))
             if session:
                 keys.add(("thread", tenant, account, session))
     return keys

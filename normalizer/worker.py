@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from connectors.inbound import Inbound
 from connectors.registry import CHANNELS
 from core import keys, metrics
-from core.accounts import Accounts
+from core.accounts import Account, Accounts
 from core.batch import Batch
 from core.blobs import BlobStore
 from core.bus import Bus
@@ -44,6 +44,7 @@ _STORED = frozenset({Kind.CREATED, Kind.FOLLOWUP, Kind.REOPENED, Kind.APPENDED})
 
 
 _WHOLE_ATTEMPTS = 3
+_UNSEEN = object()
 
 
 def _logs_info() -> bool:
@@ -94,7 +95,8 @@ class Normalizer(Worker):
         normalizer), each envelope is stored in its own, so only the bad one fails.
         """
         batch = Batch(len(envelopes), self.is_outage, self.role)
-        jobs = await batch.run(dict(enumerate(envelopes)), single=self._job)
+        accounts: dict[str, Account | None] = {}  # a batch's envelopes are mostly one account's
+        jobs = await batch.run(dict(enumerate(envelopes)), single=lambda env: self._job(env, accounts))
         jobs = await self._store_files(batch, jobs)
         async with self.gate.hold(batch_keys(jobs.values())):
             return await self._store(envelopes, batch, jobs)
@@ -151,11 +153,15 @@ class Normalizer(Worker):
                          size=len(jobs))
         raise AssertionError("unreachable")
 
-    async def _job(self, envelope: Envelope) -> Job:
-        try:
-            account = await self.accounts.by_id(int(envelope.account), secrets=False)
-        except ValueError:
-            account = None
+    async def _job(self, envelope: Envelope, accounts: dict[str, Account | None]) -> Job:
+        """``accounts``: the batch's accounts looked up so far, by the envelope's text."""
+        account = accounts.get(envelope.account, _UNSEEN)
+        if account is _UNSEEN:
+            try:
+                account = await self.accounts.by_id(int(envelope.account), secrets=False)
+            except ValueError:
+                account = None
+            accounts[envelope.account] = account
         if account is None or account.channel != envelope.channel:
             raise UnknownAccount(f"no {envelope.channel} account {envelope.account!r}")
         channel = self.channels.get(envelope.channel)
