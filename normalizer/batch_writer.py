@@ -231,6 +231,8 @@ class Batched:
 
     def bind_thread_keys(self, tenant_id: int, account_id: int, ticket_id: int | Pending, keys: Iterable[str],
                          now: int, repoint: bool = False) -> None:
+        if not keys:
+            return  # a message without conversation keys (chat: its session is bound apart)
         view = self.tickets[ticket_id]
         for key in dict.fromkeys(k for k in keys if k):
             where = (tenant_id, account_id, key)
@@ -335,9 +337,10 @@ def store_jobs(conn: Connection, jobs: list[Job], windows: Windows) -> list[list
     """A whole batch in the caller's one transaction, written set-based (``Batched``)."""
     sets.plan_for_values(conn)
     items = [(job, inbound, rows) for job in jobs for inbound, rows in job.messages]
+    direct = []
     for job, inbound, _ in items:
         mark_mail_loop(inbound, job.account.tenant_id, windows)
-    direct = [needs_store(job, inbound) for job, inbound, _ in items]
+        direct.append(needs_store(job, inbound))
     w = Batched(conn, [(job, inbound) for (job, inbound, _), d in zip(items, direct, strict=True) if not d])
     outcomes = []
     for n, (job, inbound, rows) in enumerate(items):

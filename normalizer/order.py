@@ -44,11 +44,11 @@ class KeyGate:
     @asynccontextmanager
     async def hold(self, keys: set[Hashable]) -> AsyncIterator[None]:
         """Wait until no batch in hand holds any of ``keys``, then hold them all."""
-        while busy := next((self._held[k] for k in keys if k in self._held), None):
-            await busy.wait()
+        # Set operations: a batch holds a few hundred keys, looked up here in C.
+        while busy := self._held.keys() & keys:
+            await self._held[next(iter(busy))].wait()
         done = asyncio.Event()
-        for key in keys:
-            self._held[key] = done
+        self._held.update(dict.fromkeys(keys, done))
         try:
             yield
         finally:
