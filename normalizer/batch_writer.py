@@ -137,14 +137,23 @@ class Batched:
                 keys.add((tenant, account, key))
             if session:
                 keys.add((tenant, account, session))
-        for row in sets.seen_messages(self.conn, seen):
-            self.seen[(row.tenant_id, row.channel, row.dedup_key)] = SeenMessage(row.id, row.ticket_id, row.envelope_id)
+        # Rows as tuples in their select's column order (``inbound_sets``).
+        for tenant_id, channel, dedup_key, message_id, ticket_id, envelope_id in sets.seen_messages(self.conn, seen):
+            self.seen[(tenant_id, channel, dedup_key)] = SeenMessage(message_id, ticket_id, envelope_id)
         by_customer: dict[int, Customer] = {}
-        for row in sets.identities_by_value(self.conn, values):
-            customer = by_customer.setdefault(row.customer_id, Customer(row.customer_id, row.vip_tier))
-            self.idents[(row.tenant_id, row.kind, row.scope, row.value)] = customer
-        for row in sets.tickets_by_thread_key(self.conn, keys):
-            self.threads[(row.tenant_id, row.account_id, row.thread_key)] = self._view(row.tenant_id, row)
+        for tenant_id, kind, scope, value, customer_id, vip_tier in sets.identities_by_value(self.conn, values):
+            customer = by_customer.get(customer_id)
+            if customer is None:
+                customer = by_customer[customer_id] = Customer(customer_id, vip_tier)
+            self.idents[(tenant_id, kind, scope, value)] = customer
+        tickets = self.tickets
+        for (ticket_id, number, status, customer_id, priority, closed_at, updated_at, auto, cc, tenant_id, account_id,
+             thread_key) in sets.tickets_by_thread_key(self.conn, keys):
+            view = tickets.get(ticket_id)
+            if view is None:
+                view = tickets[ticket_id] = TicketView(tenant_id, ticket_id, number, status, customer_id, priority,
+                                                       closed_at, updated_at, auto, cc, ticket_id)
+            self.threads[(tenant_id, account_id, thread_key)] = view
 
     def _view(self, tenant_id: int, row) -> TicketView:
         view = self.tickets.get(row.id)

@@ -41,6 +41,7 @@ _EVENT_FOR = {
 }
 # A message that now lives on a ticket: counted in the ingress-to-ticket latency.
 _STORED = frozenset({Kind.CREATED, Kind.FOLLOWUP, Kind.REOPENED, Kind.APPENDED})
+_AUTO_KINDS = frozenset({Kind.AUTO, Kind.DROPPED})  # counted by ``_count_auto``, with ``auto`` set
 
 
 _WHOLE_ATTEMPTS = 3
@@ -117,7 +118,8 @@ class Normalizer(Worker):
                     log.info(f"message.{outcome.kind}", ticket_id=outcome.ticket_id, message_id=outcome.message_id,
                              rule=outcome.rule, auto=outcome.auto or None, trace_id=env.trace_id, tenant=env.tenant,
                              channel=env.channel, envelope_id=env.id)
-                self._count_auto(env.channel, outcome)
+                if outcome.auto or outcome.kind in _AUTO_KINDS:
+                    self._count_auto(env.channel, outcome)
                 if outcome.kind in _STORED:
                     metrics.INGRESS_TO_TICKET.observe(max(now - env.received_at, 0) / 1000)
                 if outcome.kind in _EVENT_FOR and outcome.ticket_id is not None:
@@ -199,7 +201,7 @@ class Normalizer(Worker):
     def _count_auto(channel: str, outcome: Outcome) -> None:
         if outcome.auto:
             metrics.AUTO_MAIL.labels(channel, "ticket").inc()
-        elif outcome.kind in (Kind.AUTO, Kind.DROPPED):
+        elif outcome.kind in _AUTO_KINDS:
             metrics.AUTO_MAIL.labels(channel, "dropped" if outcome.kind == Kind.DROPPED else "kept").inc()
 
     @staticmethod

@@ -113,7 +113,7 @@ def _all(conn: Connection, read: str, scope: tuple[str, ...], keys: Iterable[tup
     if conn.dialect.name == "sqlite":
         statement = _SQLITE_READS[read]
         for where, values in lists.items():
-            rows += statement.all(conn, {**dict(zip(scope, where, strict=True)), "keys": _json_dumps(values)})
+            rows += statement.tuples(conn, {**dict(zip(scope, where, strict=True)), "keys": _json_dumps(values)})
         return rows
     stmt = _READS[conn.dialect.name][read]
     for where, values in lists.items():
@@ -138,7 +138,10 @@ def plan_for_values(conn: Connection) -> None:
 
 
 def seen_messages(conn: Connection, keys: Iterable[tuple[int, str, str]]) -> list[Row]:
-    """Stored messages by ``(tenant_id, channel, dedup_key)``: the batch's dedup in one read."""
+    """Stored messages by ``(tenant_id, channel, dedup_key)``: the batch's dedup in one read.
+
+    These reads' rows are tuples in their select's column order (``_seen``, ``_identities``,
+    ``_threads``), for the batch to unpack."""
     return _all(conn, "seen", ("tenant_id", "channel"), keys)
 
 
