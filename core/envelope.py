@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import msgpack
@@ -12,6 +13,17 @@ from core.ids import new_id, now_ms
 VERSION = 1
 FIELD = b"e"
 _STR_KEYS = ("id", "tenant", "channel", "account", "content_type", "trace_id")
+_local = threading.local()
+
+
+def pack(value: object) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)``, the same bytes, with a packer kept per
+    thread: ``packb`` makes a new ``Packer`` each call, about 0.45 µs of its 1.1 µs for an
+    event map (timeit, one process). Every envelope and every ticket event is packed."""
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(value)
 
 
 @dataclass(slots=True)
@@ -33,7 +45,7 @@ class Envelope:
             self.trace_id = self.id
 
     def pack(self) -> bytes:
-        return msgpack.packb(
+        return pack(
             {
                 "v": VERSION,
                 "id": self.id,
@@ -46,7 +58,6 @@ class Envelope:
                 "meta": self.meta,
                 "trace_id": self.trace_id,
             },
-            use_bin_type=True,
         )
 
     @classmethod

@@ -170,7 +170,7 @@ def _thread(w: Writer, job: Job, inbound: Inbound, now: int, windows: Windows):
     tenant, sender = account.tenant_id, inbound.sender
     customer = w.resolve_customer(
         tenant, (sender.kind, sender.scope, sender.value),
-        [(i.kind, i.scope, i.value[:320]) for i in inbound.also if i.value], sender.name, now,
+        [(i.kind, i.scope, i.value[:320]) for i in inbound.also if i.value] if inbound.also else [], sender.name, now,
     )
     keys, session = job.conversation_keys(inbound)
     match = find_thread(

@@ -27,9 +27,11 @@ def batch_keys(jobs: Iterable[Job]) -> set[Hashable]:
         for inbound, _ in job.messages:
             keys.add(("dedup", tenant, job.env.channel, store_key(inbound.dedup_key)))
             keys.add(("who", tenant, inbound.sender.value))
-            keys.update(("who", tenant, i.value[:320]) for i in inbound.also if i.value)
+            if inbound.also:
+                keys.update(("who", tenant, i.value[:320]) for i in inbound.also if i.value)
             thread_keys, session = job.conversation_keys(inbound)
-            keys.update(("thread", tenant, account, k) for k in thread_keys)
+            for key in thread_keys:
+                keys.add(("thread", tenant, account, key))
             if session:
                 keys.add(("thread", tenant, account, session))
     return keys
@@ -42,11 +44,11 @@ class KeyGate:
     @asynccontextmanager
     async def hold(self, keys: set[Hashable]) -> AsyncIterator[None]:
         """Wait until no batch in hand holds any of ``keys``, then hold them all."""
-        while busy := next((self._held[k] for k in keys if k in self._held), None):
-            await busy.wait()
+        # Set operations: a batch holds a few hundred keys, looked up here in C.
+        while busy := self._held.keys() & keys:
+            await self._held[next(iter(busy))].wait()
         done = asyncio.Event()
-        for key in keys:
-            self._held[key] = done
+        self._held.update(dict.fromkeys(keys, done))
         try:
             yield
         finally:

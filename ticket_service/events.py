@@ -6,7 +6,7 @@ from typing import Any
 
 import msgpack
 
-from core.envelope import Envelope
+from core.envelope import Envelope, pack
 from core.errors import PermanentError
 
 CHANNEL = "ticket"
@@ -26,7 +26,7 @@ TICKET_STATUS_CHANGED = "ticket.status_changed"
 
 def event_envelope(kind: str, tenant: str, account: str, trace_id: str, **fields: Any) -> Envelope:
     """Wrap one event; ``trace_id`` carries the ingress trace on to the router."""
-    payload = msgpack.packb({"type": kind, **fields}, use_bin_type=True)
+    payload = pack({"type": kind, **fields})
     return Envelope(
         tenant=tenant, channel=CHANNEL, account=account, payload=payload,
         content_type=CONTENT_TYPE, trace_id=trace_id, meta={"type": kind},

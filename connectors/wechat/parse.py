@@ -8,6 +8,9 @@ from connectors.wechat.xml import fields
 from core.envelope import Envelope
 from core.errors import PermanentError
 
+# Kept in the message's headers when present, in this order.
+_INFO_FIELDS = (*MEDIA_FIELDS, "Event", "EventKey", "Ticket")
+
 
 def parse(env: Envelope) -> list[Inbound]:
     try:
@@ -29,7 +32,9 @@ def parse(env: Envelope) -> list[Inbound]:
         raise PermanentError(f"WeChat {kind or 'message'} push without a MsgId")
     text = describe(msg)
     info = {"msg_type": kind, "to": msg.get("ToUserName", "")}
-    info.update({name: msg[name] for name in (*MEDIA_FIELDS, "Event", "EventKey", "Ticket") if msg.get(name)})
+    for name in _INFO_FIELDS:
+        if value := msg.get(name):
+            info[name] = value
     # unionid links one person's openids across a company's accounts (when WeChat sends it).
     also = [Sender("wechat_union", msg["UnionId"])] if msg.get("UnionId") else []
     return [Inbound(

@@ -1,5 +1,6 @@
 """``compiled.Statement.many``: one statement over many rows on the sqlite3 cursor writes what
-SQLAlchemy's ``executemany`` writes, and its driver errors come out as SQLAlchemy's."""
+SQLAlchemy's ``executemany`` writes, and its driver errors come out as SQLAlchemy's;
+``Statement.tuples`` reads what ``all`` reads, as plain tuples."""
 
 import pytest
 from sqlalchemy import bindparam, create_engine, insert, select, text, update
@@ -47,3 +48,14 @@ def test_no_rows_run_nothing_and_a_driver_error_comes_out_as_sqlalchemys(engine)
         number.many(conn, [{"v_id": 1, "v_number": 9}, {"v_id": 2, "v_number": 9}])  # uq tenant + number
     with engine.connect() as conn:
         assert conn.execute(select(tickets.c.number).order_by(tickets.c.id)).scalars().all() == [1, 2, 3, 4]
+
+
+def test_tuples_are_the_rows_all_reads_with_the_same_processed_values(engine):
+    read = Statement(select(tickets.c.number, tickets.c.auto, tickets.c.tags).where(tickets.c.number <= bindparam("n"))
+                     .order_by(tickets.c.number))
+    with engine.connect() as conn:
+        rows = read.tuples(conn, {"n": 2})
+        assert rows == [tuple(row) for row in read.all(conn, {"n": 2})] == [(1, False, []), (2, False, [])]
+        assert all(type(row) is tuple for row in rows)
+        # JSON and Boolean columns come back processed, as SQLAlchemy's own rows have them.
+        assert rows == [tuple(row) for row in conn.execute(read.stmt, {"n": 2})]

@@ -1,7 +1,7 @@
 import msgpack
 import pytest
 
-from core.envelope import Envelope
+from core.envelope import Envelope, pack
 from core.errors import EnvelopeError
 
 
@@ -37,3 +37,14 @@ def test_unknown_version_is_rejected():
 def test_malformed_envelopes_name_the_problem(raw, reason):
     with pytest.raises(EnvelopeError, match=reason):
         Envelope.unpack(raw)
+
+
+def test_pack_writes_what_packb_writes_and_survives_a_value_it_refuses():
+    env = Envelope(tenant="acme", channel="wechat", account="7", payload=b"\x00\xff", meta={"k": "v"})
+    value = {"type": "message.added", "ticket_id": 12, "channel": "wechat", "payload": b"raw", "none": None}
+    assert pack(value) == msgpack.packb(value, use_bin_type=True)
+    with pytest.raises(TypeError):
+        pack({"bad": object()})
+    # The kept packer starts clean after a refusal: nothing of the failed map leaks in.
+    assert pack(value) == msgpack.packb(value, use_bin_type=True)
+    assert Envelope.unpack(env.pack()) == env

@@ -102,6 +102,23 @@ class Statement:
         rows, plan = self._run(conn, params, lambda cursor: cursor.fetchall())
         return [self._row(plan, values) for values in rows]
 
+    def tuples(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """``all``'s rows as plain tuples, the statement's columns in order: for a caller that
+        unpacks each row, without a named tuple made per row (a batch reads hundreds)."""
+        if conn.dialect.driver != "pysqlite":
+            return [tuple(row) for row in conn.execute(self.stmt, params)]
+        rows, plan = self._run(conn, params, lambda cursor: cursor.fetchall())
+        processors = plan[3]
+        if not processors:
+            return rows
+        out = []
+        for values in rows:
+            values = list(values)
+            for i, processor in processors:
+                values[i] = processor(values[i])
+            out.append(tuple(values))
+        return out
+
     def first(self, conn: Connection, params: Mapping[str, Any]):
         if conn.dialect.driver != "pysqlite":
             return conn.execute(self.stmt, params).first()

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ticket_service.store import sqlite_rows
 from ticket_service.store.compiled import Statement
+from ticket_service.store.db import _json_dumps
 from ticket_service.store.tables import (
     customers,
     identities,
@@ -101,15 +102,18 @@ _REPOINT = update(ticket_threads).where(
 
 def _all(conn: Connection, read: str, scope: tuple[str, ...], keys: Iterable[tuple]) -> list[Row]:
     """One read per scope (a tenant, its channel or account: one in a usual batch) with the
-    scope's keys as one list parameter (the last element of each key tuple)."""
-    lists: dict[tuple, list[str]] = defaultdict(list)
-    for key in sorted(set(keys)):
-        lists[key[:-1]].append(key[-1])
+    scope's keys as one list parameter (the last element of each key tuple); on SQLite the
+    list is JSON written by orjson (``json_each`` reads it as ``json.dumps``'s)."""
+    # By scope, then each scope's values sorted (as sorting the whole key tuples would).
+    found: dict[tuple, set[str]] = defaultdict(set)
+    for key in keys:
+        found[key[:-1]].add(key[-1])
+    lists = {where: sorted(found[where]) for where in sorted(found)}
     rows: list = []
     if conn.dialect.name == "sqlite":
         statement = _SQLITE_READS[read]
         for where, values in lists.items():
-            rows += statement.all(conn, {**dict(zip(scope, where, strict=True)), "keys": json.dumps(values)})
+            rows += statement.tuples(conn, {**dict(zip(scope, where, strict=True)), "keys": _json_dumps(values)})
         return rows
     stmt = _READS[conn.dialect.name][read]
     for where, values in lists.items():
@@ -134,7 +138,10 @@ def plan_for_values(conn: Connection) -> None:
 
 
 def seen_messages(conn: Connection, keys: Iterable[tuple[int, str, str]]) -> list[Row]:
-    """Stored messages by ``(tenant_id, channel, dedup_key)``: the batch's dedup in one read."""
+    """Stored messages by ``(tenant_id, channel, dedup_key)``: the batch's dedup in one read.
+
+    These reads' rows are tuples in their select's column order (``_seen``, ``_identities``,
+    ``_threads``), for the batch to unpack."""
     return _all(conn, "seen", ("tenant_id", "channel"), keys)
 
 
@@ -225,7 +232,7 @@ def touch_tickets(conn: Connection, ticket_ids: Iterable[int], now: int) -> None
     """Mark activity on these tickets; rows are locked in id order."""
     ids = sorted(set(ticket_ids))
     if ids and conn.dialect.name == "sqlite":
-        _SQLITE_TOUCH.rowcount(conn, {"ids": json.dumps(ids), "now": now})
+        _SQLITE_TOUCH.rowcount(conn, {"ids": _json_dumps(ids), "now": now})
     elif ids:
         conn.execute(_TOUCH, {"ids": ids, "now": now})
 
