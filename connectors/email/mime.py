@@ -195,6 +195,10 @@ def _addresses(values: list[str], hint: str | None, names: bool = True) -> list[
 
     ``names=False`` leaves the names "" undecoded, where only the addresses are kept.
     """
+    # An absent field (most mails have no Cc, no Reply-To): nothing to parse. Through the
+    # stdlib's parser this was half of ``_header_fields``.
+    if not values:
+        return []
     try:
         pairs = addresses.parse(values)
     except (RecursionError, ValueError, IndexError, TypeError):  # nested comments, junk
