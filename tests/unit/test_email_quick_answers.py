@@ -6,10 +6,12 @@ import asyncio
 import os
 from email import message_from_string
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connectors.email import autoreply, mime
+from connectors.email import body as body_module
 from connectors.email.charsets import decode_header_value, decode_words
 from connectors.email.message import ParsedMessage, RawPolicy
 from core.blobs import BlobStore
@@ -83,3 +85,48 @@ def test_files_put_under_their_keys_land_where_put_many_puts_them(tmp_path):
     assert asyncio.run(keyed.put_many_keyed_unsafe(list(zip(keys, blobs, strict=True)))) == keys
     for key, data in zip(keys, blobs, strict=True):
         assert (tmp_path / "keyed" / key).read_bytes() == data == (tmp_path / "plain" / key).read_bytes()
+
+
+class _EagerUnit(body_module._Unit):
+    """A body unit as made before: an HTML part's text made at once."""
+
+    @classmethod
+    def of_html(cls, html):
+        return cls(body_module.html_to_text(html), html)
+
+
+_LEAVES = ["Content-Type: text/plain\n\nplain words\n", "Content-Type: text/plain\n\n \n",
+           "Content-Type: text/plain\n\n", "Content-Type: text/html\n\n<p>rich <b>words</b></p>\n",
+           "Content-Type: text/html\n\n<style>p{}</style>\n", "Content-Type: text/html\n\n \n",
+           "Content-Type: text/html\n\n", "Content-Type: text/html\n\n<table><tr><td>a</td><td>b</td></tr></table>\n",
+           "Content-Type: application/pdf\nContent-Disposition: attachment; filename=a.pdf\n\n%PDF\n"]
+
+
+def _tree(depth=0):
+    leaf = st.sampled_from(_LEAVES)
+    if depth >= 3:
+        return leaf
+    multipart = st.builds(_multipart, st.sampled_from(["alternative", "mixed", "related"]),
+                          st.lists(st.deferred(lambda: _tree(depth + 1)), max_size=3), st.just(depth))
+    return st.one_of(leaf, multipart)
+
+
+def _multipart(subtype, children, depth):
+    boundary = f"b{depth}"
+    inner = "".join(f"--{boundary}\n{child}\n" for child in children)
+    return f'Content-Type: multipart/{subtype}; boundary="{boundary}"\n\n{inner}--{boundary}--\n'
+
+
+@DIFFERENTIAL
+@given(_tree())
+def test_a_body_reads_as_with_every_html_part_made_text_at_once(tree):
+    raw = ("From: c@example.cn\nMIME-Version: 1.0\n" + tree).encode()
+    lazy = body_module.body(mime.read_message(raw), (), mime._EML_POLICY)
+    made_at_once = pytest.MonkeyPatch()
+    made_at_once.setattr(body_module, "_Unit", _EagerUnit)
+    try:
+        eager = body_module.body(mime.read_message(raw), (), mime._EML_POLICY)
+    finally:
+        made_at_once.undo()
+    assert lazy[:2] == eager[:2]
+    assert [(a.filename, a.data) for a in lazy[2]] == [(a.filename, a.data) for a in eager[2]]
