@@ -178,10 +178,11 @@ class Normalizer(Worker):
 
         Content-addressed: a retry writes nothing new; uploads are in the store already.
         """
-        files = [a.data for job in jobs.values() for inbound, _ in job.messages
-                 for a in inbound.attachments if not a.blob_key]
+        # Under the keys ``_attachments`` gave their rows: each file is hashed once.
+        files = [(row["blob_key"], a.data) for job in jobs.values() for inbound, rows in job.messages
+                 for a, row in zip(inbound.attachments, rows, strict=True) if not a.blob_key]
         try:
-            await self.blobs.put_many(files)
+            await self.blobs.put_many_keyed_unsafe(files)
         except Exception as exc:
             batch.fail(jobs, exc)
             return {}

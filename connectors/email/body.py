@@ -41,12 +41,30 @@ _READABLE = nh3.Cleaner(tags=_BLOCK_TAGS | _CELL_TAGS, clean_content_tags=_DROP_
                         link_rel=None)
 
 
-@dataclass
 class _Unit:
-    """One piece of the body: its text, and its HTML when it has one of its own."""
+    """One piece of the body: its text, and its HTML when it has one of its own.
 
-    text: str
-    html: str | None = None
+    An HTML part's text is made from its HTML when first read: the HTML option of a
+    multipart/alternative that has a plain one is never read as text, and making it (an nh3
+    pass and four regular expressions) was a quarter of ``body`` for such a mail (190 µs
+    of CPU to 141 to 151 in two alternating runs, the machine loaded).
+    """
+
+    __slots__ = ("_text", "html")
+
+    def __init__(self, text: str | None, html: str | None = None) -> None:
+        self._text = text
+        self.html = html
+
+    @classmethod
+    def of_html(cls, html: str) -> _Unit:
+        return cls(None, html)
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = html_to_text(self.html or "")
+        return self._text
 
 
 @dataclass
@@ -94,7 +112,7 @@ def _units(part: Message, depth: int, walk: _Walk) -> list[_Unit]:
         walk.file(part)
         return []
     content = part_text(part, kind == "html", walk.hints)
-    return [_Unit(html_to_text(content), content)] if kind == "html" else [_Unit(content)]
+    return [_Unit.of_html(content)] if kind == "html" else [_Unit(content)]
 
 
 def _files(part: Message, depth: int, walk: _Walk) -> None:
@@ -113,7 +131,7 @@ def _files(part: Message, depth: int, walk: _Walk) -> None:
 
 def _alternative(options: list[list[_Unit]]) -> list[_Unit]:
     """One unit: the plain option's text, the last option's HTML (RFC 2046 §5.1.4)."""
-    options = [o for o in options if any(u.text.strip() or u.html for u in o)]
+    options = [o for o in options if any(u.html or u.text.strip() for u in o)]  # HTML first: its text is lazy
     if not options:
         return []
     plain = next((o for o in options if all(u.html is None for u in o)), options[-1])

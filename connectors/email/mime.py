@@ -52,7 +52,11 @@ def parse(envelope: Envelope) -> list[Inbound]:
     of 5 runs alternating; other runs: 408 to 321, 378 to 322). Leaf bodies read at once
     (``feedparser_paths``) and parameters looked up by name and shared between mails
     (``message``) then took it from 318 to 274 µs (other pairs 321 to 275, 324 to 281), and
-    from 1.84 to 1.41 million instructions per mail (valgrind).
+    from 1.84 to 1.41 million instructions per mail (valgrind). Answering plain header lines,
+    absent address fields and mails without auto-reply fields without the full work, and
+    making an HTML option's text only when it is read, then took it from 304 to 275 µs
+    (best of 5, three pairs alternating: 354/314 to 278/280 in the others) and 69,000
+    instructions fewer per mail (callgrind, 500 mails less 100).
     """
     raw, meta = envelope.payload, envelope.meta
     msg = read_message(raw)
@@ -195,6 +199,10 @@ def _addresses(values: list[str], hint: str | None, names: bool = True) -> list[
 
     ``names=False`` leaves the names "" undecoded, where only the addresses are kept.
     """
+    # An absent field (most mails have no Cc, no Reply-To): nothing to parse. Through the
+    # stdlib's parser this was half of ``_header_fields``.
+    if not values:
+        return []
     try:
         pairs = addresses.parse(values)
     except (RecursionError, ValueError, IndexError, TypeError):  # nested comments, junk
