@@ -53,7 +53,8 @@ class Relay:
                 return total
             ids = await self.bus.publish_many(
                 [(keys.outbound_stream(d.channel), entry(d.outbox_id, d.tenant, d.channel)) for d in due])
-            await self.outbox.mark_relayed([Relayed(d.outbox_id, d.channel, i) for d, i in zip(due, ids, strict=True)])
+            await self.outbox.mark_relayed([Relayed(d.outbox_id, d.channel, i, d.attempts)
+                                            for d, i in zip(due, ids, strict=True)])
             total += len(due)
             self.relayed += len(due)
             if len(due) < BATCH:

@@ -27,6 +27,7 @@ class Due:
     outbox_id: int
     tenant: str
     channel: str
+    attempts: int = 0  # attempts the row had when it was found due
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Relayed:
     outbox_id: int
     channel: str
     entry_id: str
+    attempts: int | None = None  # mark it only if it still has these attempts (None: whatever it has)
 
 
 class Outbox(Protocol):
@@ -59,7 +61,8 @@ class Outbox(Protocol):
         """Queued rows not on a stream and due now, oldest first."""
 
     async def mark_relayed(self, entries: list[Relayed]) -> None:
-        """These rows are on their streams as these entries."""
+        """These rows are on their streams as these entries, each unless an attempt began on
+        it since it was found due (a sender can take the entry before it is marked)."""
 
     async def relayed_unsent(self, limit: int) -> list[Relayed]:
         """Queued rows marked as on a stream (the relay checks that their entries still exist)."""

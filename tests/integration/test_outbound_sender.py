@@ -13,7 +13,7 @@ from connectors.sender import Sender
 from connectors.senders import SENDERS
 from core import keys
 from core.outbound import PermanentFailure, Sent, TemporaryFailure
-from core.outbox import backoff_ms
+from core.outbox import Relayed, backoff_ms
 from ticket_service.store.tables import outbox
 
 
@@ -116,6 +116,29 @@ async def test_a_restarted_relay_relays_again_only_what_lost_its_entry(outbound,
     assert len(await redis.xrange(stream)) == 2
     await outbound.send_all()
     assert sorted(c.text for c in platform.calls) == ["one", "two"]
+
+
+async def test_a_retry_that_ends_before_the_relay_marks_the_row_is_relayed_again(outbound, platform):
+    # The relay XADDs, a sender takes the entry at once and its attempt fails for now (the row
+    # is left for the relay, due after the backoff); only then does the relay mark the row as
+    # on the stream. Marked, it would wait for an entry that was handled: never sent.
+    platform.answers = [TemporaryFailure("421", "4.7.0 try again later"), Sent("q-3", "sent")]
+    await outbound.post({"text": "Refund sent"})
+    [due] = await outbound.store.due(2**62, 10)
+    from connectors.sender import entry
+    [entry_id] = await outbound.system.bus.publish_many(
+        [(keys.outbound_stream("email"), entry(due.outbox_id, due.tenant, "email"))])
+    await Sender(outbound.system.bus, outbound.system.settings, outbound.store).run(drain=True)
+    assert [c.attempt for c in platform.calls] == [1]
+    await outbound.store.mark_relayed([Relayed(due.outbox_id, "email", entry_id, due.attempts)])
+    [row] = await outbound.rows()
+    assert (row.status, row.attempts, row.relayed_at, row.last_error_code) == ("queued", 1, None, "421")
+    [again] = await outbound.store.due(2**62, 10)
+    assert (again.outbox_id, again.attempts) == (due.outbox_id, 1)
+    await _until_settled(outbound)
+    assert [c.attempt for c in platform.calls] == [1, 2]
+    [row] = await outbound.rows()
+    assert (row.status, row.attempts) == ("sent", 2)
 
 
 async def test_a_duplicate_entry_of_a_sent_reply_sends_nothing(outbound, platform):

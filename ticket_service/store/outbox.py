@@ -152,18 +152,23 @@ class StoreOutbox:
     async def due(self, now: int, limit: int) -> list[Due]:
         async with self.db.read() as conn:
             rows = (await conn.execute(
-                select(outbox.c.id, tenants.c.slug, outbox.c.channel)
+                select(outbox.c.id, tenants.c.slug, outbox.c.channel, outbox.c.attempts)
                 .join(tenants, tenants.c.id == outbox.c.tenant_id)
                 .where(outbox.c.status == QUEUED, outbox.c.mode == "send", outbox.c.relayed_at.is_(None),
                        outbox.c.next_attempt_at <= now)
                 .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
             )).all()
-        return [Due(r.id, r.slug, r.channel) for r in rows]
+        return [Due(r.id, r.slug, r.channel, r.attempts) for r in rows]
 
     async def mark_relayed(self, entries: list[Relayed]) -> None:
+        # A sender can read the entry, begin an attempt and end it (a retry clears relayed_at
+        # for the relay to put the row back when due) before the relay marks it here: marked
+        # then, the row would wait for an entry that was already handled, and never be sent.
+        # So a row is marked only while it has the attempts it had when found due.
         def write(conn: Connection, now: int) -> None:
             for e in entries:
-                conn.execute(update(outbox).where(outbox.c.id == e.outbox_id, outbox.c.status == QUEUED)
+                unchanged = [] if e.attempts is None else [outbox.c.attempts == e.attempts]
+                conn.execute(update(outbox).where(outbox.c.id == e.outbox_id, outbox.c.status == QUEUED, *unchanged)
                              .values(relayed_at=now, relay_entry=e.entry_id))
         if entries:
             await self.db.run_write(write, now_ms())
