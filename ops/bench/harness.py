@@ -257,10 +257,10 @@ async def _postmaster_pid(database_url: str) -> int | None:
     """The server process, when it runs on this machine: a backend's parent."""
     conn = await _connect(database_url)
     try:
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        # Read while the connection is open: its backend process ends with it.
+        return _postgres_parent(await conn.fetchval("SELECT pg_backend_pid()"))
     finally:
         await conn.close()
-    return _postgres_parent(backend)
 
 
 def _postgres_parent(backend: int) -> int | None:
