@@ -206,34 +206,32 @@ class System:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces), from
+    the state on (field 3); None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def process_cpu_seconds(pid: int) -> float:
     """utime + stime of a live process (Linux ``/proc/<pid>/stat``, fields 14 and 15); 0 once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces: fields follow ")"
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_cpu_seconds(postmaster: int) -> float:
     """A PostgreSQL server's CPU so far: the postmaster's own, its exited children's (which it
     waited for: ``cutime``/``cstime``, fields 16 and 17) and its live children's (the backends,
     the checkpointer, the WAL writer)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
+    fields = _stat_fields(postmaster)
+    if fields is None:
         return 0.0
-    total = sum(int(f) for f in fields[11:15]) / tick
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     for task in Path("/proc").iterdir():
-        if task.name.isdigit():
-            try:
-                fields = (task / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue  # gone meanwhile
-            if int(fields[1]) == postmaster:
-                total += (int(fields[11]) + int(fields[12])) / tick
+        if task.name.isdigit() and (child := _stat_fields(task.name)) is not None and int(child[1]) == postmaster:
+            total += (int(child[11]) + int(child[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
