@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -72,6 +74,12 @@ def _sqlite_tuning(engine: AsyncEngine | Engine) -> None:
 
 
 _OPEN = "open"
+# Beside the database file: the writers of every process on it queue on this file's lock
+# (``Database._sync_txn``) before BEGIN IMMEDIATE. SQLite's own wait for its write lock is
+# a busy handler that sleeps 1, 2, 5, 10 … ms between tries: two processes writing in turn
+# (two normalizers, a normalizer and the router) each lost the rest of a sleep every time
+# the other held the lock. ``flock`` wakes the next writer when the lock is let go.
+_WRITER_QUEUE = "-writers"
 
 
 def _driver_sql(conn: Connection, sql: str) -> None:
@@ -138,6 +146,7 @@ class Database:
                                               **JSON_CODEC)
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._queue_fd: int | None = None
         self.replica: AsyncEngine | None = None
         if read_url:
             if self.is_sqlite or async_url(read_url).startswith("sqlite"):
@@ -150,6 +159,9 @@ class Database:
             self._sync = create_engine(self.url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), **JSON_CODEC)
             _sqlite_tuning(self._sync)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            path = self.url.split("///", 1)[1]
+            if path and path != ":memory:" and not path.startswith("file:"):
+                self._queue_fd = os.open(path + _WRITER_QUEUE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         return self._sync
 
     def _sync_txn(self, mode: str, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
@@ -162,6 +174,16 @@ class Database:
         transaction object over the open one (without a second BEGIN) and it is committed
         or rolled back through it.
         """
+        queue = self._queue_fd if mode == "IMMEDIATE" else None
+        if queue is not None:
+            fcntl.flock(queue, fcntl.LOCK_EX)  # blocks this thread only; the GIL is released
+        try:
+            return self._sync_txn_begun(mode, fn, args, kwargs)
+        finally:
+            if queue is not None:
+                fcntl.flock(queue, fcntl.LOCK_UN)
+
+    def _sync_txn_begun(self, mode: str, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
         with self._sync_engine().connect() as conn:
             conn = conn.execution_options(sqlite_begin=_OPEN)
             _driver_sql(conn, f"BEGIN {mode}")
@@ -238,6 +260,9 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
             self._thread.shutdown()
             self._sync = self._thread = None
+        if self._queue_fd is not None:
+            os.close(self._queue_fd)
+            self._queue_fd = None
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

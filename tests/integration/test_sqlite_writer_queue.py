@@ -1,0 +1,69 @@
+"""Writers of several processes on one SQLite file queue on a lock beside it: the next writer
+starts when the one before commits, not when SQLite's busy handler wakes it from a sleep."""
+
+import asyncio
+import threading
+import time
+
+from ticket_service.store.db import Database
+
+HOLD_S = 0.24
+
+
+async def test_a_waiting_writer_starts_as_soon_as_the_writer_before_it_commits(tmp_path):
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    # Two Database objects open the queue file apart, as two role processes do.
+    first, second = Database(url), Database(url)
+    try:
+        await first.run_write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (v TEXT)"))
+        held = threading.Event()
+        marks: dict[str, float] = {}
+
+        def hold(conn) -> None:
+            conn.exec_driver_sql("INSERT INTO t VALUES ('first')")
+            held.set()
+            time.sleep(HOLD_S)
+            marks["first_done"] = time.perf_counter()
+
+        def follow(conn) -> list[str]:
+            marks["second_began"] = time.perf_counter()
+            conn.exec_driver_sql("INSERT INTO t VALUES ('second')")
+            return [v for (v,) in conn.exec_driver_sql("SELECT v FROM t ORDER BY rowid")]
+
+        holding = asyncio.ensure_future(first.run_write(hold))
+        await asyncio.get_running_loop().run_in_executor(None, held.wait, 5)
+        seen = await second.run_write(follow)
+        await holding
+        assert seen == ["first", "second"]
+        # SQLite's busy handler alone sleeps 25-100 ms between tries this far into a wait:
+        # the second writer would begin tens of milliseconds after the first let go.
+        late = marks["second_began"] - marks["first_done"]
+        assert 0 <= late < 0.04, f"the second writer began {late * 1000:.1f} ms after the first committed"
+        assert (tmp_path / "queue.db-writers").exists()
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_a_writer_that_fails_lets_the_next_one_in(tmp_path):
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    first, second = Database(url), Database(url)
+    try:
+        await first.run_write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (v TEXT)"))
+
+        def fail(conn) -> None:
+            conn.exec_driver_sql("INSERT INTO t VALUES ('rolled back')")
+            raise RuntimeError("bad row")
+
+        try:
+            await first.run_write(fail)
+        except RuntimeError as exc:
+            assert str(exc) == "bad row"
+        else:
+            raise AssertionError("the failing write did not raise")
+        rows = await asyncio.wait_for(second.run_write(
+            lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar()), 2)
+        assert rows == 0
+    finally:
+        await first.dispose()
+        await second.dispose()
