@@ -22,6 +22,7 @@ from ops.bench import (
     sla,
     webhooks,
 )
+from ops.bench.harness import CPU_CAPS
 from ops.pgcluster import Cluster
 
 _TICKET = ["ingress_to_ticket_p50_ms", "ingress_to_ticket_p99_ms"]
@@ -36,7 +37,7 @@ COLUMNS = {
     "chat": ["scenario", "connections", "pushes", "fans", "tickets", "accepted_per_s", "http_p50_ms",
              "http_p99_ms", "end_to_end_per_s", "pct_of_limit", *_TICKET, *_ASSIGNED, "seconds"],
     "normalizer": ["scenario", "channel", "normalizers", "messages", "backlog", "tickets", "stored_per_s",
-                   "pct_of_limit", "seconds", "cores_busy", "db_waits"],
+                   "pct_of_limit", "seconds", "cores_busy", "cpu_cap", "db_waits"],
     "wechat": ["scenario", "gateways", "connections", "pushes", "accepted_per_s", "pct_of_limit",
                "seconds"],
     "calls": ["scenario", "gateways", "normalizers", "connections", "records", "batch", "accepted_per_s",
@@ -194,8 +195,19 @@ if __name__ == "__main__":
     p.add_argument("--postgres", action="store_true",
                    help="on a throwaway PostgreSQL cluster started for the run (with pg_stat_statements, for "
                         "db_statements_per_msg) and removed after it, instead of SQLite or DATABASE_URL")
+    p.add_argument("--cpu-cap", nargs="+", default=[], metavar="ROLE=CORES",
+                   help="hold each replica of ROLE to CORES of CPU (a cgroup each; root): e.g. normalizer=0.4, "
+                        "to see what replicas add when each has CPU of its own beside the database")
     p.add_argument("--out", default="bench/results.json")
     args = p.parse_args()
+    for cap in args.cpu_cap:
+        role, _, cores = cap.partition("=")
+        try:
+            CPU_CAPS[role] = float(cores)
+        except ValueError:
+            p.error(f"--cpu-cap wants ROLE=CORES, not {cap!r}")
+    if CPU_CAPS and os.geteuid() != 0:
+        p.error("--cpu-cap needs root (it makes a cgroup per replica)")
     cluster = None
     if args.postgres:
         cluster = Cluster(preload="pg_stat_statements")

@@ -26,6 +26,9 @@ from ticket_service.store import agents as agents_store
 from ticket_service.store.db import Database, migrate
 
 SUPPORT = "bench@example.com"
+# ``--cpu-cap ROLE=CORES``: each replica of ROLE held to that many cores by its own cgroup
+# (``CpuCap``), as a replica with a core of its own would be beside the database server.
+CPU_CAPS: dict[str, float] = {}
 # Agents for the scenarios that route: enough room that no ticket waits in the queue, so
 # ingress→assigned is the pipeline's latency and not an agent shortage.
 AGENTS, AGENT_CAPACITY = 50, 10_000
@@ -57,6 +60,7 @@ class System:
         self.procs: list[subprocess.Popen] = []
         self.logs: dict[int, Path] = {}
         self.keep = False  # a failed run keeps its directory (role logs, database) to look at
+        self.caps: list[CpuCap] = []
 
     def env(self, **settings: object) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
@@ -116,6 +120,8 @@ class System:
                                     stdout=subprocess.DEVNULL, stderr=out)
         self.procs.append(proc)
         self.logs[proc.pid] = log
+        if name in CPU_CAPS:
+            self.caps.append(CpuCap(proc.pid, CPU_CAPS[name]))
         return proc
 
     def check(self) -> None:
@@ -192,6 +198,8 @@ class System:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        for cap in self.caps:
+            cap.remove()
         failed = self.keep or sys.exc_info()[0] is not None
         if self.scratch is not None and not failed:
             # stop() runs inside the scenario's event loop: the drop gets a loop of its own.
@@ -204,6 +212,45 @@ class System:
             print(f"bench: kept {kept}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CpuCap:
+    """One process held to ``cores`` of CPU time per second by a cgroup of its own: cgroup v2's
+    ``cpu.max`` where the cpu controller is on the unified hierarchy, else v1's CFS quota.
+    Needs root (the bench refuses the option otherwise)."""
+
+    PERIOD_US = 100_000
+
+    def __init__(self, pid: int, cores: float) -> None:
+        quota = max(1000, round(cores * self.PERIOD_US))
+        root = Path("/sys/fs/cgroup")
+        name = f"switchboard-bench-{pid}"
+        if "cpu" in _read(root / "cgroup.controllers").split():
+            if "cpu" not in _read(root / "cgroup.subtree_control").split():
+                (root / "cgroup.subtree_control").write_text("+cpu")
+            self.path = root / name
+            self.path.mkdir()
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        else:
+            self.path = root / "cpu" / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        """After the process has exited (an empty cgroup is all ``rmdir`` removes)."""
+        try:
+            self.path.rmdir()
+        except OSError as exc:
+            print(f"bench: cgroup {self.path} left: {exc}", file=sys.stderr)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _stat_fields(pid: int | str) -> list[str] | None:

@@ -24,7 +24,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from ops.bench import latency, wechat
-from ops.bench.harness import DbWaits, System, cpu_per_msg
+from ops.bench.harness import CPU_CAPS, DbWaits, System, cpu_per_msg
 from ticket_service.store.db import Database
 
 WARM = 20
@@ -73,6 +73,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
             await db.dispose()
         return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
                 "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2),
-                "cores_busy": cores_busy, **cpu, **({"db_waits": waits.shares()} if waits.samples else {})}
+                "cores_busy": cores_busy, **cpu,
+                **({"cpu_cap": CPU_CAPS["normalizer"]} if "normalizer" in CPU_CAPS else {}), **({"db_waits": waits.shares()} if waits.samples else {})}
     finally:
         system.stop()
