@@ -88,6 +88,22 @@ async def wait_stored(db: Database, count: int, limit_s: float = 600, fail: bool
     return await wait_until(done, limit_s, f"{count} messages stored", fail=fail, check=check)
 
 
+async def last_event_ms(redis_url: str, events: int, limit_s: float = 10) -> int | None:
+    """The time (ms, from its entry id) of the ``events``-th entry of ``ticket.events``, once
+    there are that many; None if they do not come within ``limit_s``."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        deadline = time.perf_counter() + limit_s
+        while await client.xlen(keys.TICKET_EVENTS) < events:
+            if time.perf_counter() > deadline:
+                return None
+            await asyncio.sleep(0.005)
+        [(entry_id, _)] = await client.xrevrange(keys.TICKET_EVENTS, count=1)
+        return int(entry_id.split(b"-")[0])
+    finally:
+        await client.aclose()
+
+
 async def wait_assigned(db: Database, limit_s: float = 600, fail: bool = True,
                         check: Callable[[], None] | None = None) -> tuple[int, int]:
     """Wait until every open ticket has an assignee; returns (tickets, still unassigned)."""
