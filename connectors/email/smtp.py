@@ -103,6 +103,12 @@ class InboundHandler:
             return "421 4.7.0 Too many unknown recipients, closing connection"
         return f"550 5.1.1 <{_printable(address)}>: no support mailbox here by that address"
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """EHLO's lines as aiosmtpd makes them, with PIPELINING (RFC 2920) before the last."""
+        session.host_name = hostname  # what aiosmtpd does itself when no handler answers EHLO
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
         accounts: list[tuple[Account, str]] = envelope.__dict__.pop("sb_accounts", [])
         raw = envelope.original_content or b""
@@ -157,6 +163,12 @@ class CountingSMTP(SMTP):
 
     It also admits each connection against the listener's caps, hangs up a session its
     handler has ended with 421, and reads DATA in bulk (``smtp_data.read_data``).
+
+    PIPELINING (RFC 2920, offered in EHLO by ``InboundHandler.handle_EHLO``): a client may
+    send MAIL, RCPT and DATA in one go. The 250s to MAIL and RCPT are held while the next
+    command is already in the buffer, and go out with the next reply in one write; a reply
+    is never held when the server would wait for input (§3.1: only what is answered next is
+    in hand). Any other reply, 4xx and 5xx among them, goes at once with those held.
     """
 
     def __init__(self, handler, *, data_size_limit: int, connections: ConnectionLimits, **kwargs) -> None:
@@ -170,6 +182,8 @@ class CountingSMTP(SMTP):
         self.connections = connections
         self.counted: str | None = None  # the peer address, while counted in
         self.refused = False
+        self._may_hold = False  # answering MAIL or RCPT: a 250 may wait for the next reply
+        self._held: list[bytes] = []
     def connection_made(self, transport) -> None:
         if self.transport is None:  # not the second call after STARTTLS
             peer = transport.get_extra_info("peername")
@@ -193,9 +207,21 @@ class CountingSMTP(SMTP):
             self.counted = None
         super().connection_lost(error)
 
+    @functools.wraps(SMTP.smtp_MAIL)
+    async def smtp_MAIL(self, arg) -> None:
+        self._may_hold = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._may_hold = False
+
     @functools.wraps(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg) -> None:
-        await super().smtp_RCPT(arg)
+        self._may_hold = True
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self._may_hold = False
         if self.session.__dict__.get("sb_hang_up") and self.transport is not None:
             self.transport.close()  # after the 421 went out
 
@@ -243,7 +269,16 @@ class CountingSMTP(SMTP):
             status = TOO_MUCH_DATA
         if status.startswith("552"):
             _count("rejected", "too_large")
-        await super().push(status)
+        # aiosmtpd's push, with the replies held for a pipelined group written with this one.
+        line = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") + b"\r\n"
+        if self._may_hold and status.startswith("250 ") and b"\n" in self._reader._buffer:
+            self._held.append(line)  # the next command is here already: answered together
+            return
+        if self._held:
+            line = b"".join(self._held) + line
+            self._held.clear()
+        self._writer.write(line)
+        await self._writer.drain()
 
 
 async def serve(bus: Bus, accounts: Accounts, host: str, port: int, *, max_size: int,

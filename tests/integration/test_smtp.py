@@ -179,3 +179,83 @@ async def test_every_peer_corpus_mail_is_accepted_and_kept_byte_for_byte(server,
     assert len(envs) == len(mails)
     mismatched = [p.name for p, env in zip(mails, envs, strict=True) if env.payload != _as_delivered(p.read_bytes())]
     assert mismatched == []
+
+
+async def _replies(reader, count):
+    """``count`` replies (multi-line ones whole), each as (code, text of its last line)."""
+    out = []
+    while len(out) < count:
+        line = await asyncio.wait_for(reader.readline(), 5)
+        assert len(line) >= 4, line
+        if line[3:4] != b"-":
+            out.append((int(line[:3]), line[4:].strip().decode()))
+    return out
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """What the server wrote on each connection, one item per write (the writer's own write,
+    called through)."""
+    seen: list[bytes] = []
+    made = smtp.CountingSMTP.connection_made
+
+    def connection_made(self, transport):
+        made(self, transport)
+        write = self._writer.write
+
+        def counted(data):
+            seen.append(bytes(data))
+            return write(data)
+        self._writer.write = counted
+    monkeypatch.setattr(smtp.CountingSMTP, "connection_made", connection_made)
+    return seen
+
+
+async def test_pipelined_commands_are_answered_in_order_with_one_write(server, writes):
+    port, client = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await _replies(reader, 1)
+        writer.write(b"EHLO client.example\r\n")
+        ehlo = []
+        while not (line := await reader.readline()).startswith(b"250 "):
+            ehlo.append(line.strip())
+        assert b"250-PIPELINING" in ehlo
+        writes.clear()
+        # RFC 2920: MAIL, RCPT and DATA sent together; an unknown recipient among them.
+        writer.write(b"MAIL FROM:<zhang.wei@example.cn>\r\nRCPT TO:<" + SUPPORT.encode()
+                     + b">\r\nRCPT TO:<nobody@acme.test>\r\nDATA\r\n")
+        replies = await _replies(reader, 4)
+        assert [code for code, _ in replies] == [250, 250, 550, 354]
+        assert "no support mailbox" in replies[2][1]
+        # The 250s were held while the next command was in hand; the 550 took them along.
+        assert len(writes) == 2 and writes[0].count(b"\r\n") == 3 and writes[1].startswith(b"354 ")
+        raw, _ = make_mail()
+        writer.write(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b".\r\n")
+        [(code, text)] = await _replies(reader, 1)
+        assert code == 250 and text.startswith("2.0.0 Queued as ")
+        [env] = await _entries(client)
+        assert env.meta["rcpt_to"] == SUPPORT
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_a_reply_is_not_held_for_a_command_that_has_not_all_arrived(server, writes):
+    port, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await _replies(reader, 1)
+        writer.write(b"EHLO client.example\r\n")
+        while not (await reader.readline()).startswith(b"250 "):
+            pass
+        # MAIL whole, RCPT cut short: the server must answer MAIL before it waits for the rest.
+        writer.write(b"MAIL FROM:<zhang.wei@example.cn>\r\nRCPT TO:<" + SUPPORT.encode()[:4])
+        assert await _replies(reader, 1) == [(250, "OK")]
+        writer.write(SUPPORT.encode()[4:] + b">\r\n")
+        assert [code for code, _ in await _replies(reader, 1)] == [250]
+        writer.write(b"QUIT\r\n")
+        assert [code for code, _ in await _replies(reader, 1)] == [221]
+    finally:
+        writer.close()
+        await writer.wait_closed()
