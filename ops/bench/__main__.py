@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 from pathlib import Path
 
 import uvloop
@@ -60,6 +61,8 @@ COLUMNS = {
     "sla": ["scenario", "open_clocks", "due_clocks", "spread_s", "warning_count", "warning_late_p50_ms",
             "warning_late_p99_ms", "warning_late_max_ms", "breach_count", "breach_late_p50_ms", "breach_late_p99_ms",
             "breach_late_max_ms", "still_running"],
+    "median": ["scenario", "of", "channel", "normalizers", "routers", "offered_per_s", "runs", "figure", "median",
+               "min", "max", "pct_median", "pct_min", "pct_max"],
 }
 # The figure of each scenario that is compared with the baseline's limit: for fixed_rate the
 # load the gateway took, which its latencies belong to.
@@ -104,8 +107,37 @@ def is_postgres(database_url: str | None) -> bool:
 
 
 def table(rows: list[dict]) -> str:
-    return "\n\n".join(_table(of, cols + _cpu_columns(of)) for name, cols in COLUMNS.items()
-                        if (of := [r for r in rows if r["scenario"] == name]))
+    return "\n\n".join(_table(of, (["run"] if "run" in of[0] else []) + cols + _cpu_columns(of))
+                        for name, cols in COLUMNS.items() if (of := [r for r in rows if r["scenario"] == name]))
+
+
+# What ``--repeat`` sums up per scenario and replica count: the headline rate, its share of the
+# limit of the same run, and for the ``postgres`` row what the second normalizer adds.
+_SUMMED = {**HEADLINE, "baseline": "limit_per_s", "router": "decisions_per_s", "postgres": "normalizers_2_vs_1"}
+_REPLICAS = ("channel", "normalizers", "routers", "offered_per_s")
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    """One ``median`` row per scenario and replica count over the runs of ``--repeat``: this
+    machine's figures move ±15 % between runs minutes apart (the limit as much as the rest)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["scenario"] in _SUMMED and row.get(_SUMMED[row["scenario"]]) is not None:
+            key = (row["scenario"], *(row.get(k) for k in _REPLICAS))
+            groups.setdefault(key, []).append(row)
+    out = []
+    for (scenario, *replicas), of in groups.items():
+        figure = _SUMMED[scenario]
+        values = sorted(r[figure] for r in of)
+        summary = {"scenario": "median", "of": scenario,
+                   **{k: v for k, v in zip(_REPLICAS, replicas, strict=True) if v is not None},
+                   "runs": len(of), "figure": figure, "median": round(statistics.median(values), 2),
+                   "min": values[0], "max": values[-1]}
+        shares = sorted(r["pct_of_limit"] for r in of if r.get("pct_of_limit") is not None)
+        if shares:
+            summary.update(pct_median=round(statistics.median(shares), 2), pct_min=shares[0], pct_max=shares[-1])
+        out.append(summary)
+    return out
 
 
 def _cpu_columns(rows: list[dict]) -> list[str]:
@@ -198,6 +230,8 @@ if __name__ == "__main__":
     p.add_argument("--cpu-cap", nargs="+", default=[], metavar="ROLE=CORES",
                    help="hold each replica of ROLE to CORES of CPU (a cgroup each; root): e.g. normalizer=0.4, "
                         "to see what replicas add when each has CPU of its own beside the database")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the scenarios this many times; adds a median row (and the range) per figure")
     p.add_argument("--out", default="bench/results.json")
     args = p.parse_args()
     for cap in args.cpu_cap:
@@ -215,7 +249,11 @@ if __name__ == "__main__":
         os.environ["DATABASE_URL"] = f"postgresql://postgres@{cluster.host}:{cluster.port}/postgres"
     try:
         # uvloop, as the roles run: the load generators share the cores they measure.
-        results = uvloop.run(main(args))
+        results = []
+        for run in range(1, args.repeat + 1):
+            results += [{"run": run, **row} if args.repeat > 1 else row for row in uvloop.run(main(args))]
+        if args.repeat > 1:
+            results += medians(results)
     finally:
         if cluster is not None:
             cluster.remove()

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from ops.bench.__main__ import COLUMNS, against_limit, table
+from ops.bench.__main__ import COLUMNS, against_limit, medians, table
 from ops.bench.harness import cpu_per_item_us, process_cpu_seconds, server_cpu_seconds
 
 
@@ -69,3 +69,29 @@ def test_a_server_reading_counts_its_live_and_exited_children():
     finally:
         live.communicate(b"")
     assert server_cpu_seconds(2 ** 22 + 1) == 0.0  # no such server
+
+
+def test_repeated_runs_sum_up_as_the_median_and_range_per_scenario_and_replica_count():
+    runs = []
+    for run, (limit, one, two, ratio) in enumerate([(20000.0, 8000.0, 9000.0, 1.1), (25000.0, 7000.0, 11000.0, 1.6),
+                                                     (21000.0, 9000.0, 10000.0, 1.2)], start=1):
+        rows = [{"scenario": "baseline", "limit_per_s": limit},
+                {"scenario": "normalizer", "channel": "wechat", "normalizers": 1, "stored_per_s": one},
+                {"scenario": "normalizer", "channel": "wechat", "normalizers": 2, "stored_per_s": two},
+                {"scenario": "postgres", "normalizers_2_vs_1": ratio}]
+        against_limit(rows)
+        runs += [{"run": run, **row} for row in rows]
+    summary = {(r["of"], r.get("normalizers")): r for r in medians(runs)}
+    assert summary[("baseline", None)] == {
+        "scenario": "median", "of": "baseline", "runs": 3, "figure": "limit_per_s", "median": 21000.0,
+        "min": 20000.0, "max": 25000.0}
+    one = summary[("normalizer", 1)]
+    # Each share against its own run's limit: 40 %, 28 %, 42.86 %.
+    assert (one["median"], one["min"], one["max"]) == (8000.0, 7000.0, 9000.0)
+    assert (one["pct_median"], one["pct_min"], one["pct_max"]) == (40.0, 28.0, 42.86)
+    assert one["channel"] == "wechat" and one["runs"] == 3
+    assert summary[("normalizer", 2)]["pct_median"] == 45.0
+    assert (summary[("postgres", None)]["median"], summary[("postgres", None)]["max"]) == (1.2, 1.6)
+    text = table(runs + medians(runs))
+    assert text.splitlines()[0].split()[:2] == ["run", "scenario"]
+    assert "pct_median" in text.splitlines()[_first_line(text, "median") - 1]
