@@ -207,21 +207,21 @@ class CountingSMTP(SMTP):
             self.counted = None
         super().connection_lost(error)
 
-    @functools.wraps(SMTP.smtp_MAIL)
-    async def smtp_MAIL(self, arg) -> None:
+    async def _answer_may_wait(self, command, arg) -> None:
+        """``command`` (aiosmtpd's MAIL or RCPT) with its 250 allowed to wait for the next reply."""
         self._may_hold = True
         try:
-            await super().smtp_MAIL(arg)
+            await command(self, arg)
         finally:
             self._may_hold = False
 
+    @functools.wraps(SMTP.smtp_MAIL)
+    async def smtp_MAIL(self, arg) -> None:
+        await self._answer_may_wait(SMTP.smtp_MAIL, arg)
+
     @functools.wraps(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg) -> None:
-        self._may_hold = True
-        try:
-            await super().smtp_RCPT(arg)
-        finally:
-            self._may_hold = False
+        await self._answer_may_wait(SMTP.smtp_RCPT, arg)
         if self.session.__dict__.get("sb_hang_up") and self.transport is not None:
             self.transport.close()  # after the 421 went out
 

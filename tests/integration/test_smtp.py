@@ -192,6 +192,16 @@ async def _replies(reader, count):
     return out
 
 
+async def _greeted(reader, writer):
+    """Past the banner and EHLO; the EHLO reply's lines."""
+    await _replies(reader, 1)
+    writer.write(b"EHLO client.example\r\n")
+    lines = []
+    while not (line := await asyncio.wait_for(reader.readline(), 5)).startswith(b"250 "):
+        lines.append(line.strip().decode())
+    return [*lines, line.strip().decode()]
+
+
 @pytest.fixture
 def writes(monkeypatch):
     """What the server wrote on each connection, one item per write (the writer's own write,
@@ -215,12 +225,7 @@ async def test_pipelined_commands_are_answered_in_order_with_one_write(server, w
     port, client = server
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        await _replies(reader, 1)
-        writer.write(b"EHLO client.example\r\n")
-        ehlo = []
-        while not (line := await reader.readline()).startswith(b"250 "):
-            ehlo.append(line.strip())
-        assert b"250-PIPELINING" in ehlo
+        assert "250-PIPELINING" in await _greeted(reader, writer)
         writes.clear()
         # RFC 2920: MAIL, RCPT and DATA sent together; an unknown recipient among them.
         writer.write(b"MAIL FROM:<zhang.wei@example.cn>\r\nRCPT TO:<" + SUPPORT.encode()
@@ -245,10 +250,7 @@ async def test_a_reply_is_not_held_for_a_command_that_has_not_all_arrived(server
     port, _ = server
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        await _replies(reader, 1)
-        writer.write(b"EHLO client.example\r\n")
-        while not (await reader.readline()).startswith(b"250 "):
-            pass
+        await _greeted(reader, writer)
         # MAIL whole, RCPT cut short: the server must answer MAIL before it waits for the rest.
         writer.write(b"MAIL FROM:<zhang.wei@example.cn>\r\nRCPT TO:<" + SUPPORT.encode()[:4])
         assert await _replies(reader, 1) == [(250, "OK")]
