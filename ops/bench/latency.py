@@ -92,12 +92,12 @@ async def last_event_ms(redis_url: str, events: int, limit_s: float = 10) -> int
     """The time (ms, from its entry id) of the ``events``-th entry of ``ticket.events``, once
     there are that many; None if they do not come within ``limit_s``."""
     client = aioredis.Redis.from_url(redis_url)
+
+    async def all_there() -> bool:
+        return await client.xlen(keys.TICKET_EVENTS) >= events
     try:
-        deadline = time.perf_counter() + limit_s
-        while await client.xlen(keys.TICKET_EVENTS) < events:
-            if time.perf_counter() > deadline:
-                return None
-            await asyncio.sleep(0.005)
+        if await wait_until(all_there, limit_s, f"{events} events", every_s=0.005, fail=False) is None:
+            return None
         [(entry_id, _)] = await client.xrevrange(keys.TICKET_EVENTS, count=1)
         return int(entry_id.split(b"-")[0])
     finally:

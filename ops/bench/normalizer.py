@@ -79,6 +79,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
         return {"scenario": "normalizer", "channel": "wechat", "messages": n, "backlog": queued - WARM,
                 "tickets": tickets, "normalizers": normalizers, "stored_per_s": round(n / done, 1), "seconds": round(done, 2),
                 "cores_busy": cores_busy, **cpu,
-                **({"cpu_cap": CPU_CAPS["normalizer"]} if "normalizer" in CPU_CAPS else {}), **({"db_waits": waits.shares()} if waits.samples else {})}
+                **({"cpu_cap": CPU_CAPS["normalizer"]} if "normalizer" in CPU_CAPS else {}),
+                **({"db_waits": waits.shares()} if waits.samples else {})}
     finally:
         system.stop()

@@ -74,6 +74,8 @@ def _sqlite_tuning(engine: AsyncEngine | Engine) -> None:
 
 
 _OPEN = "open"
+
+
 class WriterQueue:
     """The writers of every process on one SQLite file, one at a time and in turn.
 
@@ -94,25 +96,23 @@ class WriterQueue:
 
     def __init__(self, database: str) -> None:
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-        self.fds = [os.open(database + "-writers-next", flags, 0o600)]
-        self.fds.append(os.open(database + "-writers", flags, 0o600))
+        self.turn = os.open(database + "-writers-next", flags, 0o600)
+        self.writers = os.open(database + "-writers", flags, 0o600)
 
     def take(self) -> None:
         """Blocks this thread only: ``flock`` lets go of the GIL while it waits."""
-        turn, writers = self.fds
-        fcntl.flock(turn, fcntl.LOCK_EX)
+        fcntl.flock(self.turn, fcntl.LOCK_EX)
         try:
-            fcntl.flock(writers, fcntl.LOCK_EX)
+            fcntl.flock(self.writers, fcntl.LOCK_EX)
         finally:
-            fcntl.flock(turn, fcntl.LOCK_UN)
+            fcntl.flock(self.turn, fcntl.LOCK_UN)
 
     def let_go(self) -> None:
-        fcntl.flock(self.fds[1], fcntl.LOCK_UN)
+        fcntl.flock(self.writers, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
+        os.close(self.turn)
+        os.close(self.writers)
 
 
 def _driver_sql(conn: Connection, sql: str) -> None:
@@ -170,8 +170,9 @@ class Database:
         """``read_url``: a streaming replica of ``url`` for ``read_may_lag`` (PostgreSQL)."""
         url = self.url = async_url(url)
         self.is_sqlite = url.startswith("sqlite")
+        self._sqlite_path = url.split("///", 1)[1] if self.is_sqlite else ""
         if self.is_sqlite:
-            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+            Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_async_engine(url, **JSON_CODEC)
             _sqlite_tuning(self.engine)
         else:
@@ -192,7 +193,7 @@ class Database:
             self._sync = create_engine(self.url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), **JSON_CODEC)
             _sqlite_tuning(self._sync)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-            path = self.url.split("///", 1)[1]
+            path = self._sqlite_path
             if path and path != ":memory:" and not path.startswith("file:"):
                 self._queue = WriterQueue(path)
         return self._sync
