@@ -111,6 +111,26 @@ async def test_a_cc_colleague_quoting_the_number_joins_and_a_stranger_gets_a_tic
     ])]
 
 
+async def test_another_sender_joins_by_answering_a_stored_message_not_by_a_shared_root(flow):
+    # The customer answers a newsletter: the ticket holds the newsletter's id as a key only.
+    newsletter = "<spring-sale@news.example.com>"
+    first, root = make_mail(subject="Re: spring sale", refs=[newsletter])
+    await _mail(flow, first)
+    # Another subscriber answers the same newsletter; a colleague answers the customer's mail.
+    await _mail(flow, make_mail(subject="Re: spring sale", refs=[newsletter], sender="li.na@example.cn")[0])
+    await _mail(flow, make_mail(subject="Re: spring sale", refs=[newsletter, root],
+                                sender="wang.fang@example.cn")[0])
+    one, other = await flow.system.tickets()
+    assert [m.ticket_id for m in await flow.system.messages()] == [one.id, other.id, one.id]
+    refused = ("reference", False, "ticket 1 holds only a shared root and belongs to another customer")
+    assert await _threading(flow, other.id) == [("new_ticket", [
+        *_no_email_rule("reference"), refused, ("ticket_number", False, "no ticket number"),
+        ("placed", True, "new ticket 2")])]
+    assert (await _threading(flow, one.id))[1] == ("reference", [
+        *_no_email_rule("reference"), ("reference", True, f"{root.strip('<>')} held by ticket 1"),
+        ("placed", True, "appended to ticket 1")])
+
+
 async def test_after_a_hit_the_trail_says_auto_attached_reopened_or_followed_up(flow):
     # The rule that hit stays the reference; where the message went is the trail's last entry.
     first, root = make_mail()

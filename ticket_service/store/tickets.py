@@ -93,6 +93,10 @@ _TICKET_HAS_MESSAGE = select(messages.c.id).where(
     messages.c.tenant_id == bindparam("tenant_id"), messages.c.ticket_id == bindparam("ticket_id"),
     messages.c.dedup_key.in_(bindparam("keys", expanding=True)),
 ).limit(1)
+_TICKET_HAS_KEY = Statement(select(messages.c.id).where(
+    messages.c.tenant_id == bindparam("tenant_id"), messages.c.ticket_id == bindparam("ticket_id"),
+    messages.c.dedup_key == bindparam("key"),
+).limit(1))
 _MESSAGE_HEADERS = Statement(select(messages.c.headers).where(messages.c.id == bindparam("id")).with_for_update())
 _TICKET_TAGS = select(tickets.c.tags, tickets.c.priority).where(tickets.c.id == bindparam("id")).with_for_update()
 _SET_TAGS = update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
@@ -191,6 +195,12 @@ def ticket_has_message(conn: Connection, tenant_id: int, ticket_id: int, dedup_k
     dedup_keys = list(dedup_keys)
     if not dedup_keys:
         return False
+    if conn.dialect.driver == "pysqlite":
+        # One key at a time on the driver: an expanding IN goes through SQLAlchemy's whole
+        # execution path, about 60 µs of the normalizer's CPU for a reply mail that names
+        # its ticket's messages (a look-up costs 2-3 µs a key here, with no round trip).
+        params = {"tenant_id": tenant_id, "ticket_id": ticket_id}
+        return any(_TICKET_HAS_KEY.first(conn, {**params, "key": key}) is not None for key in dedup_keys)
     found = conn.execute(_TICKET_HAS_MESSAGE, {"tenant_id": tenant_id, "ticket_id": ticket_id, "keys": dedup_keys})
     return found.first() is not None
 
