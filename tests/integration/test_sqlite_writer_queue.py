@@ -100,3 +100,104 @@ async def test_a_writer_that_lets_go_and_wants_in_again_queues_behind_the_one_wa
     order = await first.run_read(lambda conn: [v for (v,) in conn.exec_driver_sql(
         "SELECT v FROM t ORDER BY rowid")])
     assert order == ["first 1", "second", "first 2"]
+
+
+async def _insert(db: Database, value: str) -> float:
+    """``value`` through ``write()`` (the async engine, as the API writes); when it began."""
+    from sqlalchemy import text
+
+    async with db.write() as conn:
+        began = time.perf_counter()
+        await conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": value})
+    return began
+
+
+async def test_an_async_write_queues_with_the_sync_writers(pair):
+    first, second = pair
+    held = threading.Event()
+    marks: dict[str, float] = {}
+
+    def hold(conn) -> None:
+        conn.exec_driver_sql("INSERT INTO t VALUES ('batch')")
+        held.set()
+        time.sleep(HOLD_S)
+        marks["batch_done"] = time.perf_counter()
+
+    holding = asyncio.ensure_future(first.run_write(hold))
+    await asyncio.get_running_loop().run_in_executor(None, held.wait, 5)
+    began = await _insert(second, "api")
+    await holding
+    late = began - marks["batch_done"]
+    assert 0 <= late < 0.04, f"the API write began {late * 1000:.1f} ms after the batch committed"
+    # And the other way round: a batch waits in line behind an API write.
+    async with second.write() as conn:
+        from sqlalchemy import text
+        waiting = asyncio.ensure_future(first.run_write(
+            lambda c: (time.perf_counter(), c.exec_driver_sql("INSERT INTO t VALUES ('batch 2')"))[0]))
+        await conn.execute(text("INSERT INTO t VALUES ('api 2')"))
+        await asyncio.sleep(HOLD_S)
+        assert not waiting.done()
+        committing = time.perf_counter()
+    late = await waiting - committing
+    assert 0 <= late < 0.04, f"the batch began {late * 1000:.1f} ms after the API write committed"
+    rows = await first.run_read(lambda c: [v for (v,) in c.exec_driver_sql("SELECT v FROM t ORDER BY rowid")])
+    assert rows == ["batch", "api", "api 2", "batch 2"]
+
+
+async def test_a_cancelled_wait_in_line_lets_go_once_its_turn_comes(pair):
+    first, second = pair
+    held, go_on = threading.Event(), threading.Event()
+
+    def hold(conn) -> None:
+        held.set()
+        go_on.wait(5)
+
+    holding = asyncio.ensure_future(first.run_write(hold))
+    await asyncio.get_running_loop().run_in_executor(None, held.wait, 5)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(_insert(second, "given up"), 0.1)  # cancelled while in line
+    go_on.set()
+    await holding
+    # Its turn came after it was cancelled: let go at once, the other process is not stuck.
+    await asyncio.wait_for(first.run_write(lambda c: c.exec_driver_sql("INSERT INTO t VALUES ('batch')")), 2)
+    await asyncio.wait_for(_insert(second, "next"), 2)
+    rows = await first.run_read(lambda c: [v for (v,) in c.exec_driver_sql("SELECT v FROM t ORDER BY rowid")])
+    assert rows == ["batch", "next"]
+
+
+async def test_a_wait_in_line_past_its_limit_goes_on_without_the_lock_and_lets_go_later(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ticket_service.store.db import WriterQueue
+
+    path = str(tmp_path / "limit.db")
+    holder, waiter = WriterQueue(path), WriterQueue(path)
+    thread = ThreadPoolExecutor(1)
+    try:
+        holder.take()
+        started = time.perf_counter()
+        async with waiter.held(thread, 0.1):
+            waited = time.perf_counter() - started
+        assert 0.1 <= waited < 0.5
+        holder.let_go()  # the waiter's thread takes it now, and its wait lets go at once
+        await asyncio.sleep(0.2)
+        probe = WriterQueue(path)
+        try:
+            fcntl.flock(probe.writers, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
+        finally:
+            probe.close()
+    finally:
+        thread.shutdown()
+        holder.close()
+        waiter.close()
+
+
+async def test_a_write_nested_in_another_of_its_process_waits_in_line_only_so_long(pair):
+    first, _ = pair
+    async with first._in_line(5):
+        started = time.perf_counter()
+        async with first._in_line(0.1):  # its own process's writer ahead of it never leaves
+            waited = time.perf_counter() - started
+    assert 0.1 <= waited < 0.5
+    async with asyncio.timeout(2), first._in_line(5):  # the line is free again
+        pass

@@ -59,7 +59,7 @@ def _sqlite_tuning(engine: AsyncEngine | Engine) -> None:
         # We issue BEGIN ourselves (below), so the driver must not.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={_BUSY_TIMEOUT_MS}", "foreign_keys=ON"):
             cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
@@ -74,6 +74,7 @@ def _sqlite_tuning(engine: AsyncEngine | Engine) -> None:
 
 
 _OPEN = "open"
+_BUSY_TIMEOUT_MS = 30_000  # SQLite's own wait for its write lock, and the longest a queued writer waits in line
 
 
 class WriterQueue:
@@ -92,6 +93,9 @@ class WriterQueue:
     normalizers on a backlog (``python -m ops.bench --scenarios normalizer --normalizers 2``,
     five runs each) kept 1.18-1.57 cores busy without it, 1.58-1.69 with it; stored per
     second the same within the runs' spread, and a later run with it kept only 1.14 busy.
+
+    ``Database.write()`` (the async engine: the API, the console, the CLI) waits in the same
+    line through ``held``, on open files of its own.
     """
 
     def __init__(self, database: str) -> None:
@@ -109,6 +113,33 @@ class WriterQueue:
 
     def let_go(self) -> None:
         fcntl.flock(self.writers, fcntl.LOCK_UN)
+
+    @asynccontextmanager
+    async def held(self, thread: ThreadPoolExecutor, timeout_s: float) -> AsyncIterator[None]:
+        """Hold the writers' lock from a coroutine: waited for in ``thread``.
+
+        Past ``timeout_s`` the writer goes on without it, to SQLite's busy handler as before
+        the queue (a write nested in another's transaction would otherwise wait forever).
+        A wait given up on or cancelled lets go of the lock once it comes.
+        """
+        waiting = asyncio.get_running_loop().run_in_executor(thread, self.take)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), timeout_s)
+        except TimeoutError:
+            waiting.add_done_callback(self._let_go_once_taken)
+            yield
+            return
+        except BaseException:
+            waiting.add_done_callback(self._let_go_once_taken)
+            raise
+        try:
+            yield
+        finally:
+            self.let_go()
+
+    def _let_go_once_taken(self, waiting: asyncio.Future) -> None:
+        if not waiting.cancelled() and waiting.exception() is None:
+            self.let_go()
 
     def close(self) -> None:
         os.close(self.turn)
@@ -181,6 +212,10 @@ class Database:
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._queue: WriterQueue | None = None
+        # ``write()``'s place in the same queue (``_in_line``), made at its first write.
+        self._async_queue: WriterQueue | None = None
+        self._async_thread: ThreadPoolExecutor | None = None
+        self._async_writers: asyncio.Lock | None = None
         self.replica: AsyncEngine | None = None
         if read_url:
             if self.is_sqlite or async_url(read_url).startswith("sqlite"):
@@ -193,10 +228,14 @@ class Database:
             self._sync = create_engine(self.url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1), **JSON_CODEC)
             _sqlite_tuning(self._sync)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-            path = self._sqlite_path
-            if path and path != ":memory:" and not path.startswith("file:"):
-                self._queue = WriterQueue(path)
+            if self._queued_path():
+                self._queue = WriterQueue(self._sqlite_path)
         return self._sync
+
+    def _queued_path(self) -> bool:
+        """A database file of its own (not ``:memory:`` nor a ``file:`` URI): its writers queue."""
+        path = self._sqlite_path
+        return bool(path) and path != ":memory:" and not path.startswith("file:")
 
     def _sync_txn(self, mode: str, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
         """``fn`` in one transaction, begun and committed on the sqlite3 connection.
@@ -256,8 +295,40 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
+        """A write transaction on the async engine. On SQLite it waits in the writers' queue
+        first, as ``run_write`` does. Through SQLite's busy handler alone, an API write met by
+        another process committing ~9 ms transactions back to back waited 56-732 ms at the
+        median and up to 2.1-3.7 s (two such processes: 112-113 ms, up to 1.5-1.8 s), losing
+        whenever it slept through a hand-over; in the queue 9-11 ms and at most 24-30 ms
+        (two: 18-19 ms, at most 45-74 ms), and the other writers' rate the same."""
+        if not (self.is_sqlite and self._queued_path()):
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._in_line(_BUSY_TIMEOUT_MS / 1000), self.engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _in_line(self, timeout_s: float) -> AsyncIterator[None]:
+        """This process's async writers one at a time, each holding the writers' lock on open
+        files of their own (an ``flock`` belongs to an open file: sharing the sync writer's
+        would let both in at once). Past ``timeout_s`` in all, a writer goes on without."""
+        if self._async_queue is None:
+            self._async_queue = WriterQueue(self._sqlite_path)
+            self._async_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-queue")
+            self._async_writers = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            await asyncio.wait_for(self._async_writers.acquire(), timeout_s)
+        except TimeoutError:
+            yield
+            return
+        try:
+            async with self._async_queue.held(self._async_thread, max(deadline - loop.time(), 0.0)):
+                yield
+        finally:
+            self._async_writers.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -297,6 +368,10 @@ class Database:
         if self._queue is not None:
             self._queue.close()
             self._queue = None
+        if self._async_queue is not None:
+            self._async_thread.shutdown()
+            self._async_queue.close()
+            self._async_queue = self._async_thread = None
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
