@@ -11,6 +11,7 @@ from pathlib import Path
 import uvloop
 
 from ops.bench import (
+    agent_writes,
     baseline,
     calls,
     chat,
@@ -61,6 +62,9 @@ COLUMNS = {
     "sla": ["scenario", "open_clocks", "due_clocks", "spread_s", "warning_count", "warning_late_p50_ms",
             "warning_late_p99_ms", "warning_late_max_ms", "breach_count", "breach_late_p50_ms", "breach_late_p99_ms",
             "breach_late_max_ms", "still_running"],
+    "agent_writes": ["scenario", "normalizers", "agents", "backlog", "stored_per_s", "seconds", "idle_writes",
+                     "idle_p50_ms", "idle_p99_ms", "idle_max_ms", "busy_writes", "busy_p50_ms", "busy_p99_ms",
+                     "busy_max_ms"],
     "median": ["scenario", "of", "channel", "normalizers", "routers", "offered_per_s", "runs", "figure", "median",
                "min", "max", "pct_median", "pct_min", "pct_max"],
 }
@@ -70,7 +74,7 @@ HEADLINE = {"email": "end_to_end_per_s", "chat": "end_to_end_per_s", "fixed_rate
             "normalizer": "stored_per_s",
             "wechat": "accepted_per_s", "calls": "stored_per_s", "outbound": "sent_per_s"}
 SCENARIOS = ["baseline", "email", "router", "chat", "normalizer", "calls", "outbound", "webhooks", "fixed_rate",
-             "hostile", "sla"]
+             "agent_writes", "hostile", "sla"]
 
 
 def against_limit(rows: list[dict]) -> None:
@@ -178,6 +182,10 @@ async def main(args: argparse.Namespace) -> list[dict]:
         for rate in args.rate:
             rows.append(await fixed_rate.run(rate, args.duration, args.rate_clients,
                                              os.environ.get("DATABASE_URL"), args.drain_limit))
+    if "agent_writes" in args.scenarios:
+        for normalizers in args.normalizers:
+            rows.append(await agent_writes.run(args.write_backlog, args.writers, normalizers, args.push_connections,
+                                               os.environ.get("DATABASE_URL")))
     if "hostile" in args.scenarios:
         rows.append(await hostile.run(args.hostile_duration, args.hostile_clients,
                                       database_url=os.environ.get("DATABASE_URL")))
@@ -218,6 +226,10 @@ if __name__ == "__main__":
     # 100,000 is the sizing figure (about 12 minutes here); the default keeps `make bench` short.
     p.add_argument("--backlog", type=int, default=10_000, help="router scenario: waiting tickets")
     p.add_argument("--routers", type=int, nargs="+", default=[2], help="router replica counts to compare")
+    p.add_argument("--writers", type=int, default=4,
+                   help="agent_writes scenario: agents changing their tickets through the API at once")
+    p.add_argument("--write-backlog", type=int, default=20_000,
+                   help="agent_writes scenario: WeChat pushes the normalizers store while the agents write")
     p.add_argument("--hostile-duration", type=float, default=30,
                    help="hostile scenario: seconds of many-part form posts from one address")
     p.add_argument("--hostile-clients", type=int, default=8, help="hostile scenario: concurrent hostile posts")
