@@ -14,7 +14,6 @@ write transaction waits in the writers' queue with the normalizers' batches
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 
 import aiohttp
@@ -75,15 +74,10 @@ async def run(n: int = 20_000, agents: int = 4, normalizers: int = 1, connection
                 await asyncio.gather(*(_agent(http, u, key, lambda: time.perf_counter() > idle_until, idle)
                                        for u in urls))
 
-                for normalizer in replicas:
-                    normalizer.send_signal(signal.SIGSTOP)
                 try:
-                    ok = await wechat.send(http, push_url, work[agents:], connections)
-                    if ok != n:
-                        raise RuntimeError(f"{ok} of {n} pushes answered success")
+                    await wechat.send_backlog(http, push_url, work[agents:], connections, replicas)
                 finally:
-                    for normalizer in replicas:
-                        normalizer.send_signal(signal.SIGCONT)
+                    wechat.resume(replicas)
                 started = time.perf_counter()
                 stored = asyncio.ensure_future(latency.wait_stored(db, agents + n, check=system.check))
                 busy: list[float] = []

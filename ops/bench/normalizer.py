@@ -17,7 +17,6 @@ they ran per message.
 
 from __future__ import annotations
 
-import signal
 import time
 
 import aiohttp
@@ -43,12 +42,8 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
                 await wechat.send(http, url, work[:WARM], connections)
                 await latency.wait_stored(db, WARM, 60, check=system.check)
-                for normalizer in replicas:
-                    normalizer.send_signal(signal.SIGSTOP)
                 try:
-                    ok = await wechat.send(http, url, work[WARM:], connections)
-                    if ok != n:
-                        raise RuntimeError(f"{ok} of {n} pushes answered success")
+                    await wechat.send_backlog(http, url, work[WARM:], connections, replicas)
                     client = aioredis.Redis.from_url(system.redis_url)
                     try:
                         queued = await client.xlen("ingest.wechat")
@@ -58,8 +53,7 @@ async def run(n: int = 5000, connections: int = 16, database_url: str | None = N
                     statements = await system.db_statements()
                     cpu_before = system.cpu_seconds()
                     started, started_wall = time.perf_counter(), time.time()
-                    for normalizer in replicas:
-                        normalizer.send_signal(signal.SIGCONT)
+                    wechat.resume(replicas)
             async with DbWaits(system.database_url) as waits:
                 polled = await latency.wait_stored(db, n + WARM, check=system.check) - started
             # The last message's event (published after its batch's commit) ends the run, to the

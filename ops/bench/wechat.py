@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import subprocess
 import time
 
 import aiohttp
@@ -109,6 +111,23 @@ async def send(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict
     returns how many were answered ``success``. ``answers`` collects each answer time (ms)."""
     shares = [work[i::connections] for i in range(connections)]
     return sum(await asyncio.gather(*(_client(http, url, share, answers) for share in shares)))
+
+
+async def send_backlog(http: aiohttp.ClientSession, url: str, work: list[tuple[str, dict]], connections: int,
+                       paused: list[subprocess.Popen]) -> None:
+    """The pushes while the ``paused`` processes (the normalizers) are stopped (SIGSTOP), so
+    all of them wait in ``ingest.wechat``; raises unless every one was answered success. The
+    processes stay stopped: the caller resumes them (SIGCONT) when its clock starts."""
+    for proc in paused:
+        proc.send_signal(signal.SIGSTOP)
+    ok = await send(http, url, work, connections)
+    if ok != len(work):
+        raise RuntimeError(f"{ok} of {len(work)} pushes answered success")
+
+
+def resume(paused: list[subprocess.Popen]) -> None:
+    for proc in paused:
+        proc.send_signal(signal.SIGCONT)
 
 
 async def run(n: int = 5000, connections: int = 16, database_url: str | None = None) -> dict:
