@@ -95,12 +95,16 @@ class Normalizer(Worker):
         When the batch transaction fails (a bad row, a unique-key race with another
         normalizer), each envelope is stored in its own, so only the bad one fails.
         """
-        batch = Batch(len(envelopes), self.is_outage, self.role)
-        accounts: dict[str, Account | None] = {}  # a batch's envelopes are mostly one account's
-        jobs = await batch.run(dict(enumerate(envelopes)), single=lambda env: self._job(env, accounts))
-        jobs = await self._store_files(batch, jobs)
-        async with self.gate.hold(batch_keys(jobs.values())):
-            return await self._store(envelopes, batch, jobs)
+        arrival = self.gate.arrive()  # stored in the order read, among batches sharing a conversation
+        try:
+            batch = Batch(len(envelopes), self.is_outage, self.role)
+            accounts: dict[str, Account | None] = {}  # a batch's envelopes are mostly one account's
+            jobs = await batch.run(dict(enumerate(envelopes)), single=lambda env: self._job(env, accounts))
+            jobs = await self._store_files(batch, jobs)
+            async with self.gate.hold(batch_keys(jobs.values()), arrival):
+                return await self._store(envelopes, batch, jobs)
+        finally:
+            arrival.leave()
 
     async def _store(self, envelopes: list[Envelope], batch: Batch, jobs: dict[int, Job]) -> list[BaseException | None]:
         windows = self.windows

@@ -23,9 +23,9 @@ class Watched(Normalizer):
         self.waits = 0
         gate_hold = self.gate.hold
 
-        def hold(keys):
+        def hold(keys, arrival=None):
             self.waits += any(k in self.gate._held for k in keys)
-            return gate_hold(keys)
+            return gate_hold(keys, arrival)
         self.gate.hold = hold
 
     async def _process_batch(self, stream, entries):
@@ -105,3 +105,50 @@ def system_env(system, raw: bytes):
     from core.envelope import Envelope
     return Envelope(tenant="acme", channel="email", account=str(system.account), payload=raw,
                     content_type="message/rfc822")
+
+
+class SlowFiles(Normalizer):
+    """Writing a batch's attachments takes a while (a slow disk): a batch without any, read
+    after it, reaches the gate first."""
+
+    async def _store_files(self, batch, jobs):
+        if any(inbound.attachments for job in jobs.values() for inbound, _ in job.messages):
+            await asyncio.sleep(0.2)
+        return await super()._store_files(batch, jobs)
+
+
+async def test_a_customers_messages_read_in_two_batches_are_stored_in_the_order_read(system):
+    first, root = make_mail(subject="Broken kettle", body="Photo attached.",
+                            attachments=[("kettle.jpg", "image/jpeg", b"\xff\xd8" + b"k" * 4000)])
+    second, _ = make_mail(subject="Re: Broken kettle", body="Any news?", refs=[root])
+    worker = SlowFiles(system.bus, system.settings.replace(normalizer_concurrency=2), system.db, system.bus.blobs)
+    # Two batches in hand at once, read in this order: the first waits on its file longer.
+    results = await asyncio.gather(worker.handle_batch([system_env(system, first)]),
+                                   worker.handle_batch([system_env(system, second)]))
+    assert results == [[None], [None]]
+    [ticket] = await system.tickets()
+    assert ticket.subject == "Broken kettle"
+    async with system.db.read() as conn:
+        subjects = (await conn.execute(select(messages.c.subject).order_by(messages.c.id))).scalars().all()
+    assert subjects == ["Broken kettle", "Re: Broken kettle"]
+
+
+async def test_a_batch_that_fails_before_the_gate_keeps_the_order_of_those_after_it():
+    gate, order = KeyGate(), []
+
+    async def batch(name: str, keys: set, before_s: float, fail: bool = False) -> None:
+        arrival = gate.arrive()
+        try:
+            await asyncio.sleep(before_s)
+            if fail:
+                raise RuntimeError("parse failed")
+            async with gate.hold(keys, arrival):
+                order.append(name)
+        finally:
+            arrival.leave()
+
+    results = await asyncio.gather(batch("a", {1}, 0.1), batch("b", set(), 0.05, fail=True),
+                                   batch("c", {1}, 0.0), return_exceptions=True)
+    assert isinstance(results[1], RuntimeError)
+    # c came last and was ready first: it still waits for a, which came before it.
+    assert order == ["a", "c"]
