@@ -201,3 +201,23 @@ async def test_a_write_nested_in_another_of_its_process_waits_in_line_only_so_lo
     assert 0.1 <= waited < 0.5
     async with asyncio.timeout(2), first._in_line(5):  # the line is free again
         pass
+
+
+@pytest.mark.parametrize(("run_s", "order"), [(5.0, ["api 1", "api 2", "batch"]), (0.0, ["api 1", "batch", "api 2"])])
+async def test_a_processs_async_writers_hand_the_lock_on_for_a_while_then_let_the_others_in(
+        pair, monkeypatch, run_s, order):
+    from sqlalchemy import text
+
+    from ticket_service.store import db as db_module
+
+    monkeypatch.setattr(db_module, "_ASYNC_RUN_S", run_s)
+    first, second = pair
+    async with second.write() as conn:
+        await conn.execute(text("INSERT INTO t VALUES ('api 1')"))
+        batch = asyncio.ensure_future(first.run_write(lambda c: c.exec_driver_sql("INSERT INTO t VALUES ('batch')")))
+        api_2 = asyncio.ensure_future(_insert(second, "api 2"))
+        await asyncio.sleep(HOLD_S)  # the batch waits on the writers' lock, the API's second write behind the first
+        assert not batch.done() and not api_2.done()
+    await asyncio.gather(batch, api_2)
+    rows = await first.run_read(lambda c: [v for (v,) in c.exec_driver_sql("SELECT v FROM t ORDER BY rowid")])
+    assert rows == order
