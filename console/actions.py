@@ -107,9 +107,8 @@ async def post_message(request: web.Request, user: auth.User, ticket_id: int, fo
 
 async def _change(request: web.Request, user: auth.User, ticket_id: int, body: dict, status: str | None) -> None:
     try:
-        async with request.app[auth.DB].write() as conn:
-            freed, before, _ = await conn.run_sync(change_ticket, user.tenant_id, ticket_id, body, status,
-                                                   now_ms(), request.app[CLASSES])
+        freed, before, _ = await request.app[auth.DB].run_write(change_ticket, user.tenant_id, ticket_id, body,
+                                                                status, now_ms(), request.app[CLASSES])
     except ApiError as exc:
         if exc.status == 400:
             raise Refused(exc) from None

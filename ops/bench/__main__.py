@@ -62,7 +62,7 @@ COLUMNS = {
     "sla": ["scenario", "open_clocks", "due_clocks", "spread_s", "warning_count", "warning_late_p50_ms",
             "warning_late_p99_ms", "warning_late_max_ms", "breach_count", "breach_late_p50_ms", "breach_late_p99_ms",
             "breach_late_max_ms", "still_running"],
-    "agent_writes": ["scenario", "normalizers", "agents", "backlog", "stored_per_s", "seconds", "idle_writes",
+    "agent_writes": ["scenario", "normalizers", "agents", "pause_s", "backlog", "stored_per_s", "seconds", "idle_writes",
                      "idle_p50_ms", "idle_p99_ms", "idle_max_ms", "busy_writes", "busy_p50_ms", "busy_p99_ms",
                      "busy_max_ms"],
     "median": ["scenario", "of", "channel", "normalizers", "routers", "offered_per_s", "runs", "figure", "median",
@@ -184,8 +184,10 @@ async def main(args: argparse.Namespace) -> list[dict]:
                                              os.environ.get("DATABASE_URL"), args.drain_limit))
     if "agent_writes" in args.scenarios:
         for normalizers in args.normalizers:
-            rows.append(await agent_writes.run(args.write_backlog, args.writers, normalizers, args.push_connections,
-                                               os.environ.get("DATABASE_URL")))
+            for pause in args.write_pause:
+                rows.append(await agent_writes.run(args.write_backlog, args.writers, normalizers,
+                                                   args.push_connections, os.environ.get("DATABASE_URL"),
+                                                   pause_s=pause))
     if "hostile" in args.scenarios:
         rows.append(await hostile.run(args.hostile_duration, args.hostile_clients,
                                       database_url=os.environ.get("DATABASE_URL")))
@@ -228,6 +230,9 @@ if __name__ == "__main__":
     p.add_argument("--routers", type=int, nargs="+", default=[2], help="router replica counts to compare")
     p.add_argument("--writers", type=int, default=4,
                    help="agent_writes scenario: agents changing their tickets through the API at once")
+    p.add_argument("--write-pause", type=float, nargs="+", default=[0.0, 0.1],
+                   help="agent_writes scenario: seconds each agent waits after an answer before its next change "
+                        "(several allowed; 0: without pause, the worst case)")
     p.add_argument("--write-backlog", type=int, default=20_000,
                    help="agent_writes scenario: WeChat pushes the normalizers store while the agents write")
     p.add_argument("--hostile-duration", type=float, default=30,

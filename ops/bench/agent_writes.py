@@ -3,7 +3,7 @@
 A ``gateway``, ``normalizers`` × ``normalizer`` and the ``api`` role. After a warm-up of
 WeChat pushes (one ticket per fan), ``agents`` concurrent clients change their own ticket's
 status through the REST API (``PATCH /api/v1/tickets/{id}``, pending and open in turn, each
-request sent once the one before is answered): first with nothing else running (``idle_*``),
+request sent once the one before is answered, after ``pause_s`` more): first with nothing else running (``idle_*``),
 then while the normalizers work off a backlog of N pushes that waited in ``ingest.wechat``
 (``busy_*``). Reported: the PATCH's p50/p99/max latency in each phase and how many were
 made, and ``stored_per_s`` of the normalizers during the busy phase. On SQLite the API's
@@ -29,7 +29,8 @@ from ticket_service.store.tables import tickets
 SECRET = "bench-agent-writes-secret"
 
 
-async def _agent(http: aiohttp.ClientSession, url: str, key: str, until, took: list[float]) -> None:
+async def _agent(http: aiohttp.ClientSession, url: str, key: str, until, took: list[float],
+                 pause_s: float = 0.0) -> None:
     status = "pending"
     while True:  # at least one write in each phase, however short
         started = time.perf_counter()
@@ -41,6 +42,8 @@ async def _agent(http: aiohttp.ClientSession, url: str, key: str, until, took: l
         status = "open" if status == "pending" else "pending"
         if until():
             return
+        if pause_s:
+            await asyncio.sleep(pause_s)  # an agent reading before the next change
 
 
 def _summary(prefix: str, took: list[float]) -> dict:
@@ -50,7 +53,7 @@ def _summary(prefix: str, took: list[float]) -> dict:
 
 
 async def run(n: int = 20_000, agents: int = 4, normalizers: int = 1, connections: int = 16,
-              database_url: str | None = None, idle_s: float = 3.0) -> dict:
+              database_url: str | None = None, idle_s: float = 3.0, pause_s: float = 0.0) -> dict:
     system = System(database_url)
     try:
         push_url = await wechat.start(system, pipeline=False)
@@ -71,7 +74,7 @@ async def run(n: int = 20_000, agents: int = 4, normalizers: int = 1, connection
 
                 idle: list[float] = []
                 idle_until = time.perf_counter() + idle_s
-                await asyncio.gather(*(_agent(http, u, key, lambda: time.perf_counter() > idle_until, idle)
+                await asyncio.gather(*(_agent(http, u, key, lambda: time.perf_counter() > idle_until, idle, pause_s)
                                        for u in urls))
 
                 try:
@@ -81,11 +84,12 @@ async def run(n: int = 20_000, agents: int = 4, normalizers: int = 1, connection
                 started = time.perf_counter()
                 stored = asyncio.ensure_future(latency.wait_stored(db, agents + n, check=system.check))
                 busy: list[float] = []
-                await asyncio.gather(*(_agent(http, u, key, stored.done, busy) for u in urls))
+                await asyncio.gather(*(_agent(http, u, key, stored.done, busy, pause_s) for u in urls))
                 done = await stored - started
         finally:
             await db.dispose()
-        return {"scenario": "agent_writes", "normalizers": normalizers, "agents": agents, "backlog": n,
+        return {"scenario": "agent_writes", "normalizers": normalizers, "agents": agents, "pause_s": pause_s,
+                "backlog": n,
                 "stored_per_s": round(n / done, 1), "seconds": round(done, 2),
                 **_summary("idle", idle), **_summary("busy", busy)}
     finally:

@@ -4,8 +4,9 @@ from ops.bench import agent_writes
 
 
 async def test_agent_writes_scenario_times_the_api_changes_idle_and_while_a_backlog_is_stored():
-    row = await agent_writes.run(n=400, agents=2, normalizers=1, connections=4, idle_s=0.5)
-    assert (row["scenario"], row["normalizers"], row["agents"], row["backlog"]) == ("agent_writes", 1, 2, 400)
+    row = await agent_writes.run(n=400, agents=2, normalizers=1, connections=4, idle_s=0.5, pause_s=0.01)
+    assert (row["scenario"], row["normalizers"], row["agents"], row["pause_s"], row["backlog"]) == (
+        "agent_writes", 1, 2, 0.01, 400)
     assert row["stored_per_s"] > 0
     for phase in ("idle", "busy"):
         # Every agent wrote at least once in each phase, each PATCH answered 200 (else it raises).

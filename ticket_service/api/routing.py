@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from core.bus import Bus
@@ -111,14 +111,16 @@ async def set_agent_status(request: web.Request, tenant_id: int) -> web.Response
     status = (await json_object(request)).get("status")
     if status not in STATUSES:
         raise invalid(f"status must be one of {', '.join(STATUSES)}")
-    async with request.app[DB].write() as conn:
-        try:
-            before = await conn.run_sync(agents_store.set_agent_status, tenant_id, agent_id, status, now_ms())
-        except agents_store.Disabled as exc:
-            raise ApiError(409, "agent_disabled", str(exc)) from None
-        if before is None:
-            raise not_found("agent", agent_id)
-        row = await conn.run_sync(agents_store.get_agent, tenant_id, agent_id)
+    def change(conn: Connection) -> tuple[Row | None, Row | None]:
+        before = agents_store.set_agent_status(conn, tenant_id, agent_id, status, now_ms())
+        return before, None if before is None else agents_store.get_agent(conn, tenant_id, agent_id)
+
+    try:
+        before, row = await request.app[DB].run_write(change)
+    except agents_store.Disabled as exc:
+        raise ApiError(409, "agent_disabled", str(exc)) from None
+    if before is None:
+        raise not_found("agent", agent_id)
     if before.status != status:
         await _publish(request, events.AGENT_CHANGED, tenant_id, agent_id=agent_id, status=status)
     return json_response(agent_json(row))
@@ -251,9 +253,8 @@ async def update_ticket(request: web.Request, tenant_id: int) -> web.Response:
         raise invalid(f"status must be one of {', '.join(TICKET_STATUSES)}")
     if body.get("assignee") is not None:
         integer(body["assignee"], "assignee", low=1)
-    async with request.app[DB].write() as conn:
-        freed, before, trail = await conn.run_sync(change_ticket, tenant_id, ticket_id, body, status, now_ms(),
-                                                   request.app[CLASSES])
+    freed, before, trail = await request.app[DB].run_write(change_ticket, tenant_id, ticket_id, body, status,
+                                                           now_ms(), request.app[CLASSES])
     for kind, fields in change_events(ticket_id, body, status, before, freed):
         await _publish(request, kind, tenant_id, **fields)
     return json_response(trail)
