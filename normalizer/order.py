@@ -69,7 +69,8 @@ class KeyGate:
         self._last: asyncio.Future | None = None  # ``claimed`` of the latest batch to arrive
 
     def arrive(self) -> Arrival:
-        """A batch's place in line, taken when it is read (before anything it awaits)."""
+        """A batch's place in line, taken when it is read (before anything it awaits); the
+        batch calls ``leave()`` when it ends, however it ends (in a ``finally``)."""
         arrival = Arrival(self._last, asyncio.get_running_loop().create_future())
         self._last = arrival.claimed
         return arrival
@@ -79,11 +80,7 @@ class KeyGate:
         """Claim ``keys`` after the batches that arrived before (``arrival``), then wait until
         every batch holding or waiting for one of them is done, and hold them all."""
         if arrival is not None and arrival.before is not None:
-            try:
-                await asyncio.shield(arrival.before)
-            except BaseException:
-                arrival.leave()
-                raise
+            await asyncio.shield(arrival.before)
         # Set operations: a batch holds a few hundred keys, looked up here in C.
         ahead = {self._held[key] for key in self._held.keys() & keys}
         done = asyncio.Event()

@@ -3,9 +3,9 @@
 A ``gateway``, ``normalizers`` × ``normalizer`` and the ``api`` role. After a warm-up of
 WeChat pushes (one ticket per fan), ``agents`` concurrent clients change their own ticket's
 status through the REST API (``PATCH /api/v1/tickets/{id}``, pending and open in turn, each
-request sent once the one before is answered, after ``pause_s`` more): first with nothing else running (``idle_*``),
-then while the normalizers work off a backlog of N pushes that waited in ``ingest.wechat``
-(``busy_*``). Reported: the PATCH's p50/p99/max latency in each phase and how many were
+request sent ``pause_s`` after the one before is answered): first with nothing else running
+(``idle_*``), then while the normalizers work off a backlog of N pushes that waited in
+``ingest.wechat`` (``busy_*``). Reported: the PATCH's p50/p99/max latency in each phase and how many were
 made, and ``stored_per_s`` of the normalizers during the busy phase. On SQLite the API's
 write transaction waits in the writers' queue with the normalizers' batches
 (``ticket_service.store.db.WriterQueue``): the busy figures are what that line costs an agent.

@@ -6,10 +6,12 @@ import fcntl
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
-from ticket_service.store.db import Database
+from ticket_service.store.db import Database, WriterQueue
 
 HOLD_S = 0.24
 
@@ -26,30 +28,37 @@ async def pair(tmp_path):
     await second.dispose()
 
 
-async def test_a_waiting_writer_starts_as_soon_as_the_writer_before_it_commits(pair, tmp_path):
-    first, second = pair
-    held = threading.Event()
-    marks: dict[str, float] = {}
+async def _held_a_while(db: Database, value: str) -> tuple[asyncio.Future, dict[str, float]]:
+    """``db`` writes ``value`` and keeps the write lock for HOLD_S; returns once it holds it,
+    with the write's future and ``{"done": when it was about to commit}``."""
+    held, marks = threading.Event(), {}
 
     def hold(conn) -> None:
-        conn.exec_driver_sql("INSERT INTO t VALUES ('first')")
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", (value,))
         held.set()
         time.sleep(HOLD_S)
-        marks["first_done"] = time.perf_counter()
+        marks["done"] = time.perf_counter()
 
-    def follow(conn) -> list[str]:
-        marks["second_began"] = time.perf_counter()
-        conn.exec_driver_sql("INSERT INTO t VALUES ('second')")
-        return [v for (v,) in conn.exec_driver_sql("SELECT v FROM t ORDER BY rowid")]
-
-    holding = asyncio.ensure_future(first.run_write(hold))
+    holding = asyncio.ensure_future(db.run_write(hold))
     await asyncio.get_running_loop().run_in_executor(None, held.wait, 5)
-    seen = await second.run_write(follow)
+    return holding, marks
+
+
+async def test_a_waiting_writer_starts_as_soon_as_the_writer_before_it_commits(pair, tmp_path):
+    first, second = pair
+
+    def follow(conn) -> tuple[float, list[str]]:
+        began = time.perf_counter()
+        conn.exec_driver_sql("INSERT INTO t VALUES ('second')")
+        return began, [v for (v,) in conn.exec_driver_sql("SELECT v FROM t ORDER BY rowid")]
+
+    holding, marks = await _held_a_while(first, "first")
+    began, seen = await second.run_write(follow)
     await holding
     assert seen == ["first", "second"]
     # SQLite's busy handler alone sleeps 25-100 ms between tries this far into a wait:
     # the second writer would begin tens of milliseconds after the first let go.
-    late = marks["second_began"] - marks["first_done"]
+    late = began - marks["done"]
     assert 0 <= late < 0.04, f"the second writer began {late * 1000:.1f} ms after the first committed"
     assert (tmp_path / "queue.db-writers").exists()
 
@@ -104,8 +113,6 @@ async def test_a_writer_that_lets_go_and_wants_in_again_queues_behind_the_one_wa
 
 async def _insert(db: Database, value: str) -> float:
     """``value`` through ``write()`` (the async engine, as the API writes); when it began."""
-    from sqlalchemy import text
-
     async with db.write() as conn:
         began = time.perf_counter()
         await conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": value})
@@ -114,24 +121,13 @@ async def _insert(db: Database, value: str) -> float:
 
 async def test_an_async_write_queues_with_the_sync_writers(pair):
     first, second = pair
-    held = threading.Event()
-    marks: dict[str, float] = {}
-
-    def hold(conn) -> None:
-        conn.exec_driver_sql("INSERT INTO t VALUES ('batch')")
-        held.set()
-        time.sleep(HOLD_S)
-        marks["batch_done"] = time.perf_counter()
-
-    holding = asyncio.ensure_future(first.run_write(hold))
-    await asyncio.get_running_loop().run_in_executor(None, held.wait, 5)
+    holding, marks = await _held_a_while(first, "batch")
     began = await _insert(second, "api")
     await holding
-    late = began - marks["batch_done"]
+    late = began - marks["done"]
     assert 0 <= late < 0.04, f"the API write began {late * 1000:.1f} ms after the batch committed"
     # And the other way round: a batch waits in line behind an API write.
     async with second.write() as conn:
-        from sqlalchemy import text
         waiting = asyncio.ensure_future(first.run_write(
             lambda c: (time.perf_counter(), c.exec_driver_sql("INSERT INTO t VALUES ('batch 2')"))[0]))
         await conn.execute(text("INSERT INTO t VALUES ('api 2')"))
@@ -166,10 +162,6 @@ async def test_a_cancelled_wait_in_line_lets_go_once_its_turn_comes(pair):
 
 
 async def test_a_wait_in_line_past_its_limit_goes_on_without_the_lock_and_lets_go_later(tmp_path):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ticket_service.store.db import WriterQueue
-
     path = str(tmp_path / "limit.db")
     holder, waiter = WriterQueue(path), WriterQueue(path)
     thread = ThreadPoolExecutor(1)
@@ -206,8 +198,6 @@ async def test_a_write_nested_in_another_of_its_process_waits_in_line_only_so_lo
 @pytest.mark.parametrize(("run_s", "order"), [(5.0, ["api 1", "api 2", "batch"]), (0.0, ["api 1", "batch", "api 2"])])
 async def test_a_processs_async_writers_hand_the_lock_on_for_a_while_then_let_the_others_in(
         pair, monkeypatch, run_s, order):
-    from sqlalchemy import text
-
     from ticket_service.store import db as db_module
 
     monkeypatch.setattr(db_module, "_ASYNC_RUN_S", run_s)

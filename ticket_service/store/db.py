@@ -51,6 +51,9 @@ def _json_loads(text: str | bytes) -> Any:
 JSON_CODEC = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
 
 
+_BUSY_TIMEOUT_MS = 30_000  # SQLite's own wait for its write lock, and the longest a queued writer waits in line
+
+
 def _sqlite_tuning(engine: AsyncEngine | Engine) -> None:
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
@@ -77,7 +80,6 @@ _OPEN = "open"
 # An async writer hands the writers' lock on to the next of its process's waiting, for as
 # long as the lock has been held less than this (about one normalizer batch of 128 messages).
 _ASYNC_RUN_S = 0.010
-_BUSY_TIMEOUT_MS = 30_000  # SQLite's own wait for its write lock, and the longest a queued writer waits in line
 
 
 class WriterQueue:
